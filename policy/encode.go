@@ -1,0 +1,109 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Marshal writes p in the native format. Loading the result gives back the same policy: the
+// same services, addresses, ports, access classes and allow lists (Source, Format and
+// positions aside). Free text is written as double-quoted strings, so nothing in a description
+// can change the YAML around it.
+func Marshal(p *Policy) []byte {
+	var b bytes.Buffer
+	b.WriteString("version: 1\n")
+	trusted := make([]string, len(p.TrustedProxies))
+	for i, t := range p.TrustedProxies {
+		trusted[i] = t.String()
+	}
+	fmt.Fprintf(&b, "trusted_proxies: %s\n", yamlList(trusted, "  "))
+	fmt.Fprintf(&b, "client_ip_header: %s\n", p.ClientIPHeader)
+	if len(p.Networks) > 0 {
+		b.WriteString("networks:\n")
+		for _, n := range p.Networks {
+			prefixes := make([]string, len(n.Prefixes))
+			for i, pr := range n.Prefixes {
+				prefixes[i] = pr.String()
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", yamlScalar(n.Name), yamlList(prefixes, "    "))
+		}
+	}
+	if len(p.Services) == 0 {
+		b.WriteString("services: []\n")
+		return b.Bytes()
+	}
+	b.WriteString("services:\n")
+	for _, s := range p.Services {
+		fmt.Fprintf(&b, "  - name: %s\n", yamlScalar(s.Name))
+		fmt.Fprintf(&b, "    protocol: %s\n", s.Protocol)
+		fmt.Fprintf(&b, "    port: %d\n", s.Port)
+		if s.Address.IsValid() {
+			fmt.Fprintf(&b, "    address: %s\n", yamlScalar(s.Address.String()))
+		}
+		if s.V6Only {
+			b.WriteString("    v6only: true\n")
+		}
+		fmt.Fprintf(&b, "    access: %s\n", s.Access)
+		if len(s.Allow) > 0 {
+			fmt.Fprintf(&b, "    allow: %s\n", yamlList(s.Allow, "      "))
+		}
+		if s.Access == LocalhostOnly && !s.HostCheck {
+			b.WriteString("    host_check: false\n")
+		}
+		if s.Process != "" {
+			fmt.Fprintf(&b, "    process: %s\n", quote(s.Process))
+		}
+		if s.Description != "" {
+			fmt.Fprintf(&b, "    description: %s\n", quote(s.Description))
+		}
+	}
+	return b.Bytes()
+}
+
+// yamlList writes a short list in flow style and a long one in block style.
+func yamlList(items []string, indent string) string {
+	if len(items) == 0 {
+		return "[]"
+	}
+	quoted := make([]string, len(items))
+	for i, it := range items {
+		quoted[i] = yamlScalar(it)
+	}
+	if len(items) <= 8 {
+		return "[" + strings.Join(quoted, ", ") + "]"
+	}
+	return "\n" + indent + "- " + strings.Join(quoted, "\n"+indent+"- ")
+}
+
+// yamlScalar writes names, IPs and CIDRs plain where YAML reads them back as the same string,
+// and quoted otherwise (IPv6 literals, which contain ':').
+func yamlScalar(s string) string {
+	if nameRE.MatchString(s) && s[0] >= 'a' && s[0] <= 'z' && !yamlKeywords[s] {
+		return s
+	}
+	if _, err := netip.ParsePrefix(s); err == nil && !strings.Contains(s, ":") {
+		return s
+	}
+	if _, err := netip.ParseAddr(s); err == nil && !strings.Contains(s, ":") {
+		return s
+	}
+	return quote(s)
+}
+
+// yamlKeywords are plain words YAML 1.1 or 1.2 read as something other than a string.
+var yamlKeywords = map[string]bool{"null": true, "true": true, "false": true, "yes": true, "no": true, "on": true, "off": true, "y": true, "n": true, "nan": true, "inf": true}
+
+// quote writes s as a JSON string, which is also a YAML double-quoted scalar.
+func quote(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return strconv.Quote(s)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}

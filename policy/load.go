@@ -1,0 +1,167 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Load reads and validates the policy file at path. The format (native or seed) is detected
+// from the document's shape. Any problem makes the whole file unusable: the error is an
+// *InvalidError listing every problem, or an error from reading the file.
+func Load(path string) (*Policy, error) {
+	f, err := os.Open(path) // #nosec G304 -- reading the policy file the operator named is the purpose
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: read %s: %w", path, err)
+	}
+	return Parse(path, src)
+}
+
+// Parse validates a policy held in memory; name is used in problems and as Source.
+func Parse(name string, src []byte) (*Policy, error) {
+	ps := &problems{file: name}
+	d := &decoder{ps: ps}
+	var (
+		p  *Policy
+		sm *sourceMap
+	)
+	if root := d.document(src); root != nil {
+		switch detect(root) {
+		case FormatSeed:
+			p, sm = d.seed(root)
+		default:
+			p, sm = d.native(root)
+		}
+	}
+	if p != nil {
+		validate(ps, p, sm)
+	}
+	slices.SortStableFunc(ps.list, func(a, b *Problem) int {
+		if c := cmp.Compare(a.Line, b.Line); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Column, b.Column)
+	})
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	p.Source = name
+	return p, nil
+}
+
+// Validate checks a Policy built in code by the rules Load applies to files, and resolves each
+// service's Allow into AllowPrefixes. Problems name fields by path (services[2].address) and
+// carry no line.
+func Validate(p *Policy) error {
+	ps := &problems{file: cmp.Or(p.Source, "policy")}
+	validate(ps, p, nil)
+	return ps.err()
+}
+
+var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services"}
+
+// detect tells the two formats apart by shape: the native format has `version` or `services`
+// (or another of its top-level keys); the seed's is groups (external_access,
+// internal_services, ...) each mapping service names to their bindings.
+func detect(root ast.Node) Format {
+	m, ok := unwrap(root).(*ast.MappingNode)
+	if !ok || len(m.Values) == 0 {
+		return FormatNative
+	}
+	for _, mv := range m.Values {
+		if slices.Contains(nativeKeys, keyText(mv.Key)) {
+			return FormatNative
+		}
+	}
+	for _, mv := range m.Values {
+		if _, isMap := unwrap(mv.Value).(*ast.MappingNode); !isMap {
+			return FormatNative
+		}
+	}
+	return FormatSeed
+}
+
+// loc is where a value stands: its field path and position.
+type loc struct {
+	path string
+	pos  Position
+}
+
+// sourceMap records where each decoded value came from, so that checks made after decoding
+// can report at the right line, and which values failed to decode, so that they are not
+// reported twice.
+type sourceMap struct {
+	top         map[string]loc
+	trusted     []loc
+	trustedBad  bool
+	networks    []netLoc
+	badNetworks []string // networks that failed to decode: allow lists naming them are not checked
+	services    []svcLoc
+	synthetic   bool // built by syntheticMap for a Policy made in code
+}
+
+type netLoc struct {
+	self    loc
+	entries []loc
+}
+
+type svcLoc struct {
+	self   loc
+	fields map[string]loc
+	allow  []loc
+	bad    map[string]bool
+}
+
+// at is where a service's field stands, or the service itself if the field was not written.
+func (s *svcLoc) at(field string) loc {
+	if l, ok := s.fields[field]; ok {
+		return l
+	}
+	return loc{path: joinPath(s.self.path, field), pos: s.self.pos}
+}
+
+func (s *svcLoc) ok(fields ...string) bool {
+	for _, f := range fields {
+		if s.bad[f] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *svcLoc) fail(field string) { s.bad[field] = true }
+
+// syntheticMap is the source map of a Policy built in code: paths, no positions.
+func syntheticMap(p *Policy) *sourceMap {
+	sm := &sourceMap{top: map[string]loc{}, synthetic: true}
+	for _, f := range nativeKeys {
+		sm.top[f] = loc{path: f}
+	}
+	for i := range p.TrustedProxies {
+		sm.trusted = append(sm.trusted, loc{path: indexPath("trusted_proxies", i)})
+	}
+	for _, n := range p.Networks {
+		nl := netLoc{self: loc{path: joinPath("networks", n.Name), pos: n.Pos}}
+		for i := range n.Prefixes {
+			nl.entries = append(nl.entries, loc{path: indexPath(nl.self.path, i), pos: n.Pos})
+		}
+		sm.networks = append(sm.networks, nl)
+	}
+	for i, s := range p.Services {
+		sl := svcLoc{self: loc{path: indexPath("services", i), pos: s.Pos}, fields: map[string]loc{}, bad: map[string]bool{}}
+		for j := range s.Allow {
+			sl.allow = append(sl.allow, loc{path: indexPath(sl.self.path+".allow", j), pos: s.Pos})
+		}
+		sm.services = append(sm.services, sl)
+	}
+	return sm
+}

@@ -1,0 +1,250 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+var serviceKeys = []string{"name", "protocol", "port", "address", "v6only", "access", "allow", "host_check", "process", "description"}
+
+// native decodes bindguard's own format. Semantic checks are left to validate.
+func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
+	o, ok := d.object(root, "", "a mapping with version: and services:", nativeKeys...)
+	if !ok {
+		return nil, nil
+	}
+	p := &Policy{Format: FormatNative, ClientIPHeader: HeaderXForwardedFor}
+	sm := &sourceMap{top: map[string]loc{}}
+	for k, e := range o.fields {
+		sm.top[k] = loc{path: k, pos: e.keyPos}
+	}
+
+	if n, ok := o.get("version"); ok {
+		p.Version = d.version(n, "version")
+	} else {
+		d.ps.add(o.pos, "version", "missing; a native policy starts with `version: 1`")
+	}
+
+	p.TrustedProxies = DefaultTrustedProxies()
+	if n, ok := o.get("trusted_proxies"); ok {
+		p.TrustedProxies, sm.trusted, sm.trustedBad = d.prefixList(n, "trusted_proxies", "; write [] to trust no proxy")
+	}
+
+	if n, ok := o.get("client_ip_header"); ok {
+		if s, ok := d.str(n, "client_ip_header"); ok {
+			if h, known := canonicalHeader(s); known {
+				p.ClientIPHeader = h
+			} else {
+				d.ps.add(posOf(n), "client_ip_header", "%q is not supported; use X-Forwarded-For, Forwarded or X-Real-IP", s)
+			}
+		}
+	}
+
+	if n, ok := o.get("networks"); ok {
+		entries, _ := d.mapping(n, "networks", "a mapping of network names to prefix lists")
+		for _, e := range entries {
+			path := joinPath("networks", e.key)
+			prefixes, locs, bad := d.prefixList(e.value, path, "")
+			if bad {
+				sm.badNetworks = append(sm.badNetworks, e.key)
+				continue
+			}
+			p.Networks = append(p.Networks, Network{Name: e.key, Prefixes: prefixes, Pos: e.keyPos})
+			sm.networks = append(sm.networks, netLoc{self: loc{path: path, pos: e.keyPos}, entries: locs})
+		}
+	}
+
+	if n, ok := o.get("services"); ok {
+		items, _ := d.list(n, "services", "")
+		for i, item := range items {
+			if s, sl, ok := d.service(item, indexPath("services", i)); ok {
+				p.Services = append(p.Services, s)
+				sm.services = append(sm.services, sl)
+			}
+		}
+	} else {
+		d.ps.add(o.pos, "services", "missing; list the services this host may run (services: [] declares none)")
+	}
+	return p, sm
+}
+
+// service decodes one native service entry.
+func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
+	keys := serviceKeys
+	if d.catalogue {
+		keys = append(slices.Clip(keys), "category")
+	}
+	o, ok := d.object(n, path, "a mapping (name:, port:, access:, ...)", keys...)
+	if !ok {
+		return Service{}, svcLoc{}, false
+	}
+	if d.catalogue {
+		var c string
+		if n, ok := o.get("category"); ok {
+			c, _ = d.str(n, o.field("category"))
+		}
+		d.categories = append(d.categories, Category(c))
+	}
+	s := Service{Protocol: TCP, Pos: o.pos}
+	sl := svcLoc{self: loc{path: path, pos: o.pos}, fields: map[string]loc{}, bad: map[string]bool{}}
+	for k, e := range o.fields {
+		sl.fields[k] = loc{path: o.field(k), pos: posOf(unwrap(e.value))}
+		if unwrap(e.value) == nil {
+			sl.fields[k] = loc{path: o.field(k), pos: e.keyPos}
+		}
+	}
+	required := func(field, why string) (ast.Node, bool) {
+		n, ok := o.get(field)
+		if !ok {
+			if !o.misspelled[field] {
+				d.ps.add(o.pos, o.field(field), "missing; %s", why)
+			}
+			sl.fail(field)
+		}
+		return n, ok
+	}
+
+	if n, ok := required("name", "every service needs a unique name"); ok {
+		if s.Name, ok = d.str(n, o.field("name")); !ok {
+			sl.fail("name")
+		}
+	}
+	if n, ok := o.get("protocol"); ok {
+		v, ok := d.str(n, o.field("protocol"))
+		s.Protocol = Protocol(v)
+		if !ok {
+			sl.fail("protocol")
+		}
+	}
+	if n, ok := required("port", "every service listens on a port 1-65535"); ok {
+		if s.Port, ok = d.port(n, o.field("port")); !ok {
+			sl.fail("port")
+		}
+	}
+	if n, ok := o.get("address"); ok {
+		if s.Address, ok = d.addr(n, o.field("address")); !ok {
+			sl.fail("address")
+		}
+	}
+	if n, ok := o.get("v6only"); ok {
+		if s.V6Only, ok = d.boolean(n, o.field("v6only")); !ok {
+			sl.fail("v6only")
+		}
+	}
+	if n, ok := required("access", "say who may reach it: localhost_only, proxy_only, lan, restricted or public"); ok {
+		v, ok := d.str(n, o.field("access"))
+		s.Access = Access(v)
+		if !ok {
+			sl.fail("access")
+		}
+	}
+	if n, ok := o.get("allow"); ok {
+		s.Allow, sl.allow, ok = d.strList(n, o.field("allow"), "")
+		if !ok {
+			sl.fail("allow")
+		}
+	}
+	s.HostCheck = s.Access == LocalhostOnly
+	if n, ok := o.get("host_check"); ok {
+		if s.HostCheck, ok = d.boolean(n, o.field("host_check")); !ok {
+			sl.fail("host_check")
+		}
+	}
+	if n, ok := o.get("process"); ok {
+		if s.Process, ok = d.str(n, o.field("process")); !ok {
+			sl.fail("process")
+		}
+	}
+	if n, ok := o.get("description"); ok {
+		if s.Description, ok = d.str(n, o.field("description")); !ok {
+			sl.fail("description")
+		}
+	}
+	return s, sl, true
+}
+
+// version reads the format version, which must be 1.
+func (d *decoder) version(n ast.Node, path string) int {
+	n = unwrap(n)
+	if v, ok := n.(*ast.IntegerNode); ok {
+		if v.GetToken().Value == "1" {
+			return 1
+		}
+		d.ps.add(posOf(n), path, "unsupported version %s; this bindguard reads version 1", v.GetToken().Value)
+		return 0
+	}
+	if n != nil {
+		d.ps.add(posOf(n), path, "must be the number 1, got %s", describe(n))
+	}
+	return 0
+}
+
+// addr reads an IP literal.
+func (d *decoder) addr(n ast.Node, path string) (netip.Addr, bool) {
+	s, ok := d.str(n, path)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a, err := parseAddr(s)
+	if err != nil {
+		d.ps.add(posOf(unwrap(n)), path, "%v", err)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// strList reads a list of strings with the place of each.
+func (d *decoder) strList(n ast.Node, path, hint string) ([]string, []loc, bool) {
+	items, ok := d.list(n, path, hint)
+	if !ok {
+		return nil, nil, false
+	}
+	out := make([]string, 0, len(items))
+	locs := make([]loc, 0, len(items))
+	good := true
+	for i, item := range items {
+		p := indexPath(path, i)
+		s, ok := d.str(item, p)
+		if !ok {
+			good = false
+			continue
+		}
+		out = append(out, s)
+		locs = append(locs, loc{path: p, pos: posOf(unwrap(item))})
+	}
+	return out, locs, good
+}
+
+// prefixList reads a list of IP literals and CIDRs. bad reports a list that could not be read
+// whole; what could be read is returned all the same.
+func (d *decoder) prefixList(n ast.Node, path, hint string) (prefixes []netip.Prefix, locs []loc, bad bool) {
+	strs, slocs, ok := d.strList(n, path, hint)
+	if !ok && strs == nil {
+		return nil, nil, true
+	}
+	prefixes = make([]netip.Prefix, 0, len(strs))
+	for i, s := range strs {
+		p, err := parsePrefix(s)
+		if err != nil {
+			d.ps.add(slocs[i].pos, slocs[i].path, "%v", err)
+			bad = true
+			continue
+		}
+		prefixes = append(prefixes, p)
+		locs = append(locs, slocs[i])
+	}
+	return prefixes, locs, bad || !ok
+}
+
+// canonicalHeader matches a client-IP header name case-insensitively.
+func canonicalHeader(s string) (string, bool) {
+	for _, h := range []string{HeaderXForwardedFor, HeaderForwarded, HeaderXRealIP} {
+		if strings.EqualFold(s, h) {
+			return h, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,382 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// Lengths of free-text fields.
+const (
+	maxProcessLen     = 255
+	maxDescriptionLen = 1024
+)
+
+// validate applies the semantic rules to a decoded policy. sm is nil for a Policy built in
+// code. It fills in each service's AllowPrefixes.
+func validate(ps *problems, p *Policy, sm *sourceMap) {
+	if sm == nil {
+		sm = syntheticMap(p)
+	}
+	if sm.synthetic {
+		// A decoded policy had these checked as they were read.
+		if p.Version != 1 {
+			ps.add(Position{}, "version", "unsupported version %d; this bindguard reads version 1", p.Version)
+		}
+		if h, known := canonicalHeader(p.ClientIPHeader); !known || h != p.ClientIPHeader {
+			ps.add(Position{}, "client_ip_header", "%q is not supported; use X-Forwarded-For, Forwarded or X-Real-IP", p.ClientIPHeader)
+		}
+	}
+	validateTrusted(ps, p, sm)
+	networks := validateNetworks(ps, p, sm)
+	names := make(map[string]int, len(p.Services))
+	for i := range p.Services {
+		s, sl := &p.Services[i], &sm.services[i]
+		if first, dup := names[s.Name]; dup && sl.ok("name") {
+			l := sl.at("name")
+			ps.add(l.pos, l.path, "duplicate service name %q (first at line %d); names must be unique", s.Name, p.Services[first].Pos.Line)
+		} else if sl.ok("name") {
+			names[s.Name] = i
+		}
+		validateService(ps, p, s, sl, networks, sm.badNetworks)
+	}
+	checkOverlaps(ps, p, sm)
+}
+
+func validateTrusted(ps *problems, p *Policy, sm *sourceMap) {
+	if sm.trustedBad {
+		return
+	}
+	for i, t := range p.TrustedProxies {
+		if err := checkPrefix(t); err != nil {
+			ps.add(sm.trusted[i].pos, sm.trusted[i].path, "%v", err)
+		}
+	}
+	if fam := coversFamily(p.TrustedProxies); fam != "" {
+		l := sm.top["trusted_proxies"]
+		ps.add(l.pos, "trusted_proxies", "trusts every %s address: any client could then claim any IP; list only your proxies' addresses", fam)
+	}
+}
+
+// checkPrefix applies parsePrefix's rules to a prefix built in code.
+func checkPrefix(p netip.Prefix) error {
+	switch {
+	case !p.IsValid():
+		return fmt.Errorf("invalid prefix")
+	case p.Addr().Zone() != "":
+		return fmt.Errorf("%s has an IPv6 zone; zones are not accepted", p)
+	case p.Addr().Is4In6():
+		return fmt.Errorf("%s is IPv4-mapped; write the IPv4 prefix", p)
+	case p.Masked() != p:
+		return fmt.Errorf("%s has host bits set; did you mean %s?", p, p.Masked())
+	}
+	return nil
+}
+
+// checkAddr applies parseAddr's rules to an address built in code.
+func checkAddr(a netip.Addr) error {
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("%s has an IPv6 zone; zones are not accepted", a)
+	case a.Is4In6():
+		return fmt.Errorf("%s is IPv4-mapped; write it as %s", a, a.Unmap())
+	}
+	return nil
+}
+
+// validateNetworks checks names and prefixes and returns the networks by name.
+func validateNetworks(ps *problems, p *Policy, sm *sourceMap) map[string]*Network {
+	byName := make(map[string]*Network, len(p.Networks))
+	for i := range p.Networks {
+		n, l := &p.Networks[i], sm.networks[i]
+		if !nameRE.MatchString(n.Name) {
+			ps.add(l.self.pos, l.self.path, "network name %q must match [a-z0-9][a-z0-9_.-]{0,62}", n.Name)
+		}
+		if first, dup := byName[n.Name]; dup {
+			ps.add(l.self.pos, l.self.path, "duplicate network name (first at line %d)", first.Pos.Line)
+			continue
+		}
+		byName[n.Name] = n
+		if len(n.Prefixes) == 0 && len(l.entries) == 0 {
+			ps.add(l.self.pos, l.self.path, "a network must list at least one prefix")
+		}
+		for j, pr := range n.Prefixes {
+			if err := checkPrefix(pr); err != nil {
+				ps.add(l.entries[j].pos, l.entries[j].path, "%v", err)
+			}
+		}
+	}
+	return byName
+}
+
+func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string) {
+	if sl.ok("name") && !nameRE.MatchString(s.Name) {
+		l := sl.at("name")
+		ps.add(l.pos, l.path, "%q is not a valid service name: use [a-z0-9][a-z0-9_.-]{0,62} (lowercase letters, digits, _ . -)", s.Name)
+	}
+	if sl.ok("protocol") && s.Protocol != TCP && s.Protocol != UDP {
+		l := sl.at("protocol")
+		ps.add(l.pos, l.path, "%q must be tcp or udp", s.Protocol)
+		sl.fail("protocol")
+	}
+	if sl.ok("port") && s.Port == 0 {
+		l := sl.at("port")
+		ps.add(l.pos, l.path, "0 is out of range 1-65535")
+		sl.fail("port")
+	}
+	if sl.ok("address") && s.Address.IsValid() {
+		if err := checkAddr(s.Address); err != nil {
+			l := sl.at("address")
+			ps.add(l.pos, l.path, "%v", err)
+			sl.fail("address")
+		}
+	}
+	if sl.ok("address", "v6only") && s.V6Only && s.Address != netip.IPv6Unspecified() {
+		l := sl.at("v6only")
+		ps.add(l.pos, l.path, "applies only to address \"::\" (the IPv6 wildcard)")
+	}
+	if !sl.ok("access") {
+		return
+	}
+	if !s.Access.Valid() {
+		l := sl.at("access")
+		msg := fmt.Sprintf("%q is not an access class: use localhost_only, proxy_only, lan, restricted or public", s.Access)
+		known := make([]string, 0, len(seedAccess))
+		for name := range seedAccess {
+			known = append(known, name)
+		}
+		slices.Sort(known)
+		if sug := suggest(string(s.Access), known); sug != "" {
+			msg = fmt.Sprintf("%q is not an access class; did you mean %s?", s.Access, sug)
+		}
+		if a, ok := seedAccess[string(s.Access)]; ok && p.Format != FormatSeed {
+			msg = fmt.Sprintf("%q is the seed format's name; in this format write %s", s.Access, a)
+		}
+		ps.add(l.pos, l.path, "%s", msg)
+		return
+	}
+	if _, explicit := sl.fields["host_check"]; (explicit || s.HostCheck) && s.Access != LocalhostOnly && sl.ok("host_check") {
+		l := sl.at("host_check")
+		ps.add(l.pos, l.path, "applies only to localhost_only services")
+	}
+	if s.Access == ProxyOnly && len(p.TrustedProxies) == 0 {
+		l := sl.at("access")
+		ps.add(l.pos, l.path, "proxy_only needs trusted_proxies, and they are empty: no proxy could ever reach this service")
+	}
+	if sl.ok("allow") {
+		resolveAllow(ps, s, sl, networks, badNetworks)
+	}
+	if sl.ok("address", "allow") && s.Address.IsValid() && !s.PermitsBind(s.Address) {
+		l := sl.at("address")
+		switch s.Access {
+		case LAN:
+			ps.add(l.pos, l.path, "%s is outside the service's allow list; a lan service binds loopback or an address inside its LAN (use restricted or public for a wildcard)", describeAddr(s.Address, s.V6Only))
+		default:
+			ps.add(l.pos, l.path, "%s is not a loopback address; a %s service must bind 127.0.0.0/8 or ::1", describeAddr(s.Address, s.V6Only), s.Access)
+		}
+	}
+	if sl.ok("process") && s.Process != "" {
+		checkText(ps, sl.at("process"), s.Process, maxProcessLen)
+	} else if _, set := sl.fields["process"]; set && sl.ok("process") {
+		l := sl.at("process")
+		ps.add(l.pos, l.path, "is empty; leave it out to accept any process")
+	}
+	if sl.ok("description") {
+		checkText(ps, sl.at("description"), s.Description, maxDescriptionLen)
+	}
+}
+
+func checkText(ps *problems, l loc, s string, max int) {
+	if len(s) > max {
+		ps.add(l.pos, l.path, "is %d bytes long; the limit is %d", len(s), max)
+	}
+	for _, r := range s {
+		if isControl(r) {
+			ps.add(l.pos, l.path, "control character %U is not allowed", r)
+			return
+		}
+	}
+}
+
+// resolveAllow checks a service's allow list against its class and expands network names.
+func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string) {
+	s.AllowPrefixes = nil
+	if !s.Access.TakesAllow() {
+		if len(s.Allow) > 0 {
+			l := sl.at("allow")
+			ps.add(l.pos, l.path, "applies only to lan and restricted services; %s", admits(s.Access))
+		}
+		return
+	}
+	if len(s.Allow) == 0 {
+		l := sl.at("allow")
+		ps.add(l.pos, l.path, "a %s service needs an allow list: the IPs, CIDRs or networks that may reach it", s.Access)
+		return
+	}
+	prefixes := make([]netip.Prefix, 0, len(s.Allow))
+	ok := true
+	for i, entry := range s.Allow {
+		l := sl.at("allow")
+		if i < len(sl.allow) {
+			l = sl.allow[i]
+		}
+		if n, isNet := networks[entry]; isNet {
+			prefixes = append(prefixes, n.Prefixes...)
+			continue
+		}
+		if slices.Contains(badNetworks, entry) {
+			ok = false // the network's own problem is reported
+			continue
+		}
+		if strings.ContainsAny(entry, ".:/") {
+			pr, err := parsePrefix(entry)
+			if err != nil {
+				ps.add(l.pos, l.path, "%v", err)
+				ok = false
+				continue
+			}
+			prefixes = append(prefixes, pr)
+			continue
+		}
+		msg := fmt.Sprintf("%q is neither an IP, a CIDR nor a defined network", entry)
+		names := make([]string, 0, len(networks))
+		for name := range networks {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		if sug := suggest(entry, names); sug != "" {
+			msg += fmt.Sprintf("; did you mean %q?", sug)
+		} else if len(names) > 0 {
+			msg += " (networks: " + strings.Join(names, ", ") + ")"
+		} else {
+			msg += " (no networks are defined)"
+		}
+		ps.add(l.pos, l.path, "%s", msg)
+		ok = false
+	}
+	if !ok {
+		sl.fail("allow")
+		return
+	}
+	if fam := coversFamily(prefixes); fam != "" {
+		l := sl.at("allow")
+		ps.add(l.pos, l.path, "allows every %s address; that is access: public, so say so", fam)
+		sl.fail("allow")
+		return
+	}
+	s.AllowPrefixes = prefixes
+}
+
+// admits says in words who a class admits.
+func admits(a Access) string {
+	switch a {
+	case LocalhostOnly:
+		return "localhost_only admits local processes only"
+	case ProxyOnly:
+		return "proxy_only admits the trusted_proxies only"
+	case Public:
+		return "public admits anyone"
+	}
+	return ""
+}
+
+// bindGroup tracks the services declared on one (protocol, port), to find overlapping binds in
+// one pass.
+type bindGroup struct {
+	any, omitted, wild4, dual, wild6, spec4, spec6 int
+	exact                                          map[netip.Addr]int
+}
+
+// checkOverlaps reports services that would compete for the same socket: the same (protocol,
+// address, port), a wildcard that includes another's address, or a service without a fixed
+// address sharing its port. O(n).
+func checkOverlaps(ps *problems, p *Policy, sm *sourceMap) {
+	type key struct {
+		proto Protocol
+		port  uint16
+	}
+	groups := make(map[key]*bindGroup)
+	for i := range p.Services {
+		s, sl := &p.Services[i], &sm.services[i]
+		if !sl.ok("protocol", "port", "address", "v6only") || s.Port == 0 {
+			continue
+		}
+		k := key{s.Protocol, s.Port}
+		g := groups[k]
+		if g == nil {
+			g = &bindGroup{any: -1, omitted: -1, wild4: -1, dual: -1, wild6: -1, spec4: -1, spec6: -1, exact: map[netip.Addr]int{}}
+			groups[k] = g
+		}
+		a := s.Address
+		other, why := -1, ""
+		first := func(cands ...int) int {
+			for _, c := range cands {
+				if c >= 0 {
+					return c
+				}
+			}
+			return -1
+		}
+		switch {
+		case g.omitted >= 0:
+			other, why = g.omitted, "it declares no address, so it may take any"
+		case !a.IsValid():
+			other, why = g.any, "this service declares no address, so it may take any"
+		case g.exact[a] > 0:
+			other, why = g.exact[a]-1, "the same protocol, address and port"
+		case a == netip.IPv4Unspecified():
+			other = first(g.dual, g.spec4)
+			why = "0.0.0.0 includes every IPv4 address"
+			if other == g.dual {
+				why = "a dual-stack :: also takes IPv4"
+			}
+		case a == netip.IPv6Unspecified() && !s.V6Only:
+			other, why = g.any, ":: without v6only is dual-stack and takes every IPv4 and IPv6 address"
+		case a == netip.IPv6Unspecified():
+			other, why = first(g.spec6), ":: takes every IPv6 address"
+		case a.Is4():
+			other, why = first(g.wild4, g.dual), "its wildcard includes "+a.String()
+		default:
+			other, why = first(g.wild6, g.dual), "its wildcard includes "+a.String()
+		}
+		if other >= 0 {
+			o := p.Services[other]
+			l := sl.at("address")
+			if !a.IsValid() {
+				l = sl.at("port")
+			}
+			where := ""
+			if o.Pos.Line > 0 {
+				where = fmt.Sprintf(" (line %d)", o.Pos.Line)
+			}
+			ps.add(l.pos, l.path, "%s port %d overlaps service %q%s: %s", s.Protocol, s.Port, o.Name, where, why)
+		}
+		set := func(slot *int) {
+			if *slot < 0 {
+				*slot = i
+			}
+		}
+		set(&g.any)
+		switch {
+		case !a.IsValid():
+			set(&g.omitted)
+		case a == netip.IPv4Unspecified():
+			set(&g.wild4)
+		case a == netip.IPv6Unspecified() && !s.V6Only:
+			set(&g.dual)
+		case a == netip.IPv6Unspecified():
+			set(&g.wild6)
+		case a.Is4():
+			set(&g.spec4)
+		default:
+			set(&g.spec6)
+		}
+		if a.IsValid() && g.exact[a] == 0 {
+			g.exact[a] = i + 1
+		}
+	}
+}
