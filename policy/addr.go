@@ -16,7 +16,7 @@ func parseAddr(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		if ap, perr := netip.ParseAddrPort(s); perr == nil {
-			return netip.Addr{}, fmt.Errorf("%q has a port; write the address alone and the port in port:", ap.String())
+			return netip.Addr{}, fmt.Errorf("%q has a port; write the address alone, and the port in the port field", ap.String())
 		}
 		if looksNumeric(s) {
 			reason := err.Error()
