@@ -67,6 +67,16 @@ func (e *InvalidError) Unwrap() []error {
 	return errs
 }
 
+// maxMsgLen bounds a problem's message and path.
+const maxMsgLen = 512
+
+func clip(s string) string {
+	if len(s) <= maxMsgLen {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxMsgLen], "") + "…"
+}
+
 // problems collects Problems for one file.
 type problems struct {
 	file      string
@@ -79,7 +89,12 @@ func (ps *problems) add(at Position, path, format string, args ...any) {
 		ps.truncated = true
 		return
 	}
-	ps.list = append(ps.list, &Problem{File: ps.file, Line: at.Line, Column: at.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > maxMsgLen {
+		// Messages quote what the file says; a megabyte key must not come back a megabyte long.
+		msg = strings.ToValidUTF8(msg[:maxMsgLen], "") + "…"
+	}
+	ps.list = append(ps.list, &Problem{File: ps.file, Line: at.Line, Column: at.Column, Path: clip(path), Msg: msg})
 }
 
 func (ps *problems) err() error {

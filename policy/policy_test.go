@@ -225,6 +225,8 @@ func TestParseProblems(t *testing.T) {
 		{"unknown top-level scalar", "hello: world\n", []string{`1:1: hello: unknown field "hello"`, "version: missing", "services: missing"}},
 		{"long description", svc("    port: 80\n    access: public\n    description: " + strings.Repeat("x", 1025) + "\n"), []string{"services[0].description: is 1025 bytes long; the limit is 1024"}},
 		{"empty process", svc("    port: 80\n    access: public\n    process: ''\n"), []string{"services[0].process: is empty"}},
+		{"allow entry twice", svc("    port: 80\n    access: restricted\n    allow: [10.0.0.1, 10.0.0.2, 10.0.0.1]\n"), []string{`services[0].allow[2]: "10.0.0.1" is listed twice (first as allow[0])`}},
+		{"huge key is clipped", "version: 1\nservices: []\n" + strings.Repeat("k", 100000) + ": 1\n", []string{"…"}},
 		{"network named like a keyword", "version: 1\nnetworks:\n  'null': [10.0.0.0/8]\nservices:\n  - {name: a, port: 80, access: lan, allow: ['null']}\n", nil},
 	}
 	for _, tt := range tests {
@@ -419,6 +421,36 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestAllowExpansionIsBounded: a big network named by many services would expand a small file
+// into billions of prefixes; the loader refuses past MaxAllowPrefixes instead.
+func TestAllowExpansionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nnetworks:\n  big:\n")
+	for i := 0; i < 4096; i++ {
+		fmt.Fprintf(&b, "    - 10.%d.%d.0/24\n", i/256, i%256)
+	}
+	b.WriteString("services:\n")
+	services := policy.MaxAllowPrefixes/4096 + 1
+	for i := 0; i < services; i++ {
+		fmt.Fprintf(&b, "  - {name: s%d, port: %d, access: restricted, allow: [big]}\n", i, i+1)
+	}
+	_, err := policy.Parse("expand.yaml", []byte(b.String()))
+	var inv *policy.InvalidError
+	if !errors.As(err, &inv) || len(inv.Problems) != 1 || !strings.Contains(inv.Problems[0].Error(), fmt.Sprintf("services[%d].allow[0]: allow lists expand to more than", services-1)) {
+		t.Fatalf("want one expansion problem at the last service, got %v", err)
+	}
+	// One service fewer fits, and shares the network's prefixes rather than copying them.
+	src := b.String()
+	src = src[:strings.LastIndex(src, "  - {name:")]
+	p, err := policy.Parse("fits.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(p.Services[0].AllowPrefixes); got != 4096 {
+		t.Errorf("allow resolved to %d prefixes, want 4096", got)
+	}
+}
+
 // bigPolicy makes a policy with n services and an allow list of m prefixes.
 func bigPolicy(n, m int) []byte {
 	var b strings.Builder
@@ -430,7 +462,7 @@ func bigPolicy(n, m int) []byte {
 	if m > 0 {
 		b.WriteString("  - name: wide\n    port: 65535\n    address: 0.0.0.0\n    access: restricted\n    allow:\n")
 		for i := 0; i < m; i++ {
-			fmt.Fprintf(&b, "      - 10.%d.%d.0/24\n", i/256%256, i%256)
+			fmt.Fprintf(&b, "      - %d.%d.%d.0/24\n", 10+i/65536, i/256%256, i%256)
 		}
 	}
 	return []byte(b.String())

@@ -33,6 +33,7 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 	}
 	validateTrusted(ps, p, sm)
 	networks := validateNetworks(ps, p, sm)
+	budget := MaxAllowPrefixes
 	names := make(map[string]int, len(p.Services))
 	for i := range p.Services {
 		s, sl := &p.Services[i], &sm.services[i]
@@ -42,7 +43,7 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 		} else if sl.ok("name") {
 			names[s.Name] = i
 		}
-		validateService(ps, p, s, sl, networks, sm.badNetworks)
+		validateService(ps, p, s, sl, networks, sm.badNetworks, &budget)
 	}
 	checkOverlaps(ps, p, sm)
 }
@@ -113,7 +114,7 @@ func validateNetworks(ps *problems, p *Policy, sm *sourceMap) map[string]*Networ
 	return byName
 }
 
-func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string) {
+func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) {
 	if sl.ok("name") && !nameRE.MatchString(s.Name) {
 		l := sl.at("name")
 		ps.add(l.pos, l.path, "%q is not a valid service name: use [a-z0-9][a-z0-9_.-]{0,62} (lowercase letters, digits, _ . -)", s.Name)
@@ -168,7 +169,7 @@ func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks m
 		ps.add(l.pos, l.path, "proxy_only needs trusted_proxies, and they are empty: no proxy could ever reach this service")
 	}
 	if sl.ok("allow") {
-		resolveAllow(ps, s, sl, networks, badNetworks)
+		resolveAllow(ps, s, sl, networks, badNetworks, budget)
 	}
 	if sl.ok("address", "allow") && s.Address.IsValid() && !s.PermitsBind(s.Address) {
 		l := sl.at("address")
@@ -203,7 +204,9 @@ func checkText(ps *problems, l loc, s string, max int) {
 }
 
 // resolveAllow checks a service's allow list against its class and expands network names.
-func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string) {
+//
+// budget is what is left of MaxAllowPrefixes for the whole policy.
+func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) {
 	s.AllowPrefixes = nil
 	if !s.Access.TakesAllow() {
 		if len(s.Allow) > 0 {
@@ -217,15 +220,34 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		ps.add(l.pos, l.path, "a %s service needs an allow list: the IPs, CIDRs or networks that may reach it", s.Access)
 		return
 	}
-	prefixes := make([]netip.Prefix, 0, len(s.Allow))
+	var prefixes []netip.Prefix
+	if n, isNet := networks[s.Allow[0]]; isNet && len(s.Allow) == 1 {
+		// The common case, allow: [lan], shares the network's prefixes instead of copying them.
+		prefixes = n.Prefixes[:len(n.Prefixes):len(n.Prefixes)]
+	}
 	ok := true
+	seen := make(map[string]int, len(s.Allow))
 	for i, entry := range s.Allow {
 		l := sl.at("allow")
 		if i < len(sl.allow) {
 			l = sl.allow[i]
 		}
+		if first, dup := seen[entry]; dup {
+			ps.add(l.pos, l.path, "%q is listed twice (first as allow[%d])", entry, first)
+			ok = false
+			continue
+		}
+		seen[entry] = i
 		if n, isNet := networks[entry]; isNet {
-			prefixes = append(prefixes, n.Prefixes...)
+			*budget -= len(n.Prefixes)
+			if *budget < 0 {
+				ps.add(l.pos, l.path, "allow lists expand to more than %d prefixes in total (MaxAllowPrefixes); name fewer or smaller networks", MaxAllowPrefixes)
+				sl.fail("allow")
+				return
+			}
+			if len(s.Allow) > 1 {
+				prefixes = append(prefixes, n.Prefixes...)
+			}
 			continue
 		}
 		if slices.Contains(badNetworks, entry) {

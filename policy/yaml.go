@@ -28,6 +28,10 @@ const (
 	MaxNesting = 32
 	// MaxProblems is how many problems one file reports before it stops listing them.
 	MaxProblems = 200
+	// MaxAllowPrefixes bounds the prefixes all allow lists expand to together, network names
+	// counted once per use: a network of 100,000 prefixes named by 20,000 services would
+	// otherwise expand a 3 MB file into two billion prefixes.
+	MaxAllowPrefixes = 1 << 20
 )
 
 // decoder turns a YAML document into values, reporting every problem with its position and
