@@ -13,6 +13,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bindguard/bindguard/internal/golden"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -111,19 +112,7 @@ func TestInvalidFiles(t *testing.T) {
 				t.Error("errors.As does not reach the first *Problem")
 			}
 			got := strings.ReplaceAll(err.Error(), f, "FILE") + "\n"
-			golden := strings.TrimSuffix(f, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./policy -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
+			golden.Check(t, strings.TrimSuffix(f, ".yaml")+".err", got, *update)
 		})
 	}
 }

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bindguard/bindguard/internal/golden"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -27,24 +27,9 @@ func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, cod
 	return out.String(), errb.String(), ExitCode(err)
 }
 
-func golden(t *testing.T, name, got string) {
+func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/cli -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", name, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got, *update)
 }
 
 func TestGoldenOutputs(t *testing.T) {
@@ -65,7 +50,7 @@ func TestGoldenOutputs(t *testing.T) {
 			if code != tt.code || errs != "" {
 				t.Fatalf("exit %d, stderr %q; want exit %d and no stderr", code, errs, tt.code)
 			}
-			golden(t, tt.golden, out)
+			checkGolden(t, tt.golden, out)
 		})
 	}
 }
