@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 //go:embed catalogue.yaml
@@ -43,25 +44,48 @@ type CatalogueEntry struct {
 // well-known services with no fixed address, each with the access class that is safe for it.
 // Each call returns a fresh copy.
 func Builtin() *Policy {
-	p, _ := parseCatalogue()
-	return p
+	p, _ := catalogue()
+	c := *p
+	c.Networks = slices.Clone(p.Networks)
+	c.Services = make([]Service, len(p.Services))
+	for i, s := range p.Services {
+		c.Services[i] = cloneService(s)
+	}
+	return &c
 }
 
 // Catalogue returns the embedded catalogue's entries, in file order. Each call returns a fresh
 // copy.
 func Catalogue() []CatalogueEntry {
-	_, entries := parseCatalogue()
-	return entries
+	_, entries := catalogue()
+	out := make([]CatalogueEntry, len(entries))
+	for i, e := range entries {
+		out[i] = CatalogueEntry{Service: cloneService(e.Service), Category: e.Category}
+	}
+	return out
 }
 
 // LookupCatalogue returns the catalogue entry for a protocol and port.
+// It does not parse anything: the catalogue is read once per process.
 func LookupCatalogue(proto Protocol, port uint16) (CatalogueEntry, bool) {
-	for _, e := range Catalogue() {
+	_, entries := catalogue()
+	for _, e := range entries {
 		if e.Protocol == proto && e.Port == port {
-			return e, true
+			return CatalogueEntry{Service: cloneService(e.Service), Category: e.Category}, true
 		}
 	}
 	return CatalogueEntry{}, false
+}
+
+// catalogue is the embedded catalogue, parsed once. Its values are never handed out: callers
+// get copies, so the cache is never mutated after it is built.
+var catalogue = sync.OnceValues(parseCatalogue)
+
+// cloneService copies a service's slices, so a caller's changes stay its own.
+func cloneService(s Service) Service {
+	s.Allow = slices.Clone(s.Allow)
+	s.AllowPrefixes = slices.Clone(s.AllowPrefixes)
+	return s
 }
 
 // parseCatalogue reads the embedded file. It cannot fail at run time: a test loads it, so a

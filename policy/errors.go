@@ -89,11 +89,8 @@ func (ps *problems) add(at Position, path, format string, args ...any) {
 		ps.truncated = true
 		return
 	}
-	msg := fmt.Sprintf(format, args...)
-	if len(msg) > maxMsgLen {
-		// Messages quote what the file says; a megabyte key must not come back a megabyte long.
-		msg = strings.ToValidUTF8(msg[:maxMsgLen], "") + "…"
-	}
+	// Messages quote what the file says; a megabyte key must not come back a megabyte long.
+	msg := clip(fmt.Sprintf(format, args...))
 	ps.list = append(ps.list, &Problem{File: ps.file, Line: at.Line, Column: at.Column, Path: clip(path), Msg: msg})
 }
 

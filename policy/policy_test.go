@@ -377,8 +377,17 @@ func TestBuiltinCatalogue(t *testing.T) {
 		t.Error("LookupCatalogue(udp, 6379) found an entry; protocols must not collide")
 	}
 	p.Services[0].Name = "mutated"
-	if q := policy.Builtin(); q.Services[0].Name == "mutated" {
+	dns, _ := p.Lookup("dns") // a copy of the service, sharing p's slices
+	dns.AllowPrefixes[0] = netip.MustParsePrefix("192.0.2.0/24")
+	q := policy.Builtin()
+	if q.Services[0].Name == "mutated" {
 		t.Error("Builtin shares state between calls")
+	}
+	if d, _ := q.Lookup("dns"); d.AllowPrefixes[0].String() != "10.0.0.0/8" {
+		t.Errorf("a caller's change to an allow list reached the catalogue: %v", d.AllowPrefixes[0])
+	}
+	if e, _ := policy.LookupCatalogue(policy.UDP, 53); e.AllowPrefixes[0].String() != "10.0.0.0/8" {
+		t.Errorf("LookupCatalogue sees a caller's change: %v", e.AllowPrefixes[0])
 	}
 }
 
@@ -473,6 +482,14 @@ func TestLargePolicies(t *testing.T) {
 	}
 	if got := len(p.Services[0].AllowPrefixes); got != 100000 {
 		t.Errorf("allow list has %d prefixes, want 100000", got)
+	}
+}
+
+func BenchmarkLookupCatalogue(b *testing.B) {
+	for b.Loop() {
+		if _, ok := policy.LookupCatalogue(policy.TCP, 6379); !ok {
+			b.Fatal("redis not found")
+		}
 	}
 }
 
