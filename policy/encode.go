@@ -13,8 +13,17 @@ import (
 // same services, addresses, ports, access classes and allow lists (Source, Format and
 // positions aside). Free text is written as double-quoted strings, so nothing in a description
 // can change the YAML around it.
-func Marshal(p *Policy) []byte {
+func Marshal(p *Policy) []byte { return MarshalCommented(p, nil, nil) }
+
+// MarshalCommented is Marshal with comments: header lines at the top of the file, and for each
+// service named in comments, lines just above its entry. Comment text is written after "# " one
+// line at a time; control characters in it are replaced, so a comment cannot end early and
+// inject YAML.
+func MarshalCommented(p *Policy, header []string, comments map[string][]string) []byte {
 	var b bytes.Buffer
+	for _, h := range header {
+		writeComment(&b, "", h)
+	}
 	b.WriteString("version: 1\n")
 	trusted := make([]string, len(p.TrustedProxies))
 	for i, t := range p.TrustedProxies {
@@ -38,6 +47,9 @@ func Marshal(p *Policy) []byte {
 	}
 	b.WriteString("services:\n")
 	for _, s := range p.Services {
+		for _, c := range comments[s.Name] {
+			writeComment(&b, "  ", c)
+		}
 		fmt.Fprintf(&b, "  - name: %s\n", yamlScalar(s.Name))
 		fmt.Fprintf(&b, "    protocol: %s\n", s.Protocol)
 		fmt.Fprintf(&b, "    port: %d\n", s.Port)
@@ -62,6 +74,22 @@ func Marshal(p *Policy) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// writeComment writes one comment line, control characters replaced.
+func writeComment(b *bytes.Buffer, indent, text string) {
+	text = strings.Map(func(r rune) rune {
+		if isControl(r) || r == 0x2028 || r == 0x2029 || r == 0xfeff {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(text, "?"))
+	b.WriteString(indent)
+	if text == "" {
+		b.WriteString("#\n")
+		return
+	}
+	b.WriteString("# " + text + "\n")
 }
 
 // yamlList writes a short list in flow style and a long one in block style.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -25,6 +26,8 @@ const (
 type Streams struct {
 	In       io.Reader
 	Out, Err io.Writer
+	// Now is the clock reports are stamped with; nil means time.Now.
+	Now func() time.Time
 }
 
 // exitError carries an exit code. With a nil Err the command has already said what it had to.
@@ -127,7 +130,7 @@ policy), 2 error (usage, unreadable input).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
-	root.AddCommand(newPolicyCmd(s), newVersionCmd(s))
+	root.AddCommand(newAuditCmd(s), newInitCmd(s), newPolicyCmd(s), newVersionCmd(s))
 	return root
 }
 

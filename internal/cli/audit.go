@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/report"
+	"github.com/bindguard/bindguard/policy"
+)
+
+// Policy files looked for when --policy is not given, in order; then the built-in catalogue.
+var defaultPolicyPaths = []string{"bindguard.yaml", "/etc/bindguard/bindguard.yaml"}
+
+// observeFlags are the flags that say what to observe, shared by audit and init.
+type observeFlags struct {
+	source   string
+	procRoot string
+	netns    string
+	netnsDir string
+}
+
+func (o *observeFlags) add(cmd *cobra.Command) {
+	src := &formatFlag{value: string(observe.SourceAuto)}
+	for _, s := range observe.Sources() {
+		src.allowed = append(src.allowed, string(s))
+	}
+	cmd.Flags().Var(src, "source", "where sockets are read: auto (netlink, /proc/net where it fails), netlink or procfs")
+	cmd.PreRun = func(*cobra.Command, []string) { o.source = src.value }
+	cmd.Flags().StringVar(&o.procRoot, "proc-root", "/proc", "procfs root (another tree implies --source procfs)")
+	cmd.Flags().StringVar(&o.netns, "netns", "", "network namespace: all, an `ip netns` name, a label, or a path such as /proc/PID/ns/net (default: bindguard's own)")
+	cmd.Flags().StringVar(&o.netnsDir, "netns-dir", "/run/netns", "where named network namespaces are pinned")
+}
+
+func (o *observeFlags) observe() (*observe.Snapshot, error) {
+	netns := o.netns
+	if netns == "current" {
+		netns = observe.NetnsCurrent
+	}
+	return observe.Observe(observe.Options{
+		ProcRoot: o.procRoot, NetnsDir: o.netnsDir, Source: observe.Source(o.source), Netns: netns,
+	})
+}
+
+func newAuditCmd(s Streams) *cobra.Command {
+	var (
+		policyPath string
+		failOn     string
+		host       string
+		obs        observeFlags
+	)
+	var f *formatFlag
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Judge every listening socket, with its owner, against the policy",
+		Long: `Audit the listening sockets (TCP LISTEN and bound UDP, IPv4 and IPv6) of this
+host's network namespace, or of every namespace with --netns all, with the
+process, user, systemd unit and container that own each, against the policy.
+
+Each (namespace, protocol, address, port) is one finding: valid, invalid (bound
+where its access class forbids, wider than declared, or by another process),
+missing (declared, not listening) or unexpected (listening, not declared), with
+a severity and a reason. The score is 0-100 (docs/audit.md).
+
+The policy is --policy, else ./bindguard.yaml, else /etc/bindguard/bindguard.yaml,
+else the built-in catalogue of well-known services (which never reports missing).
+
+Run as root to see the owners of every socket and to enter other namespaces.
+
+Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
+		Example: `  # Audit this host against ./bindguard.yaml or the built-in catalogue
+  bindguard audit
+
+  # Every network namespace (containers, ip netns), as JSON
+  sudo bindguard audit --netns all --format json
+
+  # The seed's policy; fail only on high and critical findings
+  bindguard audit --policy service-bindings.yaml --fail-on high
+
+  # For the node exporter's textfile collector
+  bindguard audit --format prometheus > /var/lib/node_exporter/bindguard.prom`,
+		Args: args(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			threshold, err := audit.ParseSeverity(failOn)
+			if err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--fail-on: %w", err)}
+			}
+			p, err := findPolicy(s, policyPath)
+			if err != nil {
+				return err
+			}
+			snap, err := obs.observe()
+			if err != nil {
+				return fmt.Errorf("cannot observe sockets: %w", err)
+			}
+			rep := audit.Judge(p, snap.Sockets)
+			meta := reportMeta(s, host, p, snap)
+			format := f.value
+			if !cmd.Flags().Changed("format") && !isTerminal(s.Out) {
+				format = "json"
+			}
+			if err := report.Render(s.Out, format, meta, rep, format == "table" && colour(s.Out)); err != nil {
+				return err
+			}
+			if rep.Fails(threshold) {
+				return &exitError{Code: ExitViolation}
+			}
+			return nil
+		},
+	}
+	f = addFormatFlag(cmd, "table", report.Formats...)
+	cmd.Flag("format").Usage = "output format: table, json, prometheus or zabbix (default: table on a terminal, json otherwise)"
+	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file, native or seed format (default: ./bindguard.yaml, /etc/bindguard/bindguard.yaml, else the built-in catalogue)")
+	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical")
+	cmd.Flags().StringVar(&host, "host", "", "host name to put in the report (default: this host's name)")
+	obs.add(cmd)
+	return cmd
+}
+
+// findPolicy loads --policy, else the first default path that exists, else the catalogue.
+func findPolicy(s Streams, path string) (*policy.Policy, error) {
+	if path != "" {
+		return loadPolicy(s, path)
+	}
+	for _, p := range defaultPolicyPaths {
+		if _, err := os.Stat(p); err == nil {
+			return policy.Load(p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
+	return policy.Builtin(), nil
+}
+
+// reportMeta fills what the report says about the audit.
+func reportMeta(s Streams, host string, p *policy.Policy, snap *observe.Snapshot) report.Meta {
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	m := report.Meta{Host: host, Time: now(), Policy: p.Source, Warnings: snap.Warnings}
+	for _, ns := range snap.Namespaces {
+		m.Namespaces = append(m.Namespaces, ns.Label)
+	}
+	return m
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// colour reports whether output to w may use colour: a terminal, and NO_COLOR unset or empty
+// (https://no-color.org), and TERM not "dumb".
+func colour(w io.Writer) bool {
+	return isTerminal(w) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+}

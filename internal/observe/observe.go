@@ -1,0 +1,223 @@
+// Package observe collects what an audit judges: the listening sockets of one or every network
+// namespace (through sock_diag, or /proc/net as the fallback) and the processes that own them.
+// It does the I/O; package audit does the judging.
+package observe
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/proc"
+	"github.com/bindguard/bindguard/internal/socket"
+)
+
+// Source chooses where sockets are read from.
+type Source string
+
+// The sources.
+const (
+	// SourceAuto uses netlink, falling back to /proc/net per table where netlink fails.
+	SourceAuto Source = "auto"
+	// SourceNetlink uses NETLINK_SOCK_DIAG only.
+	SourceNetlink Source = "netlink"
+	// SourceProcfs reads /proc/net/{tcp,tcp6,udp,udp6} only (v6only is unknown there).
+	SourceProcfs Source = "procfs"
+)
+
+// Sources lists the sources.
+func Sources() []Source { return []Source{SourceAuto, SourceNetlink, SourceProcfs} }
+
+// Netns selectors besides a name or path.
+const (
+	NetnsCurrent = ""    // the namespace bindguard runs in
+	NetnsAll     = "all" // every distinct namespace of the host
+)
+
+// Options say what to observe.
+type Options struct {
+	// ProcRoot is the procfs mount (proc.DefaultRoot when empty). With a root other than
+	// /proc, only the procfs source can be used.
+	ProcRoot string
+	// NetnsDir holds named namespaces (proc.DefaultNetnsDir when empty).
+	NetnsDir string
+	Source   Source
+	// Netns is NetnsCurrent, NetnsAll, an iproute2 name, a label or a namespace file path.
+	Netns string
+	// SkipOwners leaves owners out (faster; every socket's owner is OwnerNotLooked).
+	SkipOwners bool
+	// Workers bounds the parallel /proc scan (0: proc.Scanner's default).
+	Workers int
+}
+
+// Snapshot is what was observed.
+type Snapshot struct {
+	Sockets    []audit.Observed
+	Namespaces []proc.Namespace
+	// Warnings did not stop the observation but may make it incomplete: skipped /proc/net
+	// lines, a namespace that vanished, a netlink table that fell back to /proc/net.
+	Warnings []string
+	// OwnersScanned and OwnersDenied count processes whose fd tables were and were not read.
+	OwnersScanned, OwnersDenied int
+}
+
+// Observe collects the listening sockets and their owners.
+func Observe(o Options) (*Snapshot, error) {
+	if o.Source == "" {
+		o.Source = SourceAuto
+	}
+	root := o.ProcRoot
+	if root == "" {
+		root = proc.DefaultRoot
+	}
+	if filepath.Clean(root) != proc.DefaultRoot && o.Source != SourceProcfs {
+		if o.Source == SourceNetlink {
+			return nil, fmt.Errorf("--source netlink reads the kernel, not %s: use --source procfs with a proc root", root)
+		}
+		o.Source = SourceProcfs
+	}
+	finder := proc.NamespaceFinder{Root: root, NetnsDir: o.NetnsDir}
+	var namespaces []proc.Namespace
+	switch o.Netns {
+	case NetnsCurrent:
+		ns, err := finder.Current()
+		if err != nil {
+			return nil, err
+		}
+		namespaces = []proc.Namespace{ns}
+	case NetnsAll:
+		all, err := finder.All()
+		if err != nil {
+			return nil, err
+		}
+		namespaces = all
+	default:
+		ns, err := finder.Find(o.Netns)
+		if err != nil {
+			return nil, err
+		}
+		namespaces = []proc.Namespace{ns}
+	}
+
+	snap := &Snapshot{Namespaces: namespaces}
+	type nsSockets struct {
+		ns      proc.Namespace
+		sockets []socket.Socket
+	}
+	var got []nsSockets
+	for _, ns := range namespaces {
+		socks, warns, err := readNamespace(root, ns, o.Source)
+		snap.Warnings = append(snap.Warnings, warns...)
+		if err != nil {
+			if o.Netns == NetnsAll && !ns.Current {
+				// A container that stopped since the namespace list was made is not an error.
+				snap.Warnings = append(snap.Warnings, fmt.Sprintf("netns %s skipped: %v", ns.Label, err))
+				continue
+			}
+			return nil, err
+		}
+		socket.Sort(socks)
+		got = append(got, nsSockets{ns, socks})
+	}
+
+	var owners *proc.Owners
+	if !o.SkipOwners {
+		want := map[uint64]bool{}
+		for _, g := range got {
+			for _, s := range g.sockets {
+				if s.Inode != 0 {
+					want[s.Inode] = true
+				}
+			}
+		}
+		sc := proc.Scanner{Root: root, Workers: o.Workers}
+		var err error
+		if owners, err = sc.Owners(want); err != nil {
+			return nil, err
+		}
+		snap.OwnersScanned, snap.OwnersDenied = owners.Scanned, owners.Denied
+	}
+	for _, g := range got {
+		for _, s := range g.sockets {
+			ob := audit.Observed{Socket: s, Netns: g.ns.Label}
+			switch {
+			case owners == nil:
+				ob.Owner = audit.OwnerNotLooked
+			case s.Inode == 0:
+				ob.Owner = audit.OwnerKernel
+			case len(owners.ByInode[s.Inode]) > 0:
+				ob.Owner = audit.OwnerKnown
+				ob.Owners = owners.All(s.Inode)
+			case owners.Denied > 0:
+				ob.Owner = audit.OwnerHidden
+			default:
+				ob.Owner = audit.OwnerGone
+			}
+			snap.Sockets = append(snap.Sockets, ob)
+		}
+	}
+	return snap, nil
+}
+
+// readNamespace reads one namespace's sockets from the chosen source.
+func readNamespace(root string, ns proc.Namespace, src Source) ([]socket.Socket, []string, error) {
+	if src == SourceProcfs {
+		return readProcfs(root, ns)
+	}
+	fd, closeNS, err := openNS(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeNS()
+	socks, err := socket.Dump(fd)
+	if err == nil {
+		return socks, nil, nil
+	}
+	var de *socket.DiagError
+	if src == SourceNetlink || !errors.As(err, &de) {
+		return nil, nil, fmt.Errorf("netns %s: %w", ns.Label, err)
+	}
+	// auto: fall back to /proc/net for the whole namespace, saying why.
+	socks, warns, perr := readProcfs(root, ns)
+	if perr != nil {
+		return nil, nil, fmt.Errorf("netns %s: %w; fallback: %w", ns.Label, err, perr)
+	}
+	return socks, append([]string{fmt.Sprintf("netns %s: netlink failed (%v); read /proc/net instead, v6only unknown", ns.Label, err)}, warns...), nil
+}
+
+// readProcfs reads a namespace's /proc/net tables: through a process inside it, or, for a
+// named namespace with no process, by entering it.
+func readProcfs(root string, ns proc.Namespace) ([]socket.Socket, []string, error) {
+	var (
+		res *socket.ProcNetResult
+		err error
+	)
+	switch {
+	case ns.Current:
+		res, err = socket.ReadProcNet(filepath.Join(root, "net"))
+	case ns.PID > 0:
+		res, err = socket.ReadProcNet(filepath.Join(root, strconv.Itoa(ns.PID), "net"))
+	default:
+		err = proc.InNetNS(ns.Path, func() error {
+			var e error
+			res, e = socket.ReadProcNet("/proc/thread-self/net")
+			return e
+		})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("netns %s: %w", ns.Label, err)
+	}
+	var warns []string
+	for _, p := range res.Problems {
+		warns = append(warns, "skipped malformed line: "+p.Error())
+	}
+	if n := res.Skipped - len(res.Problems); n > 0 {
+		warns = append(warns, fmt.Sprintf("skipped %d more malformed lines", n))
+	}
+	for _, w := range res.Warnings {
+		warns = append(warns, w.Error())
+	}
+	return res.Sockets, warns, nil
+}

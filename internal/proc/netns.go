@@ -1,0 +1,227 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultNetnsDir is where iproute2 (`ip netns add`) pins named network namespaces.
+const DefaultNetnsDir = "/run/netns"
+
+// Namespace is one network namespace of the host.
+type Namespace struct {
+	// Inode identifies the namespace (the number in "net:[4026531840]").
+	Inode uint64
+	// Label names it in reports: "host" for the namespace of PID 1, else the iproute2 name,
+	// else a container id or LXC name, else "net:[inode]".
+	Label string
+	// Name is its iproute2 name, if it has one.
+	Name string
+	// Container is the container a process inside it belongs to, if any.
+	Container string
+	// Path is a file that refers to it: /run/netns/NAME or /proc/PID/ns/net.
+	Path string
+	// PID is a process inside it (the lowest), 0 when none (a named namespace with no process).
+	PID int
+	// Current says it is the namespace bindguard runs in.
+	Current bool
+}
+
+// NamespaceFinder finds network namespaces.
+type NamespaceFinder struct {
+	Root     string // procfs, DefaultRoot when empty
+	NetnsDir string // named namespaces, DefaultNetnsDir when empty
+}
+
+// Current returns the namespace bindguard runs in.
+func (f NamespaceFinder) Current() (Namespace, error) {
+	root := cmpOr(f.Root, DefaultRoot)
+	buf := make([]byte, 64)
+	ino := netnsInode(filepath.Join(root, "self"), buf)
+	if ino == 0 {
+		return Namespace{}, fmt.Errorf("proc: cannot read %s", filepath.Join(root, "self", "ns", "net"))
+	}
+	all, err := f.All()
+	if err != nil {
+		return Namespace{}, err
+	}
+	for _, ns := range all {
+		if ns.Inode == ino {
+			return ns, nil
+		}
+	}
+	return Namespace{Inode: ino, Label: nsLabel(ino), Path: filepath.Join(root, "self", "ns", "net"), Current: true}, nil
+}
+
+// All returns every distinct network namespace: those of all processes and those pinned in the
+// netns directory, ordered: the current one first, then by label.
+func (f NamespaceFinder) All() ([]Namespace, error) {
+	root := cmpOr(f.Root, DefaultRoot)
+	buf := make([]byte, 64)
+	self := netnsInode(filepath.Join(root, "self"), buf)
+	hostIno := netnsInode(filepath.Join(root, "1"), buf)
+	pids, err := listPIDs(root)
+	if err != nil {
+		return nil, err
+	}
+	byIno := map[uint64]*Namespace{}
+	get := func(ino uint64) *Namespace {
+		ns := byIno[ino]
+		if ns == nil {
+			ns = &Namespace{Inode: ino, Current: ino == self}
+			byIno[ino] = ns
+		}
+		return ns
+	}
+	for _, pid := range pids {
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		ino := netnsInode(dir, buf)
+		if ino == 0 {
+			continue // exited, or not ours to read
+		}
+		ns := get(ino)
+		if ns.PID == 0 {
+			ns.PID = pid
+			ns.Path = filepath.Join(dir, "ns", "net")
+			if b, err := readSmall(filepath.Join(dir, "cgroup")); err == nil {
+				_, ns.Container = ParseCgroup(b)
+			}
+		}
+	}
+	dir := cmpOr(f.NetnsDir, DefaultNetnsDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("proc: list named namespaces: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		ino, err := fileInode(p)
+		if err != nil {
+			continue // a stale or unmounted entry
+		}
+		ns := get(ino)
+		if ns.Name == "" {
+			ns.Name = sanitize(e.Name())
+			ns.Path = p
+		}
+	}
+	out := make([]Namespace, 0, len(byIno))
+	for _, ns := range byIno {
+		switch {
+		case ns.Inode == hostIno, hostIno == 0 && ns.Current && ns.Name == "" && ns.Container == "":
+			// PID 1's namespace; or, where PID 1 cannot be read, the one bindguard runs in.
+			ns.Label = "host"
+		case ns.Name != "":
+			ns.Label = ns.Name
+		case ns.Container != "":
+			ns.Label = ns.Container
+		default:
+			ns.Label = nsLabel(ns.Inode)
+		}
+		out = append(out, *ns)
+	}
+	slices.SortFunc(out, func(a, b Namespace) int {
+		switch {
+		case a.Current != b.Current:
+			if a.Current {
+				return -1
+			}
+			return 1
+		case a.Label < b.Label:
+			return -1
+		case a.Label > b.Label:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// Find returns the namespace named by arg: an iproute2 name, a path to a namespace file
+// (/proc/PID/ns/net, /run/netns/NAME, a bind mount), or a label as All gives it.
+func (f NamespaceFinder) Find(arg string) (Namespace, error) {
+	all, err := f.All()
+	if err != nil {
+		return Namespace{}, err
+	}
+	if filepath.IsAbs(arg) || filepath.Base(arg) != arg {
+		ino, err := fileInode(arg)
+		if err != nil {
+			return Namespace{}, fmt.Errorf("netns %s: %w", arg, err)
+		}
+		for _, ns := range all {
+			if ns.Inode == ino {
+				ns.Path = arg
+				return ns, nil
+			}
+		}
+		return Namespace{Inode: ino, Label: nsLabel(ino), Path: arg}, nil
+	}
+	for _, ns := range all {
+		if ns.Name == arg || ns.Label == arg || nsLabel(ns.Inode) == arg {
+			return ns, nil
+		}
+	}
+	return Namespace{}, fmt.Errorf("netns %q: no such network namespace (see `ip netns list`, or give a path such as /proc/PID/ns/net)", arg)
+}
+
+// fileInode returns the namespace inode of a namespace file, failing when it is not one.
+func fileInode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err != nil {
+		return 0, &fs.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	if sfs.Type != unix.NSFS_MAGIC && sfs.Type != unix.PROC_SUPER_MAGIC {
+		return 0, fmt.Errorf("%s is not a namespace file", path)
+	}
+	return st.Ino, nil
+}
+
+func nsLabel(ino uint64) string { return fmt.Sprintf("net:[%d]", ino) }
+
+// InNetNS runs fn on an OS thread that has entered the network namespace at path, then returns
+// the thread to the namespace it came from. Entering needs CAP_SYS_ADMIN. If the thread cannot
+// be returned it is left locked, so the runtime retires it instead of reusing it.
+func InNetNS(path string, fn func() error) error {
+	target, err := os.Open(path) // #nosec G304 -- a namespace file the operator chose
+	if err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	defer func() { _ = target.Close() }()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer func() { _ = orig.Close() }()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("netns: enter %s: %w", path, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("netns: return from %s: %w", path, err))
+			return // thread stays locked and dies with this goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}

@@ -1,0 +1,186 @@
+package socket
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/bindguard/bindguard/policy"
+)
+
+// inet_diag wire constants (linux/inet_diag.h, linux/sock_diag.h).
+const (
+	sockDiagByFamily = 20 // SOCK_DIAG_BY_FAMILY
+	reqLen           = 56 // sizeof(struct inet_diag_req_v2)
+	msgLen           = 72 // sizeof(struct inet_diag_msg)
+	attrSKV6Only     = 11 // INET_DIAG_SKV6ONLY (u8), sent for AF_INET6 sockets in LISTEN/CLOSE
+)
+
+// DiagRequest is one sock_diag dump request: a family, a protocol and the states to return.
+type DiagRequest struct {
+	Family   Family
+	Protocol policy.Protocol
+}
+
+// DiagRequests are the four dumps Dump makes: TCP LISTEN and UDP unconnected, IPv4 and IPv6.
+var DiagRequests = [4]DiagRequest{
+	{IPv4, policy.TCP}, {IPv6, policy.TCP}, {IPv4, policy.UDP}, {IPv6, policy.UDP},
+}
+
+func (r DiagRequest) family() uint8 {
+	if r.Family == IPv6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+func (r DiagRequest) proto() uint8 {
+	if r.Protocol == policy.UDP {
+		return unix.IPPROTO_UDP
+	}
+	return unix.IPPROTO_TCP
+}
+
+func (r DiagRequest) state() uint8 {
+	if r.Protocol == policy.UDP {
+		return stateClose
+	}
+	return stateListen
+}
+
+// String is "tcp6" and the like, as in /proc/net.
+func (r DiagRequest) String() string {
+	if r.Family == IPv6 {
+		return string(r.Protocol) + "6"
+	}
+	return string(r.Protocol)
+}
+
+// Encode returns the request's struct inet_diag_req_v2: the kernel filters by state, so only
+// listening TCP and unconnected UDP sockets cross into user space.
+func (r DiagRequest) Encode() []byte {
+	b := make([]byte, reqLen)
+	b[0] = r.family()
+	b[1] = r.proto()
+	b[2] = 0 // idiag_ext: INET_DIAG_SKV6ONLY is sent for AF_INET6 sockets regardless
+	binary.NativeEndian.PutUint32(b[4:], 1<<r.state())
+	return b
+}
+
+// DecodeDiagMsg decodes one struct inet_diag_msg and its attributes, answering request r.
+// It checks every length and that the kernel answered what was asked.
+func DecodeDiagMsg(b []byte, r DiagRequest) (Socket, error) {
+	if len(b) < msgLen {
+		return Socket{}, fmt.Errorf("inet_diag_msg: %d bytes, want at least %d", len(b), msgLen)
+	}
+	if b[0] != r.family() {
+		return Socket{}, fmt.Errorf("inet_diag_msg: family %d, asked for %d", b[0], r.family())
+	}
+	if b[1] != r.state() {
+		return Socket{}, fmt.Errorf("inet_diag_msg: state %d, asked for %d", b[1], r.state())
+	}
+	s := Socket{
+		Protocol:  r.Protocol,
+		Family:    r.Family,
+		Port:      binary.BigEndian.Uint16(b[4:6]),
+		Interface: binary.NativeEndian.Uint32(b[40:44]),
+		UID:       binary.NativeEndian.Uint32(b[64:68]),
+		Inode:     uint64(binary.NativeEndian.Uint32(b[68:72])),
+		V6Only:    V6OnlyNA,
+	}
+	if r.Family == IPv4 {
+		s.Addr = netip.AddrFrom4([4]byte(b[8:12]))
+	} else {
+		s.Addr = netip.AddrFrom16([16]byte(b[8:24]))
+		s.V6Only = V6OnlyUnknown
+	}
+	if len(b) == msgLen {
+		return s, nil
+	}
+	ad, err := netlink.NewAttributeDecoder(b[msgLen:])
+	if err != nil {
+		return Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
+	}
+	for ad.Next() {
+		if ad.Type() != attrSKV6Only || r.Family != IPv6 {
+			continue
+		}
+		if n := len(ad.Bytes()); n != 1 {
+			return Socket{}, fmt.Errorf("inet_diag_msg: INET_DIAG_SKV6ONLY is %d bytes, want 1", n)
+		}
+		if ad.Uint8() != 0 {
+			s.V6Only = V6OnlyYes
+		} else {
+			s.V6Only = V6OnlyNo
+		}
+	}
+	if err := ad.Err(); err != nil {
+		return Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
+	}
+	return s, nil
+}
+
+// DiagError is a failed sock_diag dump for one request. Unwrap gives the netlink error, for
+// example ENOENT when the kernel has no udp_diag support.
+type DiagError struct {
+	Request DiagRequest
+	Err     error
+}
+
+func (e *DiagError) Error() string { return fmt.Sprintf("sockdiag: dump %s: %v", e.Request, e.Err) }
+func (e *DiagError) Unwrap() error { return e.Err }
+
+// Dump asks the kernel for the listening sockets of a network namespace through
+// NETLINK_SOCK_DIAG. netnsFD is an open namespace file (/proc/PID/ns/net, /run/netns/NAME), or
+// 0 for the caller's namespace; entering another namespace needs CAP_SYS_ADMIN.
+//
+// Each of the four DiagRequests is dumped in turn. The sockets of the requests that succeeded
+// are returned with a *DiagError for each that failed, joined; a caller that wants all or
+// nothing checks the error, one that can fall back per table inspects the DiagErrors.
+func Dump(netnsFD int) ([]Socket, error) {
+	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, &netlink.Config{NetNS: netnsFD})
+	if err != nil {
+		return nil, fmt.Errorf("sockdiag: open netlink socket: %w", err)
+	}
+	defer func() { _ = c.Close() }()
+	var (
+		out  []Socket
+		errs []error
+	)
+	for _, r := range DiagRequests {
+		n := len(out)
+		if out, err = dumpOne(c, r, out); err != nil {
+			out = out[:n]
+			errs = append(errs, &DiagError{Request: r, Err: err})
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func dumpOne(c *netlink.Conn, r DiagRequest, out []Socket) ([]Socket, error) {
+	req := netlink.Message{
+		Header: netlink.Header{Type: sockDiagByFamily, Flags: netlink.Request | netlink.Dump},
+		Data:   r.Encode(),
+	}
+	if _, err := c.Send(req); err != nil {
+		return out, err
+	}
+	for m, err := range c.ReceiveIter() {
+		if err != nil {
+			return out, err
+		}
+		if m.Header.Type != sockDiagByFamily {
+			return out, fmt.Errorf("unexpected netlink message type %d", m.Header.Type)
+		}
+		s, err := DecodeDiagMsg(m.Data, r)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
