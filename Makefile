@@ -6,8 +6,9 @@
 GO          ?= go
 GOSEC_VER   := v2.29.0
 BIN         := $(CURDIR)/.bin
-# Debian packages the test suite needs: gcc for the race detector (cgo).
-DEB_PACKAGES := gcc
+# Debian packages the test suite needs: gcc for the race detector (cgo), iproute2 (ip, ss) for
+# the namespace tests, prometheus for promtool.
+DEB_PACKAGES := gcc iproute2 prometheus
 FUZZTIME    ?= 30s
 
 .PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench build

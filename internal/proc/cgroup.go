@@ -25,7 +25,7 @@ var lxcPattern = regexp.MustCompile(`^lxc\.(?:payload|monitor)\.(.+)$`)
 // component ending in .service or .scope) and a container id or name, each empty when absent.
 // It prefers the unified (cgroup v2, "0::") line and falls back to the name=systemd line.
 func ParseCgroup(b []byte) (unit, container string) {
-	var path, fallback string
+	var path, systemd, other string
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 4096), maxSmallFile)
 	for sc.Scan() {
@@ -41,14 +41,14 @@ func ParseCgroup(b []byte) (unit, container string) {
 		switch {
 		case id == "0" && ctrl == "":
 			path = p
-		case ctrl == "name=systemd" && fallback == "":
-			fallback = p
-		case fallback == "" && strings.Contains(ctrl, "pids"):
-			fallback = p
+		case ctrl == "name=systemd":
+			systemd = p
+		case other == "" && strings.Contains(ctrl, "pids"):
+			other = p
 		}
 	}
 	if path == "" || path == "/" {
-		path = cmpOr(fallback, path)
+		path = cmpOr(systemd, cmpOr(other, path))
 	}
 	parts := strings.Split(path, "/")
 	for i, c := range parts {

@@ -45,20 +45,46 @@ type NamespaceFinder struct {
 func (f NamespaceFinder) Current() (Namespace, error) {
 	root := cmpOr(f.Root, DefaultRoot)
 	buf := make([]byte, 64)
-	ino := netnsInode(filepath.Join(root, "self"), buf)
+	self := filepath.Join(root, "self")
+	ino := netnsInode(self, buf)
 	if ino == 0 {
-		return Namespace{}, fmt.Errorf("proc: cannot read %s", filepath.Join(root, "self", "ns", "net"))
+		return Namespace{}, fmt.Errorf("proc: cannot read %s", filepath.Join(self, "ns", "net"))
 	}
-	all, err := f.All()
-	if err != nil {
-		return Namespace{}, err
-	}
-	for _, ns := range all {
-		if ns.Inode == ino {
-			return ns, nil
+	// Cheaper than All: only bindguard's own namespace, its name and whether it is PID 1's.
+	ns := Namespace{Inode: ino, Path: filepath.Join(self, "ns", "net"), Current: true}
+	if pid, err := os.Readlink(self); err == nil {
+		if n, err := strconv.Atoi(pid); err == nil {
+			ns.PID = n
+			ns.Path = filepath.Join(root, pid, "ns", "net")
 		}
 	}
-	return Namespace{Inode: ino, Label: nsLabel(ino), Path: filepath.Join(root, "self", "ns", "net"), Current: true}, nil
+	if b, err := readSmall(filepath.Join(self, "cgroup")); err == nil {
+		_, ns.Container = ParseCgroup(b)
+	}
+	dir := cmpOr(f.NetnsDir, DefaultNetnsDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Namespace{}, fmt.Errorf("proc: list named namespaces: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if i, err := fileInode(p); err == nil && i == ino {
+			ns.Name = sanitize(e.Name())
+			break
+		}
+	}
+	hostIno := netnsInode(filepath.Join(root, "1"), buf)
+	switch {
+	case ino == hostIno, hostIno == 0 && ns.Name == "" && ns.Container == "":
+		ns.Label = "host"
+	case ns.Name != "":
+		ns.Label = ns.Name
+	case ns.Container != "":
+		ns.Label = ns.Container
+	default:
+		ns.Label = nsLabel(ino)
+	}
+	return ns, nil
 }
 
 // All returns every distinct network namespace: those of all processes and those pinned in the

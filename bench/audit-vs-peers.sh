@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Compare `bindguard audit --format json` (sockets, owners and policy) with `ss -tulnp`,
+# `netstat -tulnp` and `lsof -nP -i` on the same host state: a network namespace of its own
+# holding N listening sockets over P processes, plus I idle processes with F open files each.
+#
+#   sudo bench/audit-vs-peers.sh [N] [P] [I] [F] [RUNS]     (defaults: 10000 500 1500 50 7)
+#
+# Prints the median wall time and peak RSS of each tool and the ratio to ss -tulnp. Needs root
+# (network namespace), gcc, iproute2, net-tools, lsof and GNU time (installed when missing).
+set -euo pipefail
+N=${1:-10000} P=${2:-500} I=${3:-1500} F=${4:-50} RUNS=${5:-7}
+cd "$(dirname "$0")/.."
+[[ $(id -u) -eq 0 ]] || { echo "needs root: it creates a network namespace" >&2; exit 2; }
+need=()
+for p in gcc iproute2 net-tools lsof time; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
+if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; fi
+
+work=$(mktemp -d)
+ns="bgbench-$$"
+gen_pid=""
+cleanup() {
+  [[ -n $gen_pid ]] && kill "$gen_pid" 2>/dev/null || true
+  exec 3>&- 2>/dev/null || true
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+gcc -O2 -o "$work/listeners" bench/listeners.c
+go build -o "$work/bindguard" ./cmd/bindguard
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+for i in $(seq 2 $(( (N + 39999) / 40000 ))); do ip -n "$ns" addr add "127.0.0.$i/8" dev lo 2>/dev/null || true; done
+
+# The generator reads its stdin from fd 3's pipe; closing fd 3 ends it.
+mkfifo "$work/ctl"
+nsenter --net="/run/netns/$ns" "$work/listeners" "$N" "$P" "$I" "$F" <"$work/ctl" >"$work/ready" &
+gen_pid=$!
+exec 3>"$work/ctl"
+for _ in $(seq 1 600); do grep -q ready "$work/ready" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$work/ready" || { echo "generator did not start" >&2; exit 1; }
+procs=$(ls -d /proc/[0-9]* | wc -l)
+echo "host state: $N listeners over $P processes, $I idle processes with $F files each; $procs processes in /proc; $(nproc) CPUs"
+
+# median of the numbers on stdin
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+run_tool() { # name, command...
+  local name=$1; shift
+  local times=() rss=() lines
+  lines=$(nsenter --net="/run/netns/$ns" "$@" 2>/dev/null | wc -l)
+  for _ in $(seq 1 "$RUNS"); do
+    /usr/bin/time -f "%e %M" -o "$work/t" nsenter --net="/run/netns/$ns" "$@" >/dev/null 2>&1 || true
+    read -r s kb <"$work/t"
+    times+=("$s"); rss+=("$kb")
+  done
+  local t m
+  t=$(printf '%s\n' "${times[@]}" | median)
+  m=$(printf '%s\n' "${rss[@]}" | median)
+  printf '%s\t%s\t%s\t%s\n' "$name" "$t" "$m" "$lines" >>"$work/results"
+}
+
+cd "$work" # no ./bindguard.yaml here: the audit uses the built-in catalogue
+run_tool "bindguard audit --format json" "$work/bindguard" audit --format json
+run_tool "ss -tulnp" ss -tulnp
+run_tool "netstat -tulnp" netstat -tulnp
+run_tool "lsof -nP -i" lsof -nP -i
+base=$(awk -F'\t' '$1=="ss -tulnp"{print $2}' "$work/results")
+echo
+printf '%-32s %10s %8s %12s %10s\n' tool "median s" "x ss" "peak RSS MiB" "out lines"
+while IFS=$'\t' read -r name t kb lines; do
+  ratio=$(awk -v a="$t" -v b="$base" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')
+  printf '%-32s %10s %8s %12.1f %10s\n' "$name" "$t" "$ratio" "$(awk -v k="$kb" 'BEGIN{print k/1024}')" "$lines"
+done <"$work/results"
