@@ -11,7 +11,7 @@ BIN         := $(CURDIR)/.bin
 DEB_PACKAGES := gcc iproute2 prometheus
 FUZZTIME    ?= 30s
 
-.PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench build
+.PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit build
 
 test: deps lint unit
 
@@ -46,6 +46,13 @@ unit:
 # Run every fuzz target for FUZZTIME each (new crashers land in the package's testdata/fuzz).
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzParseProcNet$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzDecodeDiagMsg$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proc -run '^$$' -fuzz '^FuzzParseCgroup$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5
+
+# The audit against ss, netstat and lsof on a namespace with 10,000 listeners (root).
+bench-audit:
+	bench/audit-vs-peers.sh 10000 500 1500 50 7

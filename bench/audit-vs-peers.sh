@@ -19,8 +19,13 @@ work=$(mktemp -d)
 ns="bgbench-$$"
 gen_pid=""
 cleanup() {
-  [[ -n $gen_pid ]] && kill "$gen_pid" 2>/dev/null || true
+  # End of input makes the generator kill its children by pid and exit; they also die with it
+  # (PR_SET_PDEATHSIG), so the fallback kill of its own pid leaks nothing.
   exec 3>&- 2>/dev/null || true
+  if [[ -n $gen_pid ]]; then
+    for _ in $(seq 1 50); do kill -0 "$gen_pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$gen_pid" 2>/dev/null || true
+  fi
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
 }

@@ -57,7 +57,7 @@ func New(t testing.TB, prefix string) *NS {
 	_, _ = rand.Read(b)
 	name := prefix + "-" + hex.EncodeToString(b)
 	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() }) // #nosec G204 -- our own random name
 	run(t, "ip", "-n", name, "link", "set", "lo", "up")
 	return &NS{Name: name, Path: filepath.Join(proc.DefaultNetnsDir, name)}
 }
@@ -171,7 +171,7 @@ func (n *NS) StartListener(t testing.TB, testName string, specs ...Spec) int {
 	for i, s := range specs {
 		parts[i] = s.String()
 	}
-	cmd := exec.Command("nsenter", "--net="+n.Path, os.Args[0], "-test.run=^"+testName+"$") // #nosec G204 -- the test binary itself
+	cmd := exec.Command("nsenter", "--net="+n.Path, os.Args[0], "-test.run=^"+testName+"$") // #nosec G204 G702 -- the test binary itself
 	cmd.Env = append(os.Environ(), HelperEnv+"="+strings.Join(parts, ","))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -231,6 +231,9 @@ func RunHelper() {
 	}
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range keep {
+		_ = c.Close()
+	}
 	os.Exit(0)
 }
 
@@ -238,7 +241,7 @@ func RunHelper() {
 func (n *NS) Exec(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	full := append([]string{"--net=" + n.Path, name}, args...)
-	out, err := exec.Command("nsenter", full...).Output() // #nosec G204 -- test commands
+	out, err := exec.Command("nsenter", full...).Output() // #nosec G204 G702 -- commands the tests choose
 	if err != nil {
 		t.Fatalf("nsenter %s %v: %v", name, args, err)
 	}

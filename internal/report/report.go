@@ -4,6 +4,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,11 +61,12 @@ type Document struct {
 	Warnings   []string        `json:"warnings"`
 }
 
-// NewDocument builds the JSON document of a report.
+// NewDocument builds the JSON document of a report. Findings is nil when there are none; JSON
+// writes it as [].
 func NewDocument(m Meta, r *audit.Report) Document {
 	return Document{
 		Schema: SchemaAudit, Host: m.Host, Time: m.Time.UTC().Format(time.RFC3339), Policy: m.Policy,
-		Score: r.Score, Summary: r.Summary, Findings: nonNil(r.Findings),
+		Score: r.Score, Summary: r.Summary, Findings: r.Findings,
 		Namespaces: nonNil(m.Namespaces), Notes: nonNil(r.Notes), Warnings: nonNil(m.Warnings),
 	}
 }
@@ -75,9 +78,42 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// JSON writes the report as one indented JSON document.
+// JSON writes the report as one indented JSON document. Findings are encoded one at a time,
+// so memory stays flat however many sockets listen.
 func JSON(w io.Writer, m Meta, r *audit.Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(NewDocument(m, r))
+	doc := NewDocument(m, r)
+	findings := doc.Findings
+	doc.Findings = nil
+	head, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	// Splice the findings in where the empty list was encoded.
+	const marker = "\n  \"findings\": null,"
+	i := bytes.Index(head, []byte(marker))
+	if i < 0 {
+		return fmt.Errorf("report: findings placeholder not found")
+	}
+	// bufio.Writer errors are sticky: Flush returns the first.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.Write(head[:i])
+	_, _ = bw.WriteString("\n  \"findings\": [")
+	for k := range findings {
+		b, err := json.MarshalIndent(&findings[k], "    ", "  ")
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		if k > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_, _ = bw.WriteString("\n    ")
+		_, _ = bw.Write(b)
+	}
+	if len(findings) > 0 {
+		_, _ = bw.WriteString("\n  ")
+	}
+	_, _ = bw.WriteString("],")
+	_, _ = bw.Write(head[i+len(marker):])
+	_ = bw.WriteByte('\n')
+	return bw.Flush()
 }
