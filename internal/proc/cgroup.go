@@ -3,6 +3,7 @@ package proc
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"os/user"
 	"regexp"
 	"strconv"
@@ -48,7 +49,7 @@ func ParseCgroup(b []byte) (unit, container string) {
 		}
 	}
 	if path == "" || path == "/" {
-		path = cmpOr(systemd, cmpOr(other, path))
+		path = cmp.Or(systemd, other, path)
 	}
 	parts := strings.Split(path, "/")
 	for i, c := range parts {

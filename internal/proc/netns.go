@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,16 +43,16 @@ type NamespaceFinder struct {
 	NetnsDir string // named namespaces, DefaultNetnsDir when empty
 }
 
-// Current returns the namespace bindguard runs in.
+// Current returns the namespace bindguard runs in. It is cheaper than All: it reads only
+// bindguard's own process, PID 1 and the netns directory.
 func (f NamespaceFinder) Current() (Namespace, error) {
-	root := cmpOr(f.Root, DefaultRoot)
+	root := cmp.Or(f.Root, DefaultRoot)
 	buf := make([]byte, 64)
 	self := filepath.Join(root, "self")
 	ino := netnsInode(self, buf)
 	if ino == 0 {
 		return Namespace{}, fmt.Errorf("proc: cannot read %s", filepath.Join(self, "ns", "net"))
 	}
-	// Cheaper than All: only bindguard's own namespace, its name and whether it is PID 1's.
 	ns := Namespace{Inode: ino, Path: filepath.Join(self, "ns", "net"), Current: true}
 	if pid, err := os.Readlink(self); err == nil {
 		if n, err := strconv.Atoi(pid); err == nil {
@@ -61,36 +63,19 @@ func (f NamespaceFinder) Current() (Namespace, error) {
 	if b, err := readSmall(filepath.Join(self, "cgroup")); err == nil {
 		_, ns.Container = ParseCgroup(b)
 	}
-	dir := cmpOr(f.NetnsDir, DefaultNetnsDir)
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Namespace{}, fmt.Errorf("proc: list named namespaces: %w", err)
+	pins, err := f.pinned()
+	if err != nil {
+		return Namespace{}, err
 	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if i, err := fileInode(p); err == nil && i == ino {
-			ns.Name = sanitize(e.Name())
-			break
-		}
-	}
-	hostIno := netnsInode(filepath.Join(root, "1"), buf)
-	switch {
-	case ino == hostIno, hostIno == 0 && ns.Name == "" && ns.Container == "":
-		ns.Label = "host"
-	case ns.Name != "":
-		ns.Label = ns.Name
-	case ns.Container != "":
-		ns.Label = ns.Container
-	default:
-		ns.Label = nsLabel(ino)
-	}
+	ns.Name = pins[ino].name
+	ns.setLabel(netnsInode(filepath.Join(root, "1"), buf))
 	return ns, nil
 }
 
 // All returns every distinct network namespace: those of all processes and those pinned in the
 // netns directory, ordered: the current one first, then by label.
 func (f NamespaceFinder) All() ([]Namespace, error) {
-	root := cmpOr(f.Root, DefaultRoot)
+	root := cmp.Or(f.Root, DefaultRoot)
 	buf := make([]byte, 64)
 	self := netnsInode(filepath.Join(root, "self"), buf)
 	hostIno := netnsInode(filepath.Join(root, "1"), buf)
@@ -122,53 +107,70 @@ func (f NamespaceFinder) All() ([]Namespace, error) {
 			}
 		}
 	}
-	dir := cmpOr(f.NetnsDir, DefaultNetnsDir)
+	pins, err := f.pinned()
+	if err != nil {
+		return nil, err
+	}
+	for ino, p := range pins {
+		ns := get(ino)
+		ns.Name, ns.Path = p.name, p.path
+	}
+	out := make([]Namespace, 0, len(byIno))
+	for _, ns := range byIno {
+		ns.setLabel(hostIno)
+		out = append(out, *ns)
+	}
+	slices.SortFunc(out, func(a, b Namespace) int {
+		if a.Current != b.Current {
+			if a.Current {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Label, b.Label)
+	})
+	return out, nil
+}
+
+// pin is a namespace pinned in the netns directory.
+type pin struct{ name, path string }
+
+// pinned lists the namespaces pinned in the netns directory by inode; where one is pinned under
+// several names, the first in name order wins. A missing directory pins nothing.
+func (f NamespaceFinder) pinned() (map[uint64]pin, error) {
+	dir := cmp.Or(f.NetnsDir, DefaultNetnsDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("proc: list named namespaces: %w", err)
 	}
+	out := map[uint64]pin{}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
 		ino, err := fileInode(p)
 		if err != nil {
 			continue // a stale or unmounted entry
 		}
-		ns := get(ino)
-		if ns.Name == "" {
-			ns.Name = sanitize(e.Name())
-			ns.Path = p
+		if _, dup := out[ino]; !dup {
+			out[ino] = pin{sanitize(e.Name()), p}
 		}
 	}
-	out := make([]Namespace, 0, len(byIno))
-	for _, ns := range byIno {
-		switch {
-		case ns.Inode == hostIno, hostIno == 0 && ns.Current && ns.Name == "" && ns.Container == "":
-			// PID 1's namespace; or, where PID 1 cannot be read, the one bindguard runs in.
-			ns.Label = "host"
-		case ns.Name != "":
-			ns.Label = ns.Name
-		case ns.Container != "":
-			ns.Label = ns.Container
-		default:
-			ns.Label = nsLabel(ns.Inode)
-		}
-		out = append(out, *ns)
-	}
-	slices.SortFunc(out, func(a, b Namespace) int {
-		switch {
-		case a.Current != b.Current:
-			if a.Current {
-				return -1
-			}
-			return 1
-		case a.Label < b.Label:
-			return -1
-		case a.Label > b.Label:
-			return 1
-		}
-		return 0
-	})
 	return out, nil
+}
+
+// setLabel names the namespace for reports: "host" for PID 1's (or, where PID 1 cannot be
+// read, for the current one when nothing else names it), else its iproute2 name, else its
+// container, else "net:[inode]".
+func (ns *Namespace) setLabel(hostIno uint64) {
+	switch {
+	case ns.Inode == hostIno, hostIno == 0 && ns.Current && ns.Name == "" && ns.Container == "":
+		ns.Label = "host"
+	case ns.Name != "":
+		ns.Label = ns.Name
+	case ns.Container != "":
+		ns.Label = ns.Container
+	default:
+		ns.Label = nsLabel(ns.Inode)
+	}
 }
 
 // Find returns the namespace named by arg: an iproute2 name, a path to a namespace file

@@ -10,6 +10,7 @@ package proc
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ type Process struct {
 // Label is "name (pid N, unit U)" for messages.
 func (p Process) Label() string {
 	var b strings.Builder
-	b.WriteString(cmpOr(p.Name, "?"))
+	b.WriteString(cmp.Or(p.Name, "?"))
 	fmt.Fprintf(&b, " (pid %d", p.PID)
 	if p.Unit != "" && (p.Container == "" || !strings.Contains(p.Unit, p.Container)) {
 		fmt.Fprintf(&b, ", unit %s", p.Unit)
@@ -55,13 +56,6 @@ func (p Process) Label() string {
 	}
 	b.WriteString(")")
 	return b.String()
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // Owners maps socket inodes to the processes holding them.
@@ -105,7 +99,7 @@ type Scanner struct {
 	Users func(uid int) string
 }
 
-func (s *Scanner) root() string { return cmpOr(s.Root, DefaultRoot) }
+func (s *Scanner) root() string { return cmp.Or(s.Root, DefaultRoot) }
 
 // Owners scans every /proc/PID/fd for the socket inodes in want and reads the processes that
 // hold them. It fails only when the /proc root itself cannot be listed.
@@ -126,12 +120,11 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 		users = newUserCache()
 	}
 	type result struct {
-		pid     int
-		proc    Process
-		inodes  []uint64
-		read    bool
-		denied  bool
-		present bool
+		pid    int
+		proc   Process
+		inodes []uint64
+		read   bool
+		denied bool
 	}
 	results := make([]result, len(pids))
 	var next, wg = make(chan int, workers), sync.WaitGroup{}
@@ -146,7 +139,6 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 				if len(r.inodes) > 0 {
 					r.proc = s.readProcess(r.pid)
 				}
-				r.present = true
 			}
 		})
 	}
@@ -158,9 +150,6 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 
 	o := &Owners{ByInode: map[uint64][]int{}, Procs: map[int]Process{}}
 	for _, r := range results {
-		if !r.present {
-			continue
-		}
 		if r.read {
 			o.Scanned++
 		}
@@ -251,14 +240,7 @@ func scanFDs(fdDir string, want map[uint64]bool, buf []byte) (inodes []uint64, r
 }
 
 // socketInode parses "socket:[12345]".
-func socketInode(link []byte) (uint64, bool) {
-	const pre = "socket:["
-	if len(link) < len(pre)+2 || string(link[:len(pre)]) != pre || link[len(link)-1] != ']' {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(link[len(pre):len(link)-1]), 10, 64)
-	return n, err == nil
-}
+func socketInode(link []byte) (uint64, bool) { return bracketNumber(link, "socket:[") }
 
 // netnsInode reads PID/ns/net ("net:[4026531840]"); 0 when it cannot.
 func netnsInode(pidDir string, buf []byte) uint64 {
@@ -266,19 +248,17 @@ func netnsInode(pidDir string, buf []byte) uint64 {
 	if err != nil || k >= len(buf) {
 		return 0
 	}
-	return parseNSLink(buf[:k])
+	n, _ := bracketNumber(buf[:k], "net:[")
+	return n
 }
 
-func parseNSLink(link []byte) uint64 {
-	const pre = "net:["
-	if len(link) < len(pre)+2 || string(link[:len(pre)]) != pre || link[len(link)-1] != ']' {
-		return 0
+// bracketNumber parses the N of a /proc link target "PREFIXN]", such as "socket:[N]".
+func bracketNumber(link []byte, prefix string) (uint64, bool) {
+	if len(link) < len(prefix)+2 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
+		return 0, false
 	}
-	n, err := strconv.ParseUint(string(link[len(pre):len(link)-1]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
+	n, err := strconv.ParseUint(string(link[len(prefix):len(link)-1]), 10, 64)
+	return n, err == nil
 }
 
 // maxSmallFile bounds the /proc files read for a process (comm, status, cgroup).
