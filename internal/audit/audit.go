@@ -157,8 +157,6 @@ const (
 	OwnerHidden
 	// OwnerKernel: the socket has no inode; the kernel itself holds it (nfsd, WireGuard, ...).
 	OwnerKernel
-	// OwnerNotLooked: owners were not collected.
-	OwnerNotLooked
 	// OwnerGone: no visible process holds it: its owner is in another PID namespace, or it
 	// closed during the scan.
 	OwnerGone

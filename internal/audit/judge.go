@@ -132,12 +132,11 @@ func judge(s policy.Service, o Observed) Finding {
 	f.Service = &name
 	f.Expected = expected(s)
 	exp := f.Actual.Exposure
-	who := ownerWords(o)
-	where := fmt.Sprintf("%s listens on %s, %s", who, addrPort(o.Addr, o.Port), exp.words())
+	where := fmt.Sprintf("%s listens on %s, %s", ownerWords(o), addrPort(o.Addr, o.Port), exp.words())
 	loopbackOnly := s.Access == policy.LocalhostOnly || s.Access == policy.ProxyOnly
 
 	switch {
-	case !permits(s, o):
+	case !s.PermitsBind(o.Addr): // unmaps; "::" is never loopback nor inside an allow list
 		f.Status = Invalid
 		if loopbackOnly {
 			f.Severity = Critical
@@ -149,7 +148,7 @@ func judge(s policy.Service, o Observed) Finding {
 	case s.Address.IsValid() && !sameBinding(s, o):
 		f.Status = Invalid
 		decl := declWords(s)
-		if wider(s, o) && s.Access != policy.Public {
+		if wider(s, exp) && s.Access != policy.Public {
 			f.Severity = High
 			f.Reason = fmt.Sprintf("%s, wider than the declared %s", where, decl)
 		} else {
@@ -168,13 +167,6 @@ func judge(s policy.Service, o Observed) Finding {
 	return f
 }
 
-// permits reports whether the service's access class allows the socket's exposure. A
-// dual-stack "::" socket is judged as both 0.0.0.0 and "::".
-func permits(s policy.Service, o Observed) bool {
-	a := o.Addr.Unmap().WithZone("")
-	return s.PermitsBind(a)
-}
-
 // sameBinding reports whether the socket is exactly the declared binding. A declared "::" with
 // v6only needs a socket known to be v6only; a declared dual-stack "::" accepts either.
 func sameBinding(s policy.Service, o Observed) bool {
@@ -188,10 +180,9 @@ func sameBinding(s policy.Service, o Observed) bool {
 	return true
 }
 
-// wider reports whether the socket accepts connections the declared binding would not: a
-// wildcard where a single address is declared, or IPv4 too through a dual-stack "::".
-func wider(s policy.Service, o Observed) bool {
-	e := ExposureOf(o.Addr, o.V6Only)
+// wider reports whether a socket of exposure e accepts connections the declared binding would
+// not: a wildcard where a single address is declared, or IPv4 too through a dual-stack "::".
+func wider(s policy.Service, e Exposure) bool {
 	d := ExposureOf(s.Address, v6onlyOf(s))
 	switch {
 	case e == d:
@@ -290,7 +281,8 @@ func expected(s policy.Service) *Expected {
 	return e
 }
 
-// ownerWords names who holds a socket, or why that is unknown.
+// ownerWords names who holds a socket ("nginx (pid 900, unit nginx.service) and 3 more"), or
+// says why that is unknown.
 func ownerWords(o Observed) string {
 	switch o.Owner {
 	case OwnerKnown:
@@ -305,8 +297,6 @@ func ownerWords(o Observed) string {
 		return "a process whose files bindguard may not read (owner hidden)"
 	case OwnerKernel:
 		return "the kernel"
-	case OwnerNotLooked:
-		return "a socket"
 	}
 	return "a process not visible here (another PID namespace, or it has just closed the socket)"
 }

@@ -22,21 +22,20 @@ var defaultPolicyPaths = []string{"bindguard.yaml", "/etc/bindguard/bindguard.ya
 
 // observeFlags are the flags that say what to observe, shared by audit and init.
 type observeFlags struct {
-	source   string
+	source   formatFlag
 	procRoot string
 	netns    string
 	netnsDir string
 }
 
 func (o *observeFlags) add(cmd *cobra.Command) {
-	src := &formatFlag{value: string(observe.SourceAuto)}
+	o.source.value = string(observe.SourceAuto)
 	for _, s := range observe.Sources() {
-		src.allowed = append(src.allowed, string(s))
+		o.source.allowed = append(o.source.allowed, string(s))
 	}
-	cmd.Flags().Var(src, "source", "where sockets are read: auto (netlink, /proc/net where it fails), netlink or procfs")
-	cmd.PreRun = func(*cobra.Command, []string) { o.source = src.value }
+	cmd.Flags().Var(&o.source, "source", "where sockets are read: auto (netlink, /proc/net where it fails), netlink or procfs")
 	cmd.Flags().StringVar(&o.procRoot, "proc-root", "/proc", "procfs root (another tree implies --source procfs)")
-	cmd.Flags().StringVar(&o.netns, "netns", "", "network namespace: all, an `ip netns` name, a label, or a path such as /proc/PID/ns/net (default: bindguard's own)")
+	cmd.Flags().StringVar(&o.netns, "netns", "", "network namespace: current (bindguard's own), all, or a `NAME|PATH`: an ip-netns name, a label, or a file such as /proc/PID/ns/net")
 	cmd.Flags().StringVar(&o.netnsDir, "netns-dir", "/run/netns", "where named network namespaces are pinned")
 }
 
@@ -46,7 +45,7 @@ func (o *observeFlags) observe() (*observe.Snapshot, error) {
 		netns = observe.NetnsCurrent
 	}
 	return observe.Observe(observe.Options{
-		ProcRoot: o.procRoot, NetnsDir: o.netnsDir, Source: observe.Source(o.source), Netns: netns,
+		ProcRoot: o.procRoot, NetnsDir: o.netnsDir, Source: observe.Source(o.source.value), Netns: netns,
 	})
 }
 
@@ -118,6 +117,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 	}
 	f = addFormatFlag(cmd, "table", report.Formats...)
 	cmd.Flag("format").Usage = "output format: table, json, prometheus or zabbix (default: table on a terminal, json otherwise)"
+	cmd.Flag("format").DefValue = "" // the default depends on the terminal, as the usage says
 	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file, native or seed format (default: ./bindguard.yaml, /etc/bindguard/bindguard.yaml, else the built-in catalogue)")
 	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical")
 	cmd.Flags().StringVar(&host, "host", "", "host name to put in the report (default: this host's name)")

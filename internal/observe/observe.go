@@ -4,7 +4,6 @@
 package observe
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -19,7 +18,7 @@ type Source string
 
 // The sources.
 const (
-	// SourceAuto uses netlink, falling back to /proc/net per table where netlink fails.
+	// SourceAuto uses netlink, falling back to /proc/net for a namespace where a dump fails.
 	SourceAuto Source = "auto"
 	// SourceNetlink uses NETLINK_SOCK_DIAG only.
 	SourceNetlink Source = "netlink"
@@ -46,10 +45,6 @@ type Options struct {
 	Source   Source
 	// Netns is NetnsCurrent, NetnsAll, an iproute2 name, a label or a namespace file path.
 	Netns string
-	// SkipOwners leaves owners out (faster; every socket's owner is OwnerNotLooked).
-	SkipOwners bool
-	// Workers bounds the parallel /proc scan (0: proc.Scanner's default).
-	Workers int
 }
 
 // Snapshot is what was observed.
@@ -122,29 +117,23 @@ func Observe(o Options) (*Snapshot, error) {
 		got = append(got, nsSockets{ns, socks})
 	}
 
-	var owners *proc.Owners
-	if !o.SkipOwners {
-		want := map[uint64]bool{}
-		for _, g := range got {
-			for _, s := range g.sockets {
-				if s.Inode != 0 {
-					want[s.Inode] = true
-				}
+	want := map[uint64]bool{}
+	for _, g := range got {
+		for _, s := range g.sockets {
+			if s.Inode != 0 {
+				want[s.Inode] = true
 			}
 		}
-		sc := proc.Scanner{Root: root, Workers: o.Workers}
-		var err error
-		if owners, err = sc.Owners(want); err != nil {
-			return nil, err
-		}
-		snap.OwnersScanned, snap.OwnersDenied = owners.Scanned, owners.Denied
 	}
+	owners, err := (&proc.Scanner{Root: root}).Owners(want)
+	if err != nil {
+		return nil, err
+	}
+	snap.OwnersScanned, snap.OwnersDenied = owners.Scanned, owners.Denied
 	for _, g := range got {
 		for _, s := range g.sockets {
 			ob := audit.Observed{Socket: s, Netns: g.ns.Label}
 			switch {
-			case owners == nil:
-				ob.Owner = audit.OwnerNotLooked
 			case s.Inode == 0:
 				ob.Owner = audit.OwnerKernel
 			case len(owners.ByInode[s.Inode]) > 0:
@@ -175,11 +164,11 @@ func readNamespace(root string, ns proc.Namespace, src Source) ([]socket.Socket,
 	if err == nil {
 		return socks, nil, nil
 	}
-	var de *socket.DiagError
-	if src == SourceNetlink || !errors.As(err, &de) {
+	if src == SourceNetlink {
 		return nil, nil, fmt.Errorf("netns %s: %w", ns.Label, err)
 	}
-	// auto: fall back to /proc/net for the whole namespace, saying why.
+	// auto: a dump failed (no udp_diag, netlink refused by a seccomp filter, ...): read the
+	// namespace's /proc/net tables instead, saying why.
 	socks, warns, perr := readProcfs(root, ns)
 	if perr != nil {
 		return nil, nil, fmt.Errorf("netns %s: %w; fallback: %w", ns.Label, err, perr)
