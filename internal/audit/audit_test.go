@@ -181,3 +181,35 @@ func TestFailsThreshold(t *testing.T) {
 		t.Error("ParseSeverity(urgent) succeeded")
 	}
 }
+
+func TestStatusOrderMatchesStatuses(t *testing.T) {
+	// Findings sort in the order Statuses lists: a table test over the exported order.
+	p := mustPolicy(t, `version: 1
+services:
+  - {name: a, protocol: tcp, port: 1, address: 127.0.0.1, access: localhost_only}
+  - {name: b, protocol: tcp, port: 2, address: 127.0.0.1, access: localhost_only}
+  - {name: c, protocol: tcp, port: 3, address: 127.0.0.1, access: localhost_only}
+`)
+	// All at severity low or info except missing; use low-severity invalid and unexpected.
+	r := audit.Judge(p, []audit.Observed{
+		obs("tcp", "127.0.0.1", 1, 0, "x"),  // valid, info
+		obs("tcp", "127.0.0.2", 2, 0, "x"),  // invalid, low (other loopback address)
+		obs("tcp", "127.0.0.1", 99, 0, "x"), // unexpected, low
+	})
+	var got []audit.Status
+	for _, f := range r.Findings {
+		got = append(got, f.Status)
+	}
+	want := []audit.Status{audit.Missing, audit.Invalid, audit.Unexpected, audit.Valid} // medium first, then low by status order, then info
+	if strings.Join(statusStrings(got), ",") != strings.Join(statusStrings(want), ",") {
+		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+func statusStrings(s []audit.Status) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = string(v)
+	}
+	return out
+}

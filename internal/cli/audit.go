@@ -168,6 +168,8 @@ func isTerminal(w io.Writer) bool {
 
 // colour reports whether output to w may use colour: a terminal, and NO_COLOR unset or empty
 // (https://no-color.org), and TERM not "dumb".
-func colour(w io.Writer) bool {
-	return isTerminal(w) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+func colour(w io.Writer) bool { return colourAllowed(isTerminal(w), os.Getenv) }
+
+func colourAllowed(terminal bool, getenv func(string) string) bool {
+	return terminal && getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
 }

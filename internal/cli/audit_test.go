@@ -159,3 +159,27 @@ func TestInitFromFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestColourAllowed(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	for _, tc := range []struct {
+		terminal bool
+		env      map[string]string
+		want     bool
+	}{
+		{true, nil, true},
+		{false, nil, false},
+		{true, map[string]string{"NO_COLOR": "1"}, false},
+		{true, map[string]string{"NO_COLOR": ""}, true},
+		{true, map[string]string{"TERM": "dumb"}, false},
+	} {
+		if got := colourAllowed(tc.terminal, env(tc.env)); got != tc.want {
+			t.Errorf("colourAllowed(%v, %v) = %v, want %v", tc.terminal, tc.env, got, tc.want)
+		}
+	}
+	// A buffer is not a terminal: the table has no escape codes.
+	out, _, _ := runAt(t, append([]string{"audit", "--policy", auditPolicy, "--format", "table"}, fixtureArgs("basic")...)...)
+	if strings.Contains(out, "\x1b[") {
+		t.Error("escape codes in output to a non-terminal")
+	}
+}

@@ -118,6 +118,18 @@ func TestObserveNamespace(t *testing.T) {
 	}
 }
 
+// TestObserveNamespaceByPath names the namespace by its file instead of its name.
+func TestObserveNamespaceByPath(t *testing.T) {
+	ns := newLayoutNS(t)
+	snap, err := observe.Observe(observe.Options{Netns: ns.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sockets) != len(layout) || len(snap.Namespaces) != 1 || snap.Namespaces[0].Label != ns.Name {
+		t.Errorf("%d sockets in %+v, want %d in %s", len(snap.Sockets), snap.Namespaces, len(layout), ns.Name)
+	}
+}
+
 func sortSocks(s []sock) {
 	slices.SortFunc(s, func(a, b sock) int { return strings.Compare(string(a.Proto)+a.Addr, string(b.Proto)+b.Addr) })
 }
