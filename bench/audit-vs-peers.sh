@@ -5,8 +5,10 @@
 #
 #   sudo bench/audit-vs-peers.sh [N] [P] [I] [F] [RUNS]     (defaults: 10000 500 1500 50 7)
 #
-# Prints the median wall time and peak RSS of each tool and the ratio to ss -tulnp. Needs root
-# (network namespace), gcc, iproute2, net-tools, lsof and GNU time (installed when missing).
+# Prints the median wall time and peak RSS of each tool and the ratio to ss -tulnp. bindguard runs
+# twice: as shipped (owner scan auto: the BPF iterator at this many processes) and with the
+# /proc scan forced. Needs root (network namespace, BPF), gcc, iproute2, net-tools, lsof and
+# GNU time (installed when missing).
 set -euo pipefail
 N=${1:-10000} P=${2:-500} I=${3:-1500} F=${4:-50} RUNS=${5:-7}
 cd "$(dirname "$0")/.."
@@ -67,6 +69,7 @@ run_tool() { # name, command...
 
 cd "$work" # no ./bindguard.yaml here: the audit uses the built-in catalogue
 run_tool "bindguard audit --format json" "$work/bindguard" audit --format json
+run_tool "  ... --owner-scan procfs" "$work/bindguard" audit --format json --owner-scan procfs
 run_tool "ss -tulnp" ss -tulnp
 run_tool "netstat -tulnp" netstat -tulnp
 run_tool "lsof -nP -i" lsof -nP -i

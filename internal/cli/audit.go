@@ -13,6 +13,7 @@ import (
 
 	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/internal/report"
 	"github.com/bindguard/bindguard/policy"
 )
@@ -22,10 +23,11 @@ var defaultPolicyPaths = []string{"bindguard.yaml", "/etc/bindguard/bindguard.ya
 
 // observeFlags are the flags that say what to observe, shared by audit and init.
 type observeFlags struct {
-	source   formatFlag
-	procRoot string
-	netns    string
-	netnsDir string
+	source    formatFlag
+	ownerScan formatFlag
+	procRoot  string
+	netns     string
+	netnsDir  string
 }
 
 func (o *observeFlags) add(cmd *cobra.Command) {
@@ -34,6 +36,11 @@ func (o *observeFlags) add(cmd *cobra.Command) {
 		o.source.allowed = append(o.source.allowed, string(s))
 	}
 	cmd.Flags().Var(&o.source, "source", "where sockets are read: auto (netlink, /proc/net where it fails), netlink or procfs")
+	o.ownerScan.value = string(proc.OwnerScanAuto)
+	for _, s := range proc.OwnerScans() {
+		o.ownerScan.allowed = append(o.ownerScan.allowed, string(s))
+	}
+	cmd.Flags().Var(&o.ownerScan, "owner-scan", "how socket owners are found: auto (bpf from 1000 processes where it loads, else procfs), procfs (every /proc/PID/fd link) or bpf (a kernel task_file iterator; root)")
 	cmd.Flags().StringVar(&o.procRoot, "proc-root", "/proc", "procfs root (another tree implies --source procfs)")
 	cmd.Flags().StringVar(&o.netns, "netns", "", "network namespace: current (bindguard's own), all, or a `NAME|PATH`: an ip-netns name, a label, or a file such as /proc/PID/ns/net")
 	cmd.Flags().StringVar(&o.netnsDir, "netns-dir", "/run/netns", "where named network namespaces are pinned")
@@ -46,6 +53,7 @@ func (o *observeFlags) observe() (*observe.Snapshot, error) {
 	}
 	return observe.Observe(observe.Options{
 		ProcRoot: o.procRoot, NetnsDir: o.netnsDir, Source: observe.Source(o.source.value), Netns: netns,
+		OwnerScan: proc.OwnerScan(o.ownerScan.value),
 	})
 }
 

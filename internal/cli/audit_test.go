@@ -106,6 +106,8 @@ func TestAuditErrors(t *testing.T) {
 		{"bad fail-on", append([]string{"audit", "--fail-on", "severe"}, fixtureArgs("basic")...), `unknown severity "severe"`},
 		{"bad source", []string{"audit", "--source", "bpf"}, "must be one of auto, netlink, procfs"},
 		{"netlink with a fixture", append([]string{"audit", "--source", "netlink"}, fixtureArgs("basic")...), "--source netlink reads the kernel"},
+		{"bad owner scan", []string{"audit", "--owner-scan", "ebpf"}, "must be one of auto, procfs, bpf"},
+		{"bpf owner scan with a fixture", append([]string{"audit", "--owner-scan", "bpf"}, fixtureArgs("basic")...), "bpf owner scan reads the kernel"},
 		{"unknown netns", []string{"audit", "--netns", "no-such-ns-here", "--netns-dir", "../../testdata/proc/no-netns"}, `netns "no-such-ns-here": no such network namespace`},
 		{"invalid policy", append([]string{"audit", "--policy", "../../testdata/policy/invalid/bad-port.yaml"}, fixtureArgs("basic")...), "bad-port.yaml:"},
 	} {

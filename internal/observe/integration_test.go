@@ -14,6 +14,7 @@ import (
 	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/internal/socket"
 	"github.com/bindguard/bindguard/policy"
 )
@@ -282,4 +283,59 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestOwnerScanBPF: the kernel-side owner scan (a BPF task_file iterator) finds exactly what the
+// /proc scan finds, for sockets of this process and of another one, in every namespace.
+func TestOwnerScanBPF(t *testing.T) {
+	ns := newLayoutNS(t)
+	pid := ns.StartListener(t, "TestHelperListener", spec(t, "tcp4:127.0.0.1:7301"), spec(t, "udp6:[::]:7302:v6only"))
+	var snaps []*observe.Snapshot
+	for _, scan := range []proc.OwnerScan{proc.OwnerScanProcfs, proc.OwnerScanBPF} {
+		snap, err := observe.Observe(observe.Options{Netns: observe.NetnsAll, OwnerScan: scan})
+		if err != nil {
+			t.Fatalf("owner scan %s: %v (the bpf scan needs root and a kernel with BTF and BPF iterators)", scan, err)
+		}
+		if snap.OwnerScan != scan {
+			t.Errorf("owner scan %s ran as %s", scan, snap.OwnerScan)
+		}
+		snaps = append(snaps, snap)
+	}
+	owners := func(s *observe.Snapshot) map[string][]int {
+		m := map[string][]int{}
+		for _, o := range s.Sockets {
+			k := o.Netns + " " + o.Socket.String()
+			m[k] = []int{}
+			for _, p := range o.Owners {
+				m[k] = append(m[k], p.PID)
+			}
+		}
+		return m
+	}
+	procfs, bpf := owners(snaps[0]), owners(snaps[1])
+	// Sockets opened or closed between the two scans by other processes of the host are not
+	// comparable; every socket of the test's namespace is.
+	for k, v := range procfs {
+		if strings.HasPrefix(k, ns.Name+" ") && !slices.Equal(v, bpf[k]) {
+			t.Errorf("%s: owners %v by procfs, %v by bpf", k, v, bpf[k])
+		}
+	}
+	for k, want := range map[string]int{" tcp 127.0.0.1:7301": pid, " udp [::]:7302": pid, " tcp 127.0.0.1:7001": os.Getpid()} {
+		if got := bpf[ns.Name+k]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s%s: bpf owners %v, want [%d]", ns.Name, k, got, want)
+		}
+	}
+	// The process details come from /proc either way.
+	for _, o := range snaps[1].Sockets {
+		if o.Netns == ns.Name && (len(o.Owners) == 0 || o.Owners[0].Name == "" || o.Owners[0].Exe == "") {
+			t.Errorf("%s %s: owner without name or exe: %+v", o.Netns, o.Socket, o.Owners)
+		}
+	}
+}
+
+func TestOwnerScanBPFNeedsRealProc(t *testing.T) {
+	_, err := observe.Observe(observe.Options{ProcRoot: "../../testdata/proc/basic", NetnsDir: "../../testdata/proc/no-netns", OwnerScan: proc.OwnerScanBPF})
+	if err == nil || !strings.Contains(err.Error(), "reads the kernel") {
+		t.Errorf("bpf owner scan over a fixture tree: %v, want an error that it reads the kernel", err)
+	}
 }

@@ -45,6 +45,8 @@ type Options struct {
 	Source   Source
 	// Netns is NetnsCurrent, NetnsAll, an iproute2 name, a label or a namespace file path.
 	Netns string
+	// OwnerScan chooses how socket owners are found (proc.OwnerScanAuto when empty).
+	OwnerScan proc.OwnerScan
 }
 
 // Snapshot is what was observed.
@@ -56,6 +58,8 @@ type Snapshot struct {
 	Warnings []string
 	// OwnersScanned and OwnersDenied count processes whose fd tables were and were not read.
 	OwnersScanned, OwnersDenied int
+	// OwnerScan is the owner scan that ran (procfs or bpf).
+	OwnerScan proc.OwnerScan
 }
 
 // Observe collects the listening sockets and their owners.
@@ -125,11 +129,11 @@ func Observe(o Options) (*Snapshot, error) {
 			}
 		}
 	}
-	owners, err := (&proc.Scanner{Root: root}).Owners(want)
+	owners, err := (&proc.Scanner{Root: root, Scan: o.OwnerScan}).Owners(want)
 	if err != nil {
 		return nil, err
 	}
-	snap.OwnersScanned, snap.OwnersDenied = owners.Scanned, owners.Denied
+	snap.OwnersScanned, snap.OwnersDenied, snap.OwnerScan = owners.Scanned, owners.Denied, owners.Method
 	for _, g := range got {
 		for _, s := range g.sockets {
 			ob := audit.Observed{Socket: s, Netns: g.ns.Label}
