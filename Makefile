@@ -49,9 +49,13 @@ fuzz:
 	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzParseProcNet$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzDecodeDiagMsg$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/proc -run '^$$' -fuzz '^FuzzParseCgroup$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./access -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./access -run '^$$' -fuzz '^FuzzParseIPv4$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./access -run '^$$' -fuzz '^FuzzLocalHost$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5
+	$(GO) test ./access -run '^$$' -bench . -benchmem -count 5
 
 # The audit against ss, netstat and lsof on a namespace with 10,000 listeners (root).
 bench-audit:

@@ -1,0 +1,259 @@
+package access
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/bindguard/bindguard/policy"
+)
+
+// Rule is who may use a service or a route: an access class and, for lan and restricted, the
+// allow list.
+type Rule struct {
+	Access policy.Access
+	Allow  *PrefixSet
+	// HostCheck, for localhost_only, also requires the Host header to name localhost.
+	HostCheck bool
+
+	class class // set when the rule is installed
+}
+
+// class is an access class as a small number, for a switch without string compares.
+type class uint8
+
+const (
+	classNone class = iota
+	classLocalhost
+	classProxy
+	classAllow // lan and restricted
+	classPublic
+)
+
+func classOf(a policy.Access) class {
+	switch a {
+	case policy.LocalhostOnly:
+		return classLocalhost
+	case policy.ProxyOnly:
+		return classProxy
+	case policy.LAN, policy.Restricted:
+		return classAllow
+	case policy.Public:
+		return classPublic
+	}
+	return classNone
+}
+
+type route struct {
+	prefix string
+	rule   Rule
+}
+
+// Guard decides, for one service of a policy, whether a request is admitted. Decisions per
+// access class, on the client the Resolver finds:
+//
+//	localhost_only  the client is a loopback address (a request a local proxy forwards for
+//	                a remote client is refused); with host_check the Host header must also be
+//	                localhost, a 127.0.0.0/8 literal or [::1], optionally with a port
+//	proxy_only      the peer is a trusted proxy and its header named the client
+//	lan, restricted the client is in the service's allow list
+//	public          any client that could be determined
+//
+// Every class fails closed when the client cannot be determined (see Resolver). Routes set with
+// Route override the class for a path prefix. A Guard is safe for concurrent use once built.
+type Guard struct {
+	service  string
+	resolver *Resolver
+	base     Rule
+	routes   []route // longest prefix first
+}
+
+// NewGuard makes the guard of the named service of pol, with pol's trusted proxies and
+// client-IP header.
+func NewGuard(pol *policy.Policy, service string) (*Guard, error) {
+	if pol == nil {
+		return nil, fmt.Errorf("access: no policy")
+	}
+	svc, ok := pol.Lookup(service)
+	if !ok {
+		return nil, fmt.Errorf("access: policy %s declares no service %q", pol.Source, service)
+	}
+	res, err := NewResolver(pol.TrustedProxies, pol.ClientIPHeader)
+	if err != nil {
+		return nil, err
+	}
+	return &Guard{
+		service:  svc.Name,
+		resolver: res,
+		base:     Rule{Access: svc.Access, Allow: NewPrefixSet(svc.AllowPrefixes), HostCheck: svc.HostCheck, class: classOf(svc.Access)},
+	}, nil
+}
+
+// Service is the name of the guarded service.
+func (g *Guard) Service() string { return g.service }
+
+// Route makes requests whose path is prefix, or below it when prefix ends in "/", follow rule
+// instead of the service's class: the seed's /internal/ is localhost_only inside a service
+// otherwise reached through the proxy. The longest matching prefix wins.
+func (g *Guard) Route(prefix string, rule Rule) error {
+	if !strings.HasPrefix(prefix, "/") || path.Clean(prefix) != strings.TrimSuffix(prefix, "/") && prefix != "/" {
+		return fmt.Errorf("access: route %q: want a clean absolute path such as /internal/", prefix)
+	}
+	if !rule.Access.Valid() {
+		return fmt.Errorf("access: route %s: unknown access class %q", prefix, rule.Access)
+	}
+	if rule.Access.TakesAllow() && rule.Allow.Len() == 0 {
+		return fmt.Errorf("access: route %s: %s needs an allow list", prefix, rule.Access)
+	}
+	rule.class = classOf(rule.Access)
+	g.routes = append(g.routes, route{prefix, rule})
+	slices.SortStableFunc(g.routes, func(a, b route) int { return len(b.prefix) - len(a.prefix) })
+	return nil
+}
+
+// Decision is the outcome for one request.
+type Decision struct {
+	Client  Client
+	Allowed bool
+	Reason  Reason
+	// Access is the class that decided (the service's, or a route's).
+	Access policy.Access
+}
+
+// Explain is the decision in one sentence with the addresses, for operators (bindguard access
+// check, debug logs). It is not meant for the client.
+func (d Decision) Explain() string {
+	who := "no client"
+	if d.Client.Addr.IsValid() {
+		who = "client " + d.Client.Addr.String()
+		if d.Client.Proxied {
+			who += " (via proxy " + d.Client.Peer.String() + ")"
+		}
+	} else if d.Client.Peer.IsValid() {
+		who = "peer " + d.Client.Peer.String()
+	}
+	if d.Allowed {
+		return fmt.Sprintf("%s allowed by %s", who, d.Access)
+	}
+	return fmt.Sprintf("%s denied by %s: %s", who, d.Access, d.Reason)
+}
+
+// Request is what a decision reads from an HTTP request.
+type Request struct {
+	RemoteAddr string
+	Host       string
+	Path       string
+	Header     http.Header
+}
+
+// Check decides for an HTTP request.
+func (g *Guard) Check(r *http.Request) Decision {
+	p := ""
+	if r.URL != nil {
+		p = r.URL.Path
+	}
+	return g.Decide(Request{RemoteAddr: r.RemoteAddr, Host: r.Host, Path: p, Header: r.Header})
+}
+
+// Decide decides for a request. With routes, the rule of the path as sent and the rule of the
+// cleaned path (what a router serves after removing "..", "." and "//") must both admit it.
+func (g *Guard) Decide(req Request) Decision {
+	c, err := g.resolver.Resolve(req.RemoteAddr, req.Header)
+	if err != nil {
+		reason, _ := err.(Reason)
+		return Decision{Client: c, Reason: reason, Access: g.base.Access}
+	}
+	rule := g.ruleFor(req.Path)
+	d := g.decideRule(c, rule, req.Host)
+	if d.Allowed && len(g.routes) > 0 {
+		if cleaned := cleanPath(req.Path); cleaned != req.Path {
+			if r2 := g.ruleFor(cleaned); r2 != rule {
+				d = g.decideRule(c, r2, req.Host)
+			}
+		}
+	}
+	return d
+}
+
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func (g *Guard) ruleFor(p string) *Rule {
+	for i := range g.routes {
+		r := &g.routes[i]
+		if p == r.prefix || strings.HasSuffix(r.prefix, "/") && strings.HasPrefix(p, r.prefix) ||
+			!strings.HasSuffix(r.prefix, "/") && strings.HasPrefix(p, r.prefix+"/") {
+			return &r.rule
+		}
+	}
+	return &g.base
+}
+
+func (g *Guard) decideRule(c Client, rule *Rule, host string) Decision {
+	d := Decision{Client: c, Access: rule.Access}
+	a := c.Addr
+	switch rule.class {
+	case classLocalhost:
+		switch {
+		case a.Zone() != "" || !a.IsLoopback():
+			d.Reason = ReasonNotLoopback
+		case rule.HostCheck && !LocalHost(host):
+			d.Reason = ReasonBadHost
+		}
+	case classProxy:
+		if !c.Proxied {
+			d.Reason = ReasonNotProxied
+		}
+	case classAllow:
+		if !rule.Allow.Contains(a) {
+			d.Reason = ReasonNotAllowed
+		}
+	case classPublic:
+	default:
+		d.Reason = ReasonNotAllowed
+	}
+	d.Allowed = d.Reason == ReasonNone
+	return d
+}
+
+// LocalHost reports whether an HTTP Host header names this host by loopback: "localhost", a
+// 127.0.0.0/8 literal or "[::1]", each optionally with a port. Anything else — another name
+// that may resolve to 127.0.0.1 (DNS rebinding), 0.0.0.0, an empty Host — is refused.
+func LocalHost(host string) bool {
+	h := host
+	if hp, port, err := net.SplitHostPort(host); err == nil {
+		if !validPortSuffix(":" + port) {
+			return false
+		}
+		h = hp
+	} else if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") {
+			return false
+		}
+		h = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, ok := parseIP(h, false)
+	if !ok {
+		return false
+	}
+	if a.Is4() {
+		return a.IsLoopback()
+	}
+	// IPv6 only in brackets: [::1] or [::1]:port
+	return a == netip.IPv6Loopback() && strings.HasPrefix(host, "[")
+}
