@@ -48,7 +48,7 @@ fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzParseProcNet$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzDecodeDiagMsg$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/proc -run '^$$' -fuzz '^FuzzParseCgroup$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cgroup -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzParseIPv4$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzLocalHost$$' -fuzztime $(FUZZTIME)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bindguard/bindguard/internal/cgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +62,7 @@ func (f NamespaceFinder) Current() (Namespace, error) {
 		}
 	}
 	if b, err := readSmall(filepath.Join(self, "cgroup")); err == nil {
-		_, ns.Container = ParseCgroup(b)
+		_, ns.Container = cgroup.Parse(b)
 	}
 	pins, err := f.pinned()
 	if err != nil {
@@ -103,7 +104,7 @@ func (f NamespaceFinder) All() ([]Namespace, error) {
 			ns.PID = pid
 			ns.Path = filepath.Join(dir, "ns", "net")
 			if b, err := readSmall(filepath.Join(dir, "cgroup")); err == nil {
-				_, ns.Container = ParseCgroup(b)
+				_, ns.Container = cgroup.Parse(b)
 			}
 		}
 	}
@@ -151,7 +152,7 @@ func (f NamespaceFinder) pinned() (map[uint64]pin, error) {
 			continue // a stale or unmounted entry
 		}
 		if _, dup := out[ino]; !dup {
-			out[ino] = pin{sanitize(e.Name()), p}
+			out[ino] = pin{cgroup.Sanitize(e.Name()), p}
 		}
 	}
 	return out, nil

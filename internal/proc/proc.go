@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bindguard/bindguard/internal/cgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -365,7 +366,7 @@ func bracketNumber(link []byte, prefix string) (uint64, bool) {
 }
 
 // maxSmallFile bounds the /proc files read for a process (comm, status, cgroup).
-const maxSmallFile = 64 << 10
+const maxSmallFile = cgroup.MaxFile
 
 // readSmall reads a small /proc file whole, with raw system calls: os.Open's poller
 // registration costs more than the read for files the kernel generates on open.
@@ -403,12 +404,12 @@ func (s *Scanner) readProcess(pid int) (p Process, gone bool) {
 	b, err := readSmall(filepath.Join(dir, "comm"))
 	switch {
 	case err == nil:
-		p.Name = sanitize(strings.TrimSuffix(string(b), "\n"))
+		p.Name = cgroup.Sanitize(strings.TrimSuffix(string(b), "\n"))
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
 		return p, true
 	}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		p.Exe = sanitize(strings.TrimSuffix(exe, " (deleted)"))
+		p.Exe = cgroup.Sanitize(strings.TrimSuffix(exe, " (deleted)"))
 	}
 	if b, err := readSmall(filepath.Join(dir, "status")); err == nil {
 		if uid, ok := parseStatusUID(b); ok {
@@ -416,7 +417,7 @@ func (s *Scanner) readProcess(pid int) (p Process, gone bool) {
 		}
 	}
 	if b, err := readSmall(filepath.Join(dir, "cgroup")); err == nil {
-		p.Unit, p.Container = ParseCgroup(b)
+		p.Unit, p.Container = cgroup.Parse(b)
 	}
 	return p, false
 }
@@ -437,16 +438,4 @@ func parseStatusUID(b []byte) (int, bool) {
 		return int(uid), err == nil
 	}
 	return 0, false
-}
-
-// sanitize replaces control characters, bidirectional overrides and invalid UTF-8, so a process cannot forge report
-// lines or terminal escapes through its name.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0xFFFD ||
-			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x2028 || r == 0x2029 {
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?"))
 }

@@ -1,14 +1,18 @@
-package proc
+// Package cgroup reads /proc/PID/cgroup files: the systemd unit and the container (Docker,
+// Podman, containerd, CRI-O id, or LXC name) a process runs in. It has no dependencies beyond
+// the standard library, so the public listen package can use it.
+package cgroup
 
 import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"os/user"
 	"regexp"
-	"strconv"
 	"strings"
 )
+
+// MaxFile bounds the cgroup file (and other small /proc files) read.
+const MaxFile = 64 << 10
 
 // containerPatterns find a container id in one cgroup path component, most specific first.
 var containerPatterns = []*regexp.Regexp{
@@ -22,13 +26,13 @@ var containerPatterns = []*regexp.Regexp{
 // older LXC uses /lxc/NAME/....
 var lxcPattern = regexp.MustCompile(`^lxc\.(?:payload|monitor)\.(.+)$`)
 
-// ParseCgroup reads a /proc/PID/cgroup file and returns the innermost systemd unit (a
+// Parse reads a /proc/PID/cgroup file and returns the innermost systemd unit (a
 // component ending in .service or .scope) and a container id or name, each empty when absent.
 // It prefers the unified (cgroup v2, "0::") line and falls back to the name=systemd line.
-func ParseCgroup(b []byte) (unit, container string) {
+func Parse(b []byte) (unit, container string) {
 	var path, systemd, other string
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), maxSmallFile)
+	sc.Buffer(make([]byte, 0, 4096), MaxFile)
 	for sc.Scan() {
 		line := sc.Text()
 		id, rest, ok := strings.Cut(line, ":")
@@ -55,9 +59,9 @@ func ParseCgroup(b []byte) (unit, container string) {
 	for i, c := range parts {
 		if container == "" {
 			if m := lxcPattern.FindStringSubmatch(c); m != nil {
-				container = sanitize(m[1])
+				container = Sanitize(m[1])
 			} else if c == "lxc" && i+1 < len(parts) && parts[i+1] != "" {
-				container = sanitize(parts[i+1])
+				container = Sanitize(parts[i+1])
 			}
 		}
 		for _, re := range containerPatterns {
@@ -69,26 +73,21 @@ func ParseCgroup(b []byte) (unit, container string) {
 	for i := len(parts) - 1; i >= 0; i-- {
 		c := parts[i]
 		if strings.HasSuffix(c, ".service") || strings.HasSuffix(c, ".scope") {
-			unit = sanitize(c)
+			unit = Sanitize(c)
 			break
 		}
 	}
 	return unit, container
 }
 
-// newUserCache returns a uid-to-name lookup over the system's user database, caching answers.
-// It is used from one goroutine.
-func newUserCache() func(int) string {
-	cache := map[int]string{}
-	return func(uid int) string {
-		if n, ok := cache[uid]; ok {
-			return n
+// Sanitize replaces control characters, bidirectional overrides and invalid UTF-8 with "?", so
+// a process cannot forge report lines or terminal escapes through its name or cgroup.
+func Sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0xFFFD ||
+			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x2028 || r == 0x2029 {
+			return '?'
 		}
-		n := strconv.Itoa(uid)
-		if u, err := user.LookupId(n); err == nil && u.Username != "" {
-			n = sanitize(u.Username)
-		}
-		cache[uid] = n
-		return n
-	}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 }
