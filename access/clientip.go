@@ -23,16 +23,16 @@ type Reason uint8
 
 // The reasons.
 const (
-	ReasonNone          Reason = iota // allowed
-	ReasonBadPeer                     // the connection's remote address is not an IP:port
-	ReasonNoHeader                    // a trusted proxy sent no client-IP header
-	ReasonHeaderTooLong               // over MaxHeaderElements or MaxHeaderBytes
-	ReasonBadHop                      // the walk reached an element that is not a plain IP
-	ReasonRepeatedHeader              // X-Real-IP on more than one line
-	ReasonNotLoopback                 // localhost_only: the client is not on this host
-	ReasonBadHost                     // localhost_only + host_check: Host is not localhost
-	ReasonNotProxied                  // proxy_only: the request did not come through a trusted proxy
-	ReasonNotAllowed                  // lan/restricted: the client is not in the allow list
+	ReasonNone           Reason = iota // allowed
+	ReasonBadPeer                      // the connection's remote address is not an IP:port
+	ReasonNoHeader                     // a trusted proxy sent no client-IP header
+	ReasonHeaderTooLong                // over MaxHeaderElements or MaxHeaderBytes
+	ReasonBadHop                       // the walk reached an element that is not a plain IP
+	ReasonRepeatedHeader               // X-Real-IP on more than one line
+	ReasonNotLoopback                  // localhost_only: the client is not on this host
+	ReasonBadHost                      // localhost_only + host_check: Host is not localhost
+	ReasonNotProxied                   // proxy_only: the request did not come through a trusted proxy
+	ReasonNotAllowed                   // lan/restricted: the client is not in the allow list
 )
 
 var reasonText = [...]string{
