@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"syscall"
 
@@ -157,70 +158,58 @@ func options(opts []Option) config {
 // WithSockets holds it (validated), else a new socket bound where the policy says. It refuses
 // a UDP service, and any address the service's class forbids, before bind(2).
 func Listen(ctx context.Context, pol *policy.Policy, service string, opts ...Option) (net.Listener, error) {
-	p, err := Resolve(pol, service, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if p.Service.Protocol != policy.TCP {
-		return nil, fmt.Errorf("listen: service %s is %s: use ListenPacket", service, p.Service.Protocol)
-	}
-	c := options(opts)
-	if c.sockets != nil {
-		f, ok, err := c.sockets.take(p)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			defer func() { _ = f.Close() }()
-			l, err := net.FileListener(f)
-			if err != nil {
-				return nil, fmt.Errorf("listen: service %s: inherited socket: %w", service, err)
-			}
-			c.logger.Info("listening on an inherited socket", "service", service, "addr", p.Addr.String())
-			return l, nil
-		}
-	}
-	lc := net.ListenConfig{Control: p.control}
-	l, err := lc.Listen(ctx, p.Network, p.Addr.String())
-	if err != nil {
-		return nil, fmt.Errorf("listen: service %s: %w", service, err)
-	}
-	c.logger.Info("listening", "service", service, "network", p.Network, "addr", l.Addr().String())
-	return l, nil
+	return open(ctx, pol, service, policy.TCP, "ListenPacket", opts, net.FileListener,
+		func(lc *net.ListenConfig, network, addr string) (net.Listener, error) {
+			return lc.Listen(ctx, network, addr)
+		},
+		net.Listener.Addr)
 }
 
 // ListenPacket is Listen for a UDP service.
 func ListenPacket(ctx context.Context, pol *policy.Policy, service string, opts ...Option) (net.PacketConn, error) {
+	return open(ctx, pol, service, policy.UDP, "Listen", opts, net.FilePacketConn,
+		func(lc *net.ListenConfig, network, addr string) (net.PacketConn, error) {
+			return lc.ListenPacket(ctx, network, addr)
+		},
+		net.PacketConn.LocalAddr)
+}
+
+// open is Listen and ListenPacket: fromFile takes over an inherited socket, bind makes a new one.
+func open[T any](ctx context.Context, pol *policy.Policy, service string, proto policy.Protocol, other string, opts []Option,
+	fromFile func(*os.File) (T, error), bind func(*net.ListenConfig, string, string) (T, error), addrOf func(T) net.Addr) (T, error) {
+	var zero T
 	p, err := Resolve(pol, service, opts...)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if p.Service.Protocol != policy.UDP {
-		return nil, fmt.Errorf("listen: service %s is %s: use Listen", service, p.Service.Protocol)
+	if p.Service.Protocol != proto {
+		return zero, fmt.Errorf("listen: service %s is %s: use %s", service, p.Service.Protocol, other)
 	}
 	c := options(opts)
 	if c.sockets != nil {
 		f, ok, err := c.sockets.take(p)
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
 		if ok {
 			defer func() { _ = f.Close() }()
-			pc, err := net.FilePacketConn(f)
+			conn, err := fromFile(f)
 			if err != nil {
-				return nil, fmt.Errorf("listen: service %s: inherited socket: %w", service, err)
+				return zero, fmt.Errorf("listen: service %s: inherited socket: %w", service, err)
 			}
-			c.logger.Info("listening on an inherited socket", "service", service, "addr", p.Addr.String())
-			return pc, nil
+			c.logger.Info("listening on an inherited socket", "service", service, "addr", addrOf(conn).String())
+			return conn, nil
 		}
 	}
-	lc := net.ListenConfig{Control: p.control}
-	pc, err := lc.ListenPacket(ctx, p.Network, p.Addr.String())
-	if err != nil {
-		return nil, fmt.Errorf("listen: service %s: %w", service, err)
+	if err := ctx.Err(); err != nil {
+		return zero, err
 	}
-	c.logger.Info("listening", "service", service, "network", p.Network, "addr", pc.LocalAddr().String())
-	return pc, nil
+	conn, err := bind(&net.ListenConfig{Control: p.control}, p.Network, p.Addr.String())
+	if err != nil {
+		return zero, fmt.Errorf("listen: service %s: %w", service, err)
+	}
+	c.logger.Info("listening", "service", service, "network", p.Network, "addr", addrOf(conn).String())
+	return conn, nil
 }
 
 // control sets IPV6_V6ONLY on IPv6 sockets before bind(2), overriding Go's default.
