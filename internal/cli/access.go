@@ -23,7 +23,10 @@ func newAccessCmd(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "access",
 		Short: "Ask how the access middleware decides for a request",
-		Args:  args(0, 0),
+		Long: `Commands about bindguard's access middleware (the Go package access), which
+admits HTTP clients by IP for a service of the policy.`,
+		Example: `  bindguard access check -p bindguard.yaml --service core --remote 10.1.1.50:40000 --host localhost`,
+		Args: args(0, 0),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newAccessCheckCmd(s))
