@@ -26,8 +26,8 @@ func newAccessCmd(s Streams) *cobra.Command {
 		Long: `Commands about bindguard's access middleware (the Go package access), which
 admits HTTP clients by IP for a service of the policy.`,
 		Example: `  bindguard access check -p bindguard.yaml --service core --remote 10.1.1.50:40000 --host localhost`,
-		Args: args(0, 0),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Args:    args(0, 0),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newAccessCheckCmd(s))
 	return cmd
