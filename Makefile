@@ -11,7 +11,7 @@ BIN         := $(CURDIR)/.bin
 DEB_PACKAGES := gcc iproute2 prometheus
 FUZZTIME    ?= 30s
 
-.PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit build
+.PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access build
 
 test: deps lint unit
 
@@ -56,6 +56,10 @@ fuzz:
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5
 	$(GO) test ./access -run '^$$' -bench . -benchmem -count 5
+
+# access.Middleware's throughput cost under wrk on loopback (installs wrk as root).
+bench-access:
+	bench/access-middleware.sh 5 10s 32
 
 # The audit against ss, netstat and lsof on a namespace with 10,000 listeners (root).
 bench-audit:

@@ -3,6 +3,7 @@ package access
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 
@@ -63,3 +64,45 @@ func BenchmarkStdlibParseFloor(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMiddleware compares a handler bare and behind Middleware (localhost_only: header
+// walk and Host check), in process, without the network.
+func BenchmarkMiddleware(b *testing.B) {
+	pol, err := policy.Parse("bench.yaml", []byte("version: 1\nservices:\n  - {name: api, port: 8001, address: 127.0.0.1, access: localhost_only}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := NewGuard(pol, "api")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	req := httptest.NewRequest(http.MethodGet, "http://localhost/api/x", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	req.Header.Set("X-Forwarded-For", "127.0.0.1, ::1")
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", h}, {"guarded", Middleware(g, nil, h)}} {
+		b.Run(c.name, func(b *testing.B) {
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.code = 0
+				c.h.ServeHTTP(w, req)
+				if w.code != http.StatusNoContent {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }

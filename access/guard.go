@@ -2,7 +2,6 @@ package access
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"path"
@@ -233,16 +232,18 @@ func (g *Guard) decideRule(c Client, rule *Rule, host string) Decision {
 // that may resolve to 127.0.0.1 (DNS rebinding), 0.0.0.0, an empty Host — is refused.
 func LocalHost(host string) bool {
 	h := host
-	if hp, port, err := net.SplitHostPort(host); err == nil {
-		if !validPortSuffix(":" + port) {
+	bracketed := strings.HasPrefix(host, "[")
+	if bracketed {
+		end := strings.IndexByte(host, ']')
+		if end < 0 || !validPortSuffix(host[end+1:]) {
 			return false
 		}
-		h = hp
-	} else if strings.HasPrefix(host, "[") {
-		if !strings.HasSuffix(host, "]") {
-			return false
+		h = host[1:end]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		if !validPortSuffix(host[i:]) {
+			return false // a second colon, or a port that is not 1-5 digits
 		}
-		h = host[1 : len(host)-1]
+		h = host[:i]
 	}
 	if strings.EqualFold(h, "localhost") {
 		return true
@@ -255,5 +256,5 @@ func LocalHost(host string) bool {
 		return a.IsLoopback()
 	}
 	// IPv6 only in brackets: [::1] or [::1]:port
-	return a == netip.IPv6Loopback() && strings.HasPrefix(host, "[")
+	return a == netip.IPv6Loopback() && bracketed
 }
