@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzParseIPv4$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzLocalHost$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./access -run '^$$' -fuzz '^FuzzNeedsClean$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5

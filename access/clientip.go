@@ -115,18 +115,27 @@ func NewResolver(trusted []netip.Prefix, header string) (*Resolver, error) {
 // Resolve returns the client of a request whose connection comes from remoteAddr (as in
 // http.Request.RemoteAddr) with header h. The error is a Reason.
 func (r *Resolver) Resolve(remoteAddr string, h http.Header) (Client, error) {
+	var c Client
+	if reason := r.resolve(remoteAddr, h, &c); reason != ReasonNone {
+		return c, reason
+	}
+	return c, nil
+}
+
+// resolve is Resolve without an error interface on the hot path: ReasonNone on success.
+func (r *Resolver) resolve(remoteAddr string, h http.Header, c *Client) Reason {
 	peer, ok := parsePeer(remoteAddr)
 	if !ok {
-		return Client{}, ReasonBadPeer
+		return ReasonBadPeer
 	}
-	c := Client{Peer: peer}
+	c.Peer = peer
 	if !r.trusted.Contains(peer) {
 		c.Addr = peer
-		return c, nil
+		return ReasonNone
 	}
 	lines := h[r.key]
 	if len(lines) == 0 {
-		return c, ReasonNoHeader
+		return ReasonNoHeader
 	}
 	size, elems := len(lines)-1, len(lines)
 	for _, l := range lines {
@@ -134,33 +143,30 @@ func (r *Resolver) Resolve(remoteAddr string, h http.Header) (Client, error) {
 		elems += strings.Count(l, ",")
 	}
 	if size > MaxHeaderBytes || elems > MaxHeaderElements {
-		return c, ReasonHeaderTooLong
+		return ReasonHeaderTooLong
 	}
-	var client netip.Addr
-	var err error
-	switch r.kind {
-	case kindRealIP:
+	if r.kind == kindRealIP {
 		if len(lines) > 1 {
-			return c, ReasonRepeatedHeader
+			return ReasonRepeatedHeader
 		}
 		a, ok := parseHop(lines[0])
 		if !ok {
-			return c, ReasonBadHop
+			return ReasonBadHop
 		}
-		client = a
-	default:
-		client, err = r.walk(lines)
+		c.Addr, c.Proxied = a, true
+		return ReasonNone
 	}
-	if err != nil {
-		return c, err
+	a, ok := r.walk(lines)
+	if !ok {
+		return ReasonBadHop
 	}
-	c.Addr, c.Proxied = client, true
-	return c, nil
+	c.Addr, c.Proxied = a, true
+	return ReasonNone
 }
 
 // walk goes through the elements of lines right to left (last line first), for
-// X-Forwarded-For and Forwarded.
-func (r *Resolver) walk(lines []string) (netip.Addr, error) {
+// X-Forwarded-For and Forwarded. ok is false when it reaches an element it cannot read.
+func (r *Resolver) walk(lines []string) (client netip.Addr, ok bool) {
 	var last netip.Addr
 	for i := len(lines) - 1; i >= 0; i-- {
 		rest := lines[i]
@@ -178,10 +184,10 @@ func (r *Resolver) walk(lines []string) (netip.Addr, error) {
 				a, ok = parseHop(elem)
 			}
 			if !ok {
-				return netip.Addr{}, ReasonBadHop
+				return netip.Addr{}, false
 			}
 			if !r.trusted.Contains(a) {
-				return a, nil
+				return a, true
 			}
 			last = a
 			if rest == "" {
@@ -189,7 +195,7 @@ func (r *Resolver) walk(lines []string) (netip.Addr, error) {
 			}
 		}
 	}
-	return last, nil // every hop trusted: the leftmost
+	return last, true // every hop trusted: the leftmost
 }
 
 // nextXFF splits off the last comma-separated element of s. rest is "" when elem was the

@@ -160,22 +160,43 @@ func (g *Guard) Check(r *http.Request) Decision {
 
 // Decide decides for a request. With routes, the rule of the path as sent and the rule of the
 // cleaned path (what a router serves after removing "..", "." and "//") must both admit it.
-func (g *Guard) Decide(req Request) Decision {
-	c, err := g.resolver.Resolve(req.RemoteAddr, req.Header)
-	if err != nil {
-		reason, _ := err.(Reason)
-		return Decision{Client: c, Reason: reason, Access: g.base.Access}
+func (g *Guard) Decide(req Request) (d Decision) {
+	d.Access = g.base.Access
+	if reason := g.resolver.resolve(req.RemoteAddr, req.Header, &d.Client); reason != ReasonNone {
+		d.Reason = reason
+		return d
 	}
 	rule := g.ruleFor(req.Path)
-	d := g.decideRule(c, rule, req.Host)
-	if d.Allowed && len(g.routes) > 0 {
-		if cleaned := cleanPath(req.Path); cleaned != req.Path {
-			if r2 := g.ruleFor(cleaned); r2 != rule {
-				d = g.decideRule(c, r2, req.Host)
-			}
+	g.apply(&d, rule, req.Host)
+	if d.Allowed && len(g.routes) > 0 && needsClean(req.Path) {
+		if r2 := g.ruleFor(cleanPath(req.Path)); r2 != rule {
+			g.apply(&d, r2, req.Host)
 		}
 	}
 	return d
+}
+
+// needsClean reports whether path.Clean would change p: it does not start with "/", or holds
+// "//", a "." or ".." segment.
+func needsClean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return true
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i-1] != '/' {
+			continue
+		}
+		switch {
+		case p[i] == '/':
+			return true
+		case p[i] == '.':
+			rest := p[i+1:]
+			if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func cleanPath(p string) string {
@@ -200,9 +221,10 @@ func (g *Guard) ruleFor(p string) *Rule {
 	return &g.base
 }
 
-func (g *Guard) decideRule(c Client, rule *Rule, host string) Decision {
-	d := Decision{Client: c, Access: rule.Access}
-	a := c.Addr
+// apply decides by rule for the client already in d.
+func (g *Guard) apply(d *Decision, rule *Rule, host string) {
+	d.Access, d.Reason = rule.Access, ReasonNone
+	a := d.Client.Addr
 	switch rule.class {
 	case classLocalhost:
 		switch {
@@ -212,7 +234,7 @@ func (g *Guard) decideRule(c Client, rule *Rule, host string) Decision {
 			d.Reason = ReasonBadHost
 		}
 	case classProxy:
-		if !c.Proxied {
+		if !d.Client.Proxied {
 			d.Reason = ReasonNotProxied
 		}
 	case classAllow:
@@ -224,7 +246,6 @@ func (g *Guard) decideRule(c Client, rule *Rule, host string) Decision {
 		d.Reason = ReasonNotAllowed
 	}
 	d.Allowed = d.Reason == ReasonNone
-	return d
 }
 
 // LocalHost reports whether an HTTP Host header names this host by loopback: "localhost", a

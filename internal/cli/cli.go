@@ -109,8 +109,9 @@ func newRoot(s Streams) *cobra.Command {
 
 One YAML policy declares every service: protocol, port, the address it may bind,
 and who may reach it (localhost only, only via the proxy, the LAN, named hosts,
-or public). bindguard checks policies, and (as they land) audits live sockets
-against them, monitors drift, and generates nginx and systemd configuration.
+or public). bindguard checks policies, audits live sockets against them (every
+network namespace, with the owning process), and explains the access decisions
+its Go library (listen, access) makes for services.
 
 Exit codes: 0 ok, 1 violations found (or, for 'policy check', an invalid
 policy), 2 error (usage, unreadable input).`,
@@ -118,7 +119,10 @@ policy), 2 error (usage, unreadable input).`,
   bindguard policy check bindguard.yaml
 
   # Show the binding matrix a policy declares
-  bindguard policy show testdata/seed/service-bindings.yaml`,
+  bindguard policy show testdata/seed/service-bindings.yaml
+
+  # Audit this host against ./bindguard.yaml or the built-in catalogue
+  bindguard audit`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Version:       versionString(),
