@@ -43,6 +43,7 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 	}
 	if len(p.Services) == 0 {
 		b.WriteString("services: []\n")
+		writeProxy(&b, p.Proxy)
 		return b.Bytes()
 	}
 	b.WriteString("services:\n")
@@ -73,7 +74,64 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 			fmt.Fprintf(&b, "    description: %s\n", quote(s.Description))
 		}
 	}
+	writeProxy(&b, p.Proxy)
 	return b.Bytes()
+}
+
+// writeProxy writes the proxy section; every value in it was checked against a safe pattern
+// when the policy was loaded, and is quoted all the same.
+func writeProxy(b *bytes.Buffer, px *Proxy) {
+	if px == nil {
+		return
+	}
+	b.WriteString("proxy:\n")
+	fmt.Fprintf(b, "  server_names: %s\n", quotedList(px.ServerNames))
+	if px.HTTP != "" {
+		fmt.Fprintf(b, "  http: %s\n", quote(px.HTTP))
+	}
+	fmt.Fprintf(b, "  https: %s\n", quote(px.HTTPS))
+	fmt.Fprintf(b, "  certificate: %s\n  key: %s\n", quote(px.Certificate), quote(px.Key))
+	if len(px.Routes) > 0 {
+		b.WriteString("  routes:\n")
+		for _, r := range px.Routes {
+			fmt.Fprintf(b, "    - path: %s\n      service: %s\n", quote(r.Path), quote(r.Service))
+			if len(r.Methods) > 0 {
+				fmt.Fprintf(b, "      methods: %s\n", quotedList(r.Methods))
+			}
+			if len(r.Allow) > 0 {
+				fmt.Fprintf(b, "      allow: %s\n", quotedList(r.Allow))
+			}
+			if r.UpstreamTLS {
+				b.WriteString("      upstream_tls: true\n")
+			}
+			if r.RateLimit {
+				b.WriteString("      rate_limit: true\n")
+			}
+		}
+	}
+	if len(px.Blocked) > 0 {
+		fmt.Fprintf(b, "  blocked: %s\n", quotedList(px.Blocked))
+	}
+	if px.Health != "" {
+		fmt.Fprintf(b, "  health: %s\n", quote(px.Health))
+	}
+	fmt.Fprintf(b, "  rate: %d\n  burst: %d\n  connections: %d\n  body_size: %s\n  timeout: %d\n",
+		px.Rate, px.Burst, px.Connections, quote(px.BodySize), px.Timeout)
+	if st := px.Status; st != nil {
+		fmt.Fprintf(b, "  status:\n    service: %s\n    path: %s\n    allow: %s\n", quote(st.Service), quote(st.Path), quotedList(st.Allow))
+		if st.DetailPath != "" {
+			fmt.Fprintf(b, "    detail:\n      path: %s\n      service: %s\n      upstream_path: %s\n",
+				quote(st.DetailPath), quote(st.DetailService), quote(st.DetailUpstream))
+		}
+	}
+}
+
+func quotedList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // writeComment writes one comment line, control characters replaced.

@@ -67,10 +67,10 @@ func Validate(p *Policy) error {
 	return ps.err()
 }
 
-var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services"}
+var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "proxy"}
 
 // detect tells the two formats apart by shape: the native format has `version` or `services`
-// (or another of its top-level keys); the seed's is groups (external_access,
+// (or another of its top-level keys but proxy, which both have); the seed's is groups (external_access,
 // internal_services, ...) each mapping service names to their bindings.
 func detect(root ast.Node) Format {
 	m, ok := unwrap(root).(*ast.MappingNode)
@@ -78,7 +78,8 @@ func detect(root ast.Node) Format {
 		return FormatNative
 	}
 	for _, mv := range m.Values {
-		if slices.Contains(nativeKeys, keyText(mv.Key)) {
+		// proxy is a key of both formats: it says nothing about which.
+		if k := keyText(mv.Key); k != seedProxyKey && slices.Contains(nativeKeys, k) {
 			return FormatNative
 		}
 	}
@@ -106,6 +107,7 @@ type sourceMap struct {
 	networks    []netLoc
 	badNetworks []string // networks that failed to decode: allow lists naming them are not checked
 	services    []svcLoc
+	proxy       *proxyLocs
 	synthetic   bool // built by syntheticMap for a Policy made in code
 }
 

@@ -68,6 +68,9 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 	} else {
 		d.ps.add(o.pos, "services", "missing; list the services this host may run (services: [] declares none)")
 	}
+	if n, ok := o.get("proxy"); ok {
+		p.Proxy, sm.proxy = d.proxy(n, "proxy")
+	}
 	return p, sm
 }
 

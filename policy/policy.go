@@ -100,6 +100,8 @@ type Policy struct {
 	Networks []Network
 	// Services are the declared services, in file order.
 	Services []Service
+	// Proxy is the front door `bindguard gen nginx` writes, nil when the policy has none.
+	Proxy *Proxy
 }
 
 // Network is a named list of prefixes, usable by name in a service's allow list.

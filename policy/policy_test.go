@@ -12,6 +12,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/bindguard/bindguard/internal/golden"
 	"github.com/bindguard/bindguard/policy"
@@ -119,7 +120,7 @@ func TestInvalidFiles(t *testing.T) {
 
 func TestValidFilesRoundTrip(t *testing.T) {
 	files, _ := filepath.Glob("../testdata/policy/valid/*.yaml")
-	files = append(files, "../testdata/seed/service-bindings.yaml")
+	files = append(files, "../testdata/seed/service-bindings.yaml", "../testdata/seed/service-bindings-proxy.yaml")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			p, err := policy.Load(f)
@@ -136,6 +137,10 @@ func TestValidFilesRoundTrip(t *testing.T) {
 			}
 			if back.ClientIPHeader != p.ClientIPHeader || len(back.TrustedProxies) != len(p.TrustedProxies) {
 				t.Errorf("header/proxies changed: %q %v -> %q %v", p.ClientIPHeader, p.TrustedProxies, back.ClientIPHeader, back.TrustedProxies)
+			}
+			ignorePos := cmpopts.IgnoreFields(policy.Proxy{}, "Pos")
+			if diff := cmp.Diff(p.Proxy, back.Proxy, ignorePos, cmpopts.IgnoreFields(policy.Route{}, "Pos"), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+				t.Errorf("proxy changed by Marshal (-orig +back):\n%s", diff)
 			}
 			for i := range p.Services {
 				a, b := p.Services[i], back.Services[i]

@@ -36,6 +36,10 @@ var seedAccess = map[string]Access{
 	"public":             Public,
 }
 
+// seedProxyKey is the top-level key of the proxy section in a seed file: bindguard's addition,
+// so that the seed's own file can describe its nginx front door.
+const seedProxyKey = "proxy"
+
 // seedPublicGroup is the seed's heading whose services are reachable from anywhere.
 const seedPublicGroup = "external_access"
 
@@ -52,6 +56,10 @@ func (d *decoder) seed(root ast.Node) (*Policy, *sourceMap) {
 	}
 	sm := &sourceMap{top: map[string]loc{}}
 	for _, g := range groups {
+		if g.key == seedProxyKey {
+			p.Proxy, sm.proxy = d.proxy(g.value, seedProxyKey)
+			continue
+		}
 		entries, _ := d.mapping(g.value, joinPath("", g.key), "a mapping of service names to bindings")
 		for _, e := range entries {
 			for _, s := range d.seedService(g.key, e) {

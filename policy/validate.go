@@ -46,6 +46,7 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 		validateService(ps, p, s, sl, networks, sm.badNetworks, &budget)
 	}
 	checkOverlaps(ps, p, sm)
+	validateProxy(ps, p, sm.proxy, networks)
 }
 
 func validateTrusted(ps *problems, p *Policy, sm *sourceMap) {
