@@ -180,6 +180,10 @@ func (d *decoder) proxy(n ast.Node, path string) (*Proxy, *proxyLocs) {
 		items, _ := d.list(n, o.field("blocked"), "")
 		for i, item := range items {
 			if s, ok := text(item, indexPath(o.field("blocked"), i), urlPathRE, "a URL path such as /internal/"); ok {
+				if s == "/" {
+					d.ps.add(posOf(unwrap(item)), indexPath(o.field("blocked"), i), "/ would block the whole site")
+					continue
+				}
 				px.Blocked = append(px.Blocked, s)
 			}
 		}

@@ -1,0 +1,150 @@
+package nginx_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bindguard/bindguard/internal/gen/nginx"
+	"github.com/bindguard/bindguard/internal/golden"
+	"github.com/bindguard/bindguard/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const seedProxy = "../../../testdata/seed/service-bindings-proxy.yaml"
+
+func TestGoldenSeed(t *testing.T) {
+	p, err := policy.Load(seedProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Source = "service-bindings-proxy.yaml"
+	files, err := nginx.Generate(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		golden.Check(t, filepath.Join("testdata", "seed-"+f.Name), string(f.Content), *update)
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	p, err := policy.Load(seedProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ClientIPHeader = policy.HeaderForwarded
+	if _, err := nginx.Generate(p); err == nil || !strings.Contains(err.Error(), "use X-Forwarded-For") {
+		t.Errorf("Forwarded: %v", err)
+	}
+	q, err := policy.Load("../../../testdata/seed/service-bindings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nginx.Generate(q); err == nil || !strings.Contains(err.Error(), "has no proxy section") {
+		t.Errorf("no proxy section: %v", err)
+	}
+}
+
+// SelfSigned writes a self-signed certificate and key into dir and returns their paths.
+func selfSigned(t testing.TB, dir string) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// TestNginxAcceptsIt runs the real nginx -t on the generated configuration.
+func TestNginxAcceptsIt(t *testing.T) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if os.Geteuid() == 0 {
+			t.Fatal("nginx not found; make deps installs it (Debian package nginx)")
+		}
+		t.Skip("nginx not found (Debian package nginx; make deps installs it as root)")
+	}
+	for _, src := range []string{seedProxy, "../../../testdata/gen/e2e-policy.yaml"} {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := t.TempDir()
+			p, err := policy.Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Proxy.Certificate, p.Proxy.Key = selfSigned(t, dir)
+			files, err := nginx.Generate(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			main := WriteConfig(t, dir, files)
+			out, err := exec.Command(bin, "-t", "-c", main, "-p", dir, "-e", filepath.Join(dir, "error.log")).CombinedOutput() // #nosec G204 G702 -- nginx on our own files
+			if err != nil || !strings.Contains(string(out), "test is successful") {
+				t.Fatalf("nginx -t: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// WriteConfig writes the generated files and an nginx.conf including them into dir.
+func WriteConfig(t testing.TB, dir string, files []nginx.File) string {
+	t.Helper()
+	var includes []string
+	for _, f := range files {
+		path := filepath.Join(dir, f.Name)
+		if err := os.WriteFile(path, f.Content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if f.Name == nginx.SecurityFile {
+			includes = append([]string{path}, includes...)
+		} else {
+			includes = append(includes, path)
+		}
+	}
+	conf := "pid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + ";\n"
+	if os.Geteuid() == 0 {
+		conf += "user nobody nogroup;\n"
+	}
+	conf += "events { worker_connections 256; }\nhttp {\n  access_log off;\n"
+	for _, tmp := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		conf += "  " + tmp + "_temp_path " + filepath.Join(dir, tmp) + ";\n"
+	}
+	for _, inc := range includes {
+		conf += "  include " + inc + ";\n"
+	}
+	conf += "}\n"
+	main := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(main, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return main
+}
