@@ -214,12 +214,19 @@ func (st *stack) core(g *access.Guard) (http.Handler, error) {
 	if err := g.Route("/internal/", access.Rule{Access: policy.LocalhostOnly}); err != nil {
 		return nil, err
 	}
+	// Under the proxied /api/, an administrative API for local clients only.
+	if err := g.Route("/api/admin/", access.Rule{Access: policy.LocalhostOnly}); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", health("intelligent-core-service"))
 	mux.HandleFunc("GET /api/portfolio", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"portfolio": []map[string]any{
 			{"symbol": "SAP", "shares": 10}, {"symbol": "SIE", "shares": 4},
 		}})
+	})
+	mux.HandleFunc("GET /api/admin/stats", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"reindexed": 0})
 	})
 	mux.HandleFunc("GET /internal/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"metrics": map[string]int{"requests": 1}})
@@ -270,9 +277,20 @@ func (st *stack) eventBus(*access.Guard) (http.Handler, error) {
 	return mux, nil
 }
 
-func (st *stack) monitoring(*access.Guard) (http.Handler, error) {
+// monitoring: the dashboard nginx publishes to the LAN under /monitoring, and /health that
+// nginx's status server passes to the monitoring hosts, are reached through the proxy.
+func (st *stack) monitoring(g *access.Guard) (http.Handler, error) {
+	for _, p := range []string{"/monitoring", "/health"} {
+		if err := g.Route(p, access.Rule{Access: policy.ProxyOnly}); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", health("monitoring-service"))
+	mux.HandleFunc("GET /monitoring", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = fmt.Fprint(w, "<!doctype html><title>Monitoring</title><h1>Monitoring</h1><p>All services report to /status.</p>\n")
+	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		status := map[string]string{}
 		for _, role := range []string{"frontend", "core", "broker", "event-bus"} {

@@ -172,7 +172,7 @@ func startFrontProxy(t *testing.T, ns *netnstest.NS, dataDir string) {
 func TestStack(t *testing.T) {
 	server := netnstest.New(t, "bgsrv")
 	client := netnstest.New(t, "bgcli")
-	netnstest.Connect(t, server, client, netip.MustParsePrefix(serverIP+"/24"), netip.MustParsePrefix(clientIP+"/24"))
+	netnstest.Connect(t, server, client, []netip.Prefix{netip.MustParsePrefix(serverIP + "/24")}, []netip.Prefix{netip.MustParsePrefix(clientIP + "/24")})
 	dataDir := t.TempDir()
 	pid := startStack(t, server, dataDir)
 

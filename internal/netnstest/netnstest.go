@@ -79,24 +79,26 @@ func (n *NS) AddAddress(t testing.TB, prefix netip.Prefix) {
 	run(t, "ip", "-n", n.Name, "link", "set", z, "up")
 }
 
-// Connect joins namespaces a and b with a veth pair, giving a the address aAddr and b the
-// address bAddr (both with their prefix length, in one subnet): two hosts on one link.
-func Connect(t testing.TB, a, b *NS, aAddr, bAddr netip.Prefix) {
+// Connect joins namespaces a and b with a veth pair, giving a the addresses aAddrs and b the
+// addresses bAddrs (with their prefix lengths): hosts on one link.
+func Connect(t testing.TB, a, b *NS, aAddrs, bAddrs []netip.Prefix) {
 	t.Helper()
 	r := make([]byte, 2)
 	_, _ = rand.Read(r)
 	ea, eb := "va"+hex.EncodeToString(r), "vb"+hex.EncodeToString(r)
 	run(t, "ip", "-n", a.Name, "link", "add", ea, "type", "veth", "peer", "name", eb, "netns", b.Name)
 	for _, side := range []struct {
-		ns   *NS
-		dev  string
-		addr netip.Prefix
-	}{{a, ea, aAddr}, {b, eb, bAddr}} {
-		args := []string{"-n", side.ns.Name, "addr", "add", side.addr.String(), "dev", side.dev}
-		if side.addr.Addr().Is6() {
-			args = append(args, "nodad")
+		ns    *NS
+		dev   string
+		addrs []netip.Prefix
+	}{{a, ea, aAddrs}, {b, eb, bAddrs}} {
+		for _, addr := range side.addrs {
+			args := []string{"-n", side.ns.Name, "addr", "add", addr.String(), "dev", side.dev}
+			if addr.Addr().Is6() {
+				args = append(args, "nodad")
+			}
+			run(t, "ip", args...)
 		}
-		run(t, "ip", args...)
 		run(t, "ip", "-n", side.ns.Name, "link", "set", side.dev, "up")
 	}
 }

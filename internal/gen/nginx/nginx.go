@@ -159,6 +159,32 @@ func Generate(p *policy.Policy) ([]File, error) {
 	return []File{{SiteFile, site.Bytes()}, {SecurityFile, sec.Bytes()}}, nil
 }
 
+// Standalone is an nginx.conf that runs just the generated files, with its pid, logs and
+// temporary files under prefix: for trying a site out (nginx -t -c FILE -p PREFIX) and for
+// tests. user, when not empty, is the worker processes' user.
+func Standalone(prefix string, files []File, user string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# A standalone nginx.conf for the files bindguard generated; see docs/generate.md.\n")
+	fmt.Fprintf(&b, "pid %s/nginx.pid;\nerror_log %s/error.log;\n", prefix, prefix)
+	if user != "" {
+		fmt.Fprintf(&b, "user %s;\n", user)
+	}
+	b.WriteString("events {\n    worker_connections 256;\n}\nhttp {\n    access_log off;\n")
+	for _, tmp := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&b, "    %s_temp_path %s/%s;\n", tmp, prefix, tmp)
+	}
+	// The security include first: the site's limits use its zones.
+	for _, name := range []string{SecurityFile, SiteFile} {
+		for _, f := range files {
+			if f.Name == name {
+				fmt.Fprintf(&b, "    include %s/%s;\n", prefix, f.Name)
+			}
+		}
+	}
+	b.WriteString("}\n")
+	return []byte(b.String())
+}
+
 // listenOf is nginx's listen parameter for a policy service: its address and port; "::"
 // says ipv6only as the policy declares.
 func listenOf(p *policy.Policy, name string) (listener, error) {

@@ -115,35 +115,20 @@ func TestNginxAcceptsIt(t *testing.T) {
 	}
 }
 
-// WriteConfig writes the generated files and an nginx.conf including them into dir.
+// WriteConfig writes the generated files and a standalone nginx.conf into dir.
 func WriteConfig(t testing.TB, dir string, files []nginx.File) string {
 	t.Helper()
-	var includes []string
 	for _, f := range files {
-		path := filepath.Join(dir, f.Name)
-		if err := os.WriteFile(path, f.Content, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Content, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if f.Name == nginx.SecurityFile {
-			includes = append([]string{path}, includes...)
-		} else {
-			includes = append(includes, path)
-		}
 	}
-	conf := "pid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + ";\n"
+	user := ""
 	if os.Geteuid() == 0 {
-		conf += "user nobody nogroup;\n"
+		user = "nobody nogroup"
 	}
-	conf += "events { worker_connections 256; }\nhttp {\n  access_log off;\n"
-	for _, tmp := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		conf += "  " + tmp + "_temp_path " + filepath.Join(dir, tmp) + ";\n"
-	}
-	for _, inc := range includes {
-		conf += "  include " + inc + ";\n"
-	}
-	conf += "}\n"
 	main := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(main, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(main, nginx.Standalone(dir, files, user), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return main
