@@ -133,3 +133,29 @@ func WriteConfig(t testing.TB, dir string, files []nginx.File) string {
 	}
 	return main
 }
+
+// TestProxyBind: with one dedicated loopback trusted proxy, nginx connects from it.
+func TestProxyBind(t *testing.T) {
+	src, err := os.ReadFile("../../../testdata/gen/e2e-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for trusted, want := range map[string]string{
+		"trusted_proxies: [127.0.0.2/32]\n":              "proxy_bind 127.0.0.2;",
+		"trusted_proxies: [127.0.0.1/32, \"::1/128\"]\n": "",
+		"trusted_proxies: [10.1.1.5/32]\n":               "",
+	} {
+		p, err := policy.Parse("p.yaml", []byte(strings.Replace(string(src), "version: 1\n", "version: 1\n"+trusted, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := nginx.Generate(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(string(files[0].Content), "proxy_bind")
+		if got != (want != "") || (want != "" && !strings.Contains(string(files[0].Content), want)) {
+			t.Errorf("%s: proxy_bind present %v, want %q", strings.TrimSpace(trusted), got, want)
+		}
+	}
+}
