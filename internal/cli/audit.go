@@ -46,16 +46,19 @@ func (o *observeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.netnsDir, "netns-dir", "/run/netns", "where named network namespaces are pinned")
 }
 
-func (o *observeFlags) observe() (*observe.Snapshot, error) {
+// options are the observe options the flags describe.
+func (o *observeFlags) options() observe.Options {
 	netns := o.netns
 	if netns == "current" {
 		netns = observe.NetnsCurrent
 	}
-	return observe.Observe(observe.Options{
+	return observe.Options{
 		ProcRoot: o.procRoot, NetnsDir: o.netnsDir, Source: observe.Source(o.source.value), Netns: netns,
 		OwnerScan: proc.OwnerScan(o.ownerScan.value),
-	})
+	}
 }
+
+func (o *observeFlags) observe() (*observe.Snapshot, error) { return observe.Observe(o.options()) }
 
 func newAuditCmd(s Streams) *cobra.Command {
 	var (

@@ -1,0 +1,273 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/report"
+	"github.com/bindguard/bindguard/policy"
+)
+
+// Sink receives events after the store has them (Redis, for one). Deliver is called with
+// events in ID order; an error leaves them for the next attempt.
+type Sink interface {
+	Name() string
+	Deliver(ctx context.Context, events []Event) error
+	// Snapshot is called after every audit with its report (the seed's Redis hash).
+	Snapshot(ctx context.Context, r *audit.Report) error
+}
+
+// Config configures a Monitor.
+type Config struct {
+	PolicyPath string
+	Interval   time.Duration
+	// Retention is how long delivered events are kept.
+	Retention time.Duration
+	Observe   observe.Options
+	Host      string
+	Logger    *slog.Logger
+	Sinks     []Sink
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Monitor audits on an interval and keeps what changed.
+type Monitor struct {
+	cfg   Config
+	store *Store
+	log   *slog.Logger
+	now   func() time.Time
+	kick  chan struct{}
+
+	audits sync.Mutex // one audit at a time
+
+	mu       sync.RWMutex
+	pol      *policy.Policy
+	last     *audit.Report
+	lastMeta report.Meta
+	lastErr  error
+	lastRun  time.Time
+	lastOK   time.Time
+	duration time.Duration
+	errors   int
+}
+
+// New loads the policy and returns a monitor over store. An invalid policy is an error here
+// (at start); on reload it is logged and the old policy kept.
+func New(cfg Config, store *Store) (*Monitor, error) {
+	if cfg.Interval <= 0 {
+		return nil, errors.New("monitor: the interval must be positive")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+	}
+	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now, kick: make(chan struct{}, 1)}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	pol, err := loadPolicy(cfg.PolicyPath)
+	if err != nil {
+		return nil, err
+	}
+	m.pol = pol
+	return m, nil
+}
+
+// loadPolicy loads path, or the built-in catalogue when path is empty.
+func loadPolicy(path string) (*policy.Policy, error) {
+	if path == "" {
+		return policy.Builtin(), nil
+	}
+	return policy.Load(path)
+}
+
+// Policy is the policy in force.
+func (m *Monitor) Policy() *policy.Policy {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.pol
+}
+
+// Reload loads the policy file again. An invalid policy is refused and logged, and the old
+// one stays; a valid one is recorded as a policy_reloaded event and audited against at once.
+func (m *Monitor) Reload(ctx context.Context) error {
+	if m.cfg.PolicyPath == "" {
+		m.log.Warn("reload asked, but the monitor judges by the built-in catalogue: there is no policy file to read")
+		return m.Audit(ctx)
+	}
+	pol, err := loadPolicy(m.cfg.PolicyPath)
+	if err != nil {
+		m.log.Error("policy reload refused; keeping the policy in force", "policy", m.cfg.PolicyPath, "error", err.Error())
+		return err
+	}
+	m.mu.Lock()
+	m.pol = pol
+	m.mu.Unlock()
+	ev := []Event{{Time: m.now().UTC(), Kind: KindPolicyReloaded, Reason: fmt.Sprintf("policy %s reloaded: %d services", pol.Source, len(pol.Services))}}
+	if _, err := m.store.Record(ev, nil); err != nil {
+		return err
+	}
+	m.log.Info("policy reloaded", "policy", pol.Source, "services", len(pol.Services))
+	return m.Audit(ctx)
+}
+
+// Audit runs one audit: observe, judge, record the drift, then let the sinks know.
+func (m *Monitor) Audit(ctx context.Context) error {
+	m.audits.Lock()
+	defer m.audits.Unlock()
+	start := m.now()
+	pol := m.Policy()
+	snap, err := observe.Observe(m.cfg.Observe)
+	if err == nil {
+		err = ctx.Err()
+	}
+	var rep *audit.Report
+	var events []Event
+	if err == nil {
+		rep = audit.Judge(pol, snap.Sockets)
+		var prev State
+		prev, err = m.store.LastState()
+		if err == nil {
+			next := StateOf(rep)
+			events = Diff(prev, next, start.UTC())
+			events, err = m.store.Record(events, next)
+		}
+	}
+	m.mu.Lock()
+	m.lastRun, m.duration = start, m.now().Sub(start)
+	if err != nil {
+		m.lastErr = err
+		m.errors++
+		m.mu.Unlock()
+		m.log.Error("audit failed", "error", err.Error())
+		return err
+	}
+	m.last, m.lastErr, m.lastOK = rep, nil, start
+	m.lastMeta = report.Meta{Host: m.cfg.Host, Time: start.UTC(), Policy: pol.Source, Warnings: snap.Warnings}
+	for _, ns := range snap.Namespaces {
+		m.lastMeta.Namespaces = append(m.lastMeta.Namespaces, ns.Label)
+	}
+	m.mu.Unlock()
+	for _, e := range events {
+		m.log.Info("drift", "id", e.ID, "kind", e.Kind, "netns", e.Netns, "protocol", e.Protocol, "address", e.Address,
+			"port", e.Port, "service", e.Service, "old_status", e.OldStatus, "new_status", e.NewStatus, "severity", e.Severity)
+	}
+	m.log.Debug("audit", "score", rep.Score, "findings", len(rep.Findings), "events", len(events), "duration", m.duration.String())
+	for _, s := range m.cfg.Sinks {
+		if err := s.Snapshot(ctx, rep); err != nil {
+			m.log.Warn("sink snapshot failed; it is retried after the next audit", "sink", s.Name(), "error", err.Error())
+		}
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	if m.cfg.Retention > 0 {
+		names := make([]string, len(m.cfg.Sinks))
+		for i, s := range m.cfg.Sinks {
+			names[i] = s.Name()
+		}
+		if n, err := m.store.Prune(start.Add(-m.cfg.Retention), names); err != nil {
+			m.log.Warn("pruning old events failed", "error", err.Error())
+		} else if n > 0 {
+			m.log.Debug("pruned events", "count", n)
+		}
+	}
+	return nil
+}
+
+// Run audits now and every interval until ctx ends, and delivers events to the sinks.
+func (m *Monitor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range m.cfg.Sinks {
+		wg.Go(func() { m.deliver(ctx, s) })
+	}
+	defer wg.Wait()
+	_ = m.Audit(ctx)
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			_ = m.Audit(ctx)
+		}
+	}
+}
+
+// deliver sends stored events to one sink after its cursor, retrying with backoff (1 s
+// doubling to 1 min) while the sink is down.
+func (m *Monitor) deliver(ctx context.Context, s Sink) {
+	backoff := time.Second
+	for {
+		cursor, err := m.store.Cursor(s.Name())
+		var batch []Event
+		if err == nil {
+			batch, err = m.store.After(cursor, 500)
+		}
+		if err == nil && len(batch) > 0 {
+			if err = s.Deliver(ctx, batch); err == nil {
+				err = m.store.SetCursor(s.Name(), batch[len(batch)-1].ID)
+			}
+		}
+		switch {
+		case err != nil:
+			m.log.Warn("sink delivery failed; retrying", "sink", s.Name(), "error", err.Error(), "retry_in", backoff.String())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Minute)
+			continue
+		case len(batch) == 500:
+			continue // more to send
+		}
+		backoff = time.Second
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		case <-time.After(m.cfg.Interval):
+		}
+	}
+}
+
+// Latest is the last successful audit's report and metadata, nil before the first.
+func (m *Monitor) Latest() (*audit.Report, report.Meta) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.last, m.lastMeta
+}
+
+// Health says whether the last audit succeeded and is fresh (within two intervals and 5 s),
+// and why not.
+func (m *Monitor) Health() (bool, string) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	switch {
+	case m.lastRun.IsZero():
+		return false, "no audit has run yet"
+	case m.lastErr != nil:
+		return false, "the last audit failed: " + m.lastErr.Error()
+	}
+	age := m.now().Sub(m.lastOK)
+	if limit := 2*m.cfg.Interval + 5*time.Second; age > limit {
+		return false, fmt.Sprintf("the last successful audit is %s old (limit %s)", age.Round(time.Second), limit)
+	}
+	return true, fmt.Sprintf("ok: last audit %s ago, score %d", age.Round(time.Millisecond), m.last.Score)
+}
+
+// Events returns the stored events since t.
+func (m *Monitor) Events(since time.Time) ([]Event, error) { return m.store.Since(since, 100000) }

@@ -1,0 +1,227 @@
+package monitor
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// StoreFile is the store's file name under the data directory.
+const StoreFile = "bindguard.db"
+
+var (
+	bucketEvents  = []byte("events")  // id (8 bytes, big endian) -> Event JSON
+	bucketState   = []byte("state")   // "last" -> State JSON
+	bucketCursors = []byte("cursors") // sink name -> last delivered id
+	keyLast       = []byte("last")
+)
+
+// ErrLocked is returned when another process (a running bindguard serve) holds the store.
+var ErrLocked = errors.New("the store is in use by another process (is bindguard serve running? ask it with --url)")
+
+// Store keeps drift events and the last audit's state in a bbolt file. Events are written
+// before they are sent anywhere; sinks read them after their cursor, so each is delivered at
+// least once, with its stable ID.
+type Store struct {
+	db *bolt.DB
+}
+
+// OpenStore opens (creating) DIR/bindguard.db. readOnly opens it shared, for readers.
+func OpenStore(dir string, readOnly bool) (*Store, error) {
+	if !readOnly {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	path := filepath.Join(dir, StoreFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	if !readOnly {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketEvents, bucketState, bucketCursors} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func idKey(id uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, id)
+	return k
+}
+
+// Record appends events (assigning their IDs) and, when state is not nil, replaces the last
+// state, in one transaction: after a crash either both are there or neither.
+func (s *Store) Record(events []Event, state State) ([]Event, error) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		for i := range events {
+			id, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			events[i].ID = id
+			v, err := json.Marshal(events[i])
+			if err != nil {
+				return err
+			}
+			if err := b.Put(idKey(id), v); err != nil {
+				return err
+			}
+		}
+		if state == nil {
+			return nil
+		}
+		v, err := json.Marshal(state)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketState).Put(keyLast, v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: record: %w", err)
+	}
+	return events, nil
+}
+
+// LastState is the state the last audit left, nil when there is none.
+func (s *Store) LastState() (State, error) {
+	var st State
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketState).Get(keyLast)
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &st)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: state: %w", err)
+	}
+	return st, nil
+}
+
+// Since returns the events at or after t, oldest first, at most limit (0: all).
+func (s *Store) Since(t time.Time, limit int) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e.Time.Before(t) {
+				continue
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
+}
+
+// After returns up to limit events with IDs after id, oldest first.
+func (s *Store) After(id uint64, limit int) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(idKey(id + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Cursor is the last event ID delivered to sink.
+func (s *Store) Cursor(sink string) (uint64, error) {
+	var id uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketCursors).Get([]byte(sink)); len(v) == 8 {
+			id = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return id, err
+}
+
+// SetCursor records that sink has every event up to id.
+func (s *Store) SetCursor(sink string, id uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketCursors).Put([]byte(sink), idKey(id)) })
+}
+
+// Prune deletes events older than before that every sink in sinks has been given.
+func (s *Store) Prune(before time.Time, sinks []string) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		floor := ^uint64(0)
+		for _, sk := range sinks {
+			v := tx.Bucket(bucketCursors).Get([]byte(sk))
+			c := uint64(0)
+			if len(v) == 8 {
+				c = binary.BigEndian.Uint64(v)
+			}
+			floor = min(floor, c)
+		}
+		b := tx.Bucket(bucketEvents)
+		var doomed [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if binary.BigEndian.Uint64(k) > floor {
+				break
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil || !e.Time.Before(before) {
+				break
+			}
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		// Deleted after the walk: deleting under a bbolt cursor skips keys.
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(doomed)
+		return nil
+	})
+	return n, err
+}
