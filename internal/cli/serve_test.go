@@ -1,0 +1,358 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/bindguard/bindguard/internal/monitor"
+	"github.com/bindguard/bindguard/internal/netnstest"
+	"github.com/bindguard/bindguard/internal/proc"
+)
+
+// cliHelperEnv makes the test binary run the command line it holds (fields split by \x1f), as
+// bindguard's main does.
+const cliHelperEnv = "BINDGUARD_CLI_HELPER_ARGS"
+
+func TestMain(m *testing.M) {
+	if a := os.Getenv(cliHelperEnv); a != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := Run(ctx, strings.Split(a, "\x1f"), Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+		stop()
+		os.Exit(ExitCode(err))
+	}
+	os.Exit(m.Run())
+}
+
+// daemon is a bindguard serve running in a namespace.
+type daemon struct {
+	cmd  *exec.Cmd
+	logs *syncWriter
+	done chan error
+}
+
+func startDaemon(t *testing.T, ns *netnstest.NS, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command("nsenter", "--net="+ns.Path, os.Args[0], "-test.run=^$") // #nosec G204 G702 -- the test binary itself
+	cmd.Env = append(os.Environ(), cliHelperEnv+"="+strings.Join(append([]string{"serve"}, args...), "\x1f"))
+	d := &daemon{cmd: cmd, logs: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	cmd.Stderr = d.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t, syscall.SIGKILL) })
+	return d
+}
+
+// stop signals the daemon (nsenter execs it, so the pid is the daemon's) and waits.
+func (d *daemon) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	if d.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case err := <-d.done:
+		return err
+	case <-time.After(15 * time.Second):
+		_ = d.cmd.Process.Kill()
+		return <-d.done
+	}
+}
+
+// syncWriter is a buffer written by exec's copying goroutine and read by the test.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+// client is an HTTP client whose connections are made inside ns.
+func nsClient(ns *netnstest.NS) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := proc.InNetNS(ns.Path, func() error {
+				var err error
+				c, err = net.DialTimeout(network, addr, 5*time.Second)
+				return err
+			})
+			return c, err
+		}}}
+}
+
+func httpGet(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// waitFor polls until cond holds or 20 s pass.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("%s: not within 20 s; last: %s", what, last)
+}
+
+func events(t *testing.T, c *http.Client) []monitor.Event {
+	t.Helper()
+	code, body, err := httpGet(c, "http://127.0.0.1:9847/api/v1/events?since=1h")
+	if err != nil || code != 200 {
+		t.Fatalf("events: %d %v %s", code, err, body)
+	}
+	var doc struct {
+		Schema string          `json:"schema"`
+		Events []monitor.Event `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.Schema != "bindguard.events.v1" {
+		t.Fatalf("events document %q: %v", body, err)
+	}
+	return doc.Events
+}
+
+const servePolicy = `version: 1
+services:
+  - {name: redis, port: 6379, address: 127.0.0.1, access: localhost_only}
+  - {name: bindguard, port: 9847, address: 127.0.0.1, access: localhost_only, host_check: false}
+`
+
+// TestServe runs the real daemon in a namespace of its own: health, metrics (parsed back and
+// checked by promtool), the audit and drift events as a socket comes and goes, a reload that is
+// refused and one that is taken, kill -9 and a restart on the same store, and a clean SIGTERM.
+func TestServe(t *testing.T) {
+	ns := netnstest.New(t, "bgserve")
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	args := []string{"--policy", pol, "--data", data, "--interval", "1s", "--listen", "127.0.0.1:9847"}
+	d := startDaemon(t, ns, args...)
+	c := nsClient(ns)
+
+	waitFor(t, "health 200", func() (bool, string) {
+		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
+		return err == nil && code == 200, fmt.Sprint(code, body, err)
+	})
+
+	// Metrics: valid exposition, parsed back.
+	_, body, err := httpGet(c, "http://127.0.0.1:9847/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	for _, name := range []string{"bindguard_audit_score", "bindguard_audit_up", "bindguard_audit_duration_seconds", "bindguard_audit_errors_total", "bindguard_audit_last_success_timestamp_seconds", "bindguard_service_compliant"} {
+		if fams[name] == nil {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics") // #nosec G204 -- promtool on our output
+		cmd.Stdin = strings.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
+
+	// Redis comes up on every interface: an invalid, critical finding with this test as owner.
+	var l net.Listener
+	if err := proc.InNetNS(ns.Path, func() error {
+		var err error
+		l, err = net.Listen("tcp4", "0.0.0.0:6379")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "event: redis missing -> invalid", func() (bool, string) {
+		for _, e := range events(t, c) {
+			if e.Kind == monitor.KindChanged && e.Service == "redis" && e.OldStatus == "missing" && e.NewStatus == "invalid" &&
+				e.Severity == "critical" && e.Process != nil && e.Process.PID == os.Getpid() {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(events(t, c))
+	})
+	code, body, _ := httpGet(c, "http://127.0.0.1:9847/api/v1/audit")
+	if code != 200 || !strings.Contains(body, `"schema": "bindguard.audit.v1"`) || !strings.Contains(body, `"status": "invalid"`) {
+		t.Errorf("/api/v1/audit: %d %s", code, body)
+	}
+	_ = l.Close()
+	waitFor(t, "event: redis invalid -> missing", func() (bool, string) {
+		for _, e := range events(t, c) {
+			if e.Kind == monitor.KindChanged && e.Service == "redis" && e.OldStatus == "invalid" && e.NewStatus == "missing" {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+
+	// A policy made invalid on disk: refused, logged, the daemon keeps serving.
+	if err := os.WriteFile(pol, []byte("version: 1\nservices:\n  - {name: x, port: 0x50, access: public}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload refused in the log", func() (bool, string) { return strings.Contains(d.logs.String(), "policy reload refused"), "" })
+	if code, _, err := httpGet(c, "http://127.0.0.1:9847/health"); err != nil || code != 200 {
+		t.Errorf("health after a refused reload: %d %v", code, err)
+	}
+	// A valid one: taken, as an event.
+	if err := os.WriteFile(pol, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "policy_reloaded event", func() (bool, string) {
+		for _, e := range events(t, c) {
+			if e.Kind == monitor.KindPolicyReloaded {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	before := events(t, c)
+	maxID := before[len(before)-1].ID
+
+	// kill -9, then a restart on the same store: it opens cleanly and the IDs go on.
+	if err := d.stop(t, syscall.SIGKILL); err == nil {
+		t.Error("SIGKILL: exit status 0")
+	}
+	d = startDaemon(t, ns, args...)
+	waitFor(t, "health 200 after restart", func() (bool, string) {
+		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
+		return err == nil && code == 200, fmt.Sprint(code, body, err)
+	})
+	if err := proc.InNetNS(ns.Path, func() error {
+		var err error
+		l, err = net.Listen("tcp4", "127.0.0.1:6379")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	waitFor(t, "event after restart", func() (bool, string) {
+		for _, e := range events(t, c) {
+			if e.ID > maxID && e.Service == "redis" && e.NewStatus == "valid" {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	for _, e := range events(t, c)[:len(before)] {
+		if e.ID > maxID {
+			t.Errorf("event %d reordered after the restart", e.ID)
+		}
+	}
+
+	// SIGTERM: a clean exit.
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM: %v\n%s", err, d.logs.String())
+	}
+	if !strings.Contains(d.logs.String(), `"msg":"stopping"`) {
+		t.Errorf("no stopping line in the JSON log:\n%s", d.logs.String())
+	}
+	// The store is readable once the daemon is gone.
+	out, errOut, code := run(t, "", "events", "--data", data, "--since", "1h", "--format", "json")
+	if code != 0 || !strings.Contains(out, `"kind": "policy_reloaded"`) {
+		t.Errorf("events from the store: exit %d %s %s", code, errOut, out)
+	}
+}
+
+// TestServeScrapedByPrometheus: a real Prometheus server scrapes the daemon, and the values
+// come back through its HTTP API.
+func TestServeScrapedByPrometheus(t *testing.T) {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		if os.Geteuid() == 0 {
+			t.Fatal("prometheus not found; make deps installs it (Debian package prometheus)")
+		}
+		t.Skip("prometheus not found (Debian package prometheus)")
+	}
+	ns := netnstest.New(t, "bgprom")
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s")
+	conf := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(conf, []byte("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: bindguard\n    static_configs:\n      - targets: ['127.0.0.1:9847']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prom := exec.Command("nsenter", "--net="+ns.Path, bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"), // #nosec G204 G702 -- prometheus on our own files
+		"--web.listen-address=127.0.0.1:9090")
+	var plog bytes.Buffer
+	prom.Stdout, prom.Stderr = &plog, &plog
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prom.Process.Signal(syscall.SIGTERM); _ = prom.Wait() })
+	c := nsClient(ns)
+	var score model.Vector
+	waitFor(t, "Prometheus has bindguard_audit_score", func() (bool, string) {
+		code, body, err := httpGet(c, "http://127.0.0.1:9090/api/v1/query?query=bindguard_audit_score")
+		if err != nil || code != 200 {
+			return false, fmt.Sprint(code, err, body)
+		}
+		var resp struct {
+			Status string `json:"status"`
+			Data   struct {
+				Result model.Vector `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+			return false, err.Error()
+		}
+		score = resp.Data.Result
+		return resp.Status == "success" && len(score) == 1, body
+	})
+	// redis is declared and not listening, bindguard is valid: 1 of 2 valid = 50.
+	if v := float64(score[0].Value); v != 50 {
+		t.Errorf("bindguard_audit_score through Prometheus = %v, want 50", v)
+	}
+	if job := score[0].Metric["job"]; job != "bindguard" {
+		t.Errorf("job label %q", job)
+	}
+}
