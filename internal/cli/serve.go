@@ -56,7 +56,7 @@ func findPolicyPath(path string) (string, error) {
 
 func newServeCmd(s Streams) *cobra.Command {
 	var (
-		policyPath, listenAddr, dataDir, webConfig string
+		policyPath, listenAddr, dataDir, webConfig, redisURL string
 		interval, retention                        time.Duration
 		insecure, debug                            bool
 		obs                                        observeFlags
@@ -115,9 +115,19 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				return err
 			}
 			defer func() { _ = store.Close() }()
+			var sinks []monitor.Sink
+			if redisURL != "" {
+				monitor.SetRedisLogger(logger)
+				rs, err := monitor.NewRedisSink(redisURL)
+				if err != nil {
+					return &usageError{cmd: cmd.CommandPath(), err: err}
+				}
+				defer func() { _ = rs.Close() }()
+				sinks = append(sinks, rs)
+			}
 			m, err := monitor.New(monitor.Config{
 				PolicyPath: path, Interval: interval, Retention: retention, Logger: logger,
-				Observe: obs.options(),
+				Observe: obs.options(), Sinks: sinks,
 			}, store)
 			if err != nil {
 				return err
@@ -188,6 +198,7 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long delivered events are kept")
 	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the event store")
 	cmd.Flags().StringVar(&webConfig, "web.config.file", "", "exporter-toolkit web configuration (TLS, basic auth)")
+	cmd.Flags().StringVar(&redisURL, "redis", "", "also write the seed's zabbix:port_bindings hash and the bindguard:events stream to redis://HOST:PORT/DB")
 	cmd.Flags().BoolVar(&insecure, "insecure-listen", false, "serve beyond loopback without TLS or an allow list")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level (every access decision, every audit)")
 	obs.add(cmd)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bindguard/bindguard/internal/monitor"
 	"github.com/bindguard/bindguard/internal/netnstest"
@@ -354,5 +355,143 @@ func TestServeScrapedByPrometheus(t *testing.T) {
 	}
 	if job := score[0].Metric["job"]; job != "bindguard" {
 		t.Errorf("job label %q", job)
+	}
+}
+
+// startRedis runs a real redis-server inside ns on 127.0.0.1:port, persisting to dir (AOF,
+// fsync always), until stop.
+func startRedis(t *testing.T, ns *netnstest.NS, port int, dir string) (stop func()) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Geteuid() == 0 {
+			t.Fatal("redis-server not found; make deps installs it (Debian package redis-server)")
+		}
+		t.Skip("redis-server not found (Debian package redis-server)")
+	}
+	cmd := exec.Command("nsenter", "--net="+ns.Path, bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", // #nosec G204 G702 -- redis on our own directory
+		"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func nsRedis(ns *netnstest.NS, port int) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1,
+		Dialer: func(_ context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := proc.InNetNS(ns.Path, func() error {
+				var err error
+				c, err = net.DialTimeout(network, addr, 2*time.Second)
+				return err
+			})
+			return c, err
+		}})
+}
+
+// churn opens and closes a listener on each port in turn, one audit interval apart, so that
+// each makes drift events.
+func churn(t *testing.T, ns *netnstest.NS, ports ...int) {
+	t.Helper()
+	for _, p := range ports {
+		var l net.Listener
+		if err := proc.InNetNS(ns.Path, func() error {
+			var err error
+			l, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", p))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond)
+		_ = l.Close()
+	}
+}
+
+// TestServeRedis: the seed's hash and the event stream in a real Redis; Redis stopped during
+// a burst of changes, and the daemon killed with SIGKILL mid-burst: afterwards every stored
+// event is on the stream.
+func TestServeRedis(t *testing.T) {
+	ns := netnstest.New(t, "bgredis")
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const port = 6390
+	stopRedis := startRedis(t, ns, port, dir)
+	rc := nsRedis(ns, port)
+	defer func() { _ = rc.Close() }()
+	ctx := context.Background()
+	waitFor(t, "redis up", func() (bool, string) { err := rc.Ping(ctx).Err(); return err == nil, fmt.Sprint(err) })
+
+	args := []string{"--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s", "--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
+	d := startDaemon(t, ns, args...)
+	waitFor(t, "the seed's hash", func() (bool, string) {
+		h, err := rc.HGetAll(ctx, "zabbix:port_bindings").Result()
+		return err == nil && h["port_binding_security_score"] != "" && h["service_binding_correct_redis"] == "0" && h["port_bindings_missing"] == "1", fmt.Sprint(h, err)
+	})
+	if ttl := rc.TTL(ctx, "zabbix:port_bindings").Val(); ttl <= 0 || ttl > 300*time.Second {
+		t.Errorf("hash TTL %v, want at most 300 s", ttl)
+	}
+
+	// Redis goes down during a burst of changes, and comes back.
+	stopRedis()
+	churn(t, ns, 7101, 7102, 7103)
+	startRedis(t, ns, port, dir)
+	// The daemon is killed mid-burst, and restarted on the same store.
+	first := d
+	go func() { time.Sleep(1500 * time.Millisecond); _ = first.stop(t, syscall.SIGKILL) }()
+	churn(t, ns, 7104, 7105)
+	if !strings.Contains(first.logs.String(), "sink delivery failed; retrying") {
+		t.Errorf("no retry logged while Redis was down:\n%s", first.logs.String())
+	}
+	d = startDaemon(t, ns, args...)
+	churn(t, ns, 7106)
+
+	c := nsClient(ns)
+	waitFor(t, "every stored event on the stream", func() (bool, string) {
+		stored := events(t, c)
+		msgs, err := rc.XRange(ctx, "bindguard:events", "-", "+").Result()
+		if err != nil {
+			return false, err.Error()
+		}
+		onStream := map[string]bool{}
+		for _, m := range msgs {
+			onStream[fmt.Sprint(m.Values["id"])] = true
+		}
+		var lost []uint64
+		for _, e := range stored {
+			if !onStream[fmt.Sprint(e.ID)] {
+				lost = append(lost, e.ID)
+			}
+		}
+		ports := 0
+		for _, e := range stored {
+			if e.Port >= 7101 && e.Port <= 7106 {
+				ports++
+			}
+		}
+		return len(lost) == 0 && ports >= 8, fmt.Sprintf("%d stored (%d for the churned ports), %d on the stream, not yet there: %v", len(stored), ports, len(msgs), lost)
+	})
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM: %v", err)
 	}
 }

@@ -44,7 +44,7 @@ type Monitor struct {
 	store *Store
 	log   *slog.Logger
 	now   func() time.Time
-	kick  chan struct{}
+	kicks []chan struct{} // one per sink: an audit finished
 
 	audits sync.Mutex // one audit at a time
 
@@ -71,7 +71,10 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
 	}
-	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now, kick: make(chan struct{}, 1)}
+	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now}
+	for range cfg.Sinks {
+		m.kicks = append(m.kicks, make(chan struct{}, 1))
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -163,14 +166,11 @@ func (m *Monitor) Audit(ctx context.Context) error {
 			"port", e.Port, "service", e.Service, "old_status", e.OldStatus, "new_status", e.NewStatus, "severity", e.Severity)
 	}
 	m.log.Debug("audit", "score", rep.Score, "findings", len(rep.Findings), "events", len(events), "duration", m.duration.String())
-	for _, s := range m.cfg.Sinks {
-		if err := s.Snapshot(ctx, rep); err != nil {
-			m.log.Warn("sink snapshot failed; it is retried after the next audit", "sink", s.Name(), "error", err.Error())
+	for _, k := range m.kicks {
+		select {
+		case k <- struct{}{}:
+		default:
 		}
-	}
-	select {
-	case m.kick <- struct{}{}:
-	default:
 	}
 	if m.cfg.Retention > 0 {
 		names := make([]string, len(m.cfg.Sinks))
@@ -189,8 +189,8 @@ func (m *Monitor) Audit(ctx context.Context) error {
 // Run audits now and every interval until ctx ends, and delivers events to the sinks.
 func (m *Monitor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, s := range m.cfg.Sinks {
-		wg.Go(func() { m.deliver(ctx, s) })
+	for i, s := range m.cfg.Sinks {
+		wg.Go(func() { m.deliver(ctx, s, m.kicks[i]) })
 	}
 	defer wg.Wait()
 	_ = m.Audit(ctx)
@@ -206,23 +206,22 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 }
 
-// deliver sends stored events to one sink after its cursor, retrying with backoff (1 s
-// doubling to 1 min) while the sink is down.
-func (m *Monitor) deliver(ctx context.Context, s Sink) {
+// sinkTimeout bounds one call to a sink, so that a sink that hangs is retried like one that
+// is down.
+const sinkTimeout = 5 * time.Second
+
+// deliver runs one sink, apart from the audits (a sink that is down never slows them): after
+// every audit it writes the latest snapshot and sends the stored events after the sink's
+// cursor, retrying with backoff (1 s doubling to 1 min) while the sink fails.
+func (m *Monitor) deliver(ctx context.Context, s Sink, kick <-chan struct{}) {
 	backoff := time.Second
+	var snapped *audit.Report
 	for {
-		cursor, err := m.store.Cursor(s.Name())
-		var batch []Event
-		if err == nil {
-			batch, err = m.store.After(cursor, 500)
-		}
-		if err == nil && len(batch) > 0 {
-			if err = s.Deliver(ctx, batch); err == nil {
-				err = m.store.SetCursor(s.Name(), batch[len(batch)-1].ID)
+		err := m.deliverOnce(ctx, s, &snapped)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
 			}
-		}
-		switch {
-		case err != nil:
 			m.log.Warn("sink delivery failed; retrying", "sink", s.Name(), "error", err.Error(), "retry_in", backoff.String())
 			select {
 			case <-ctx.Done():
@@ -231,15 +230,46 @@ func (m *Monitor) deliver(ctx context.Context, s Sink) {
 			}
 			backoff = min(2*backoff, time.Minute)
 			continue
-		case len(batch) == 500:
-			continue // more to send
 		}
 		backoff = time.Second
 		select {
 		case <-ctx.Done():
 			return
-		case <-m.kick:
+		case <-kick:
 		case <-time.After(m.cfg.Interval):
+		}
+	}
+}
+
+// deliverOnce writes the latest snapshot (when it is newer than the one written) and every
+// event after the sink's cursor, advancing the cursor batch by batch.
+func (m *Monitor) deliverOnce(ctx context.Context, s Sink, snapped **audit.Report) error {
+	if rep, _ := m.Latest(); rep != nil && rep != *snapped {
+		cctx, cancel := context.WithTimeout(ctx, sinkTimeout)
+		err := s.Snapshot(cctx, rep)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		*snapped = rep
+	}
+	for {
+		cursor, err := m.store.Cursor(s.Name())
+		if err != nil {
+			return err
+		}
+		batch, err := m.store.After(cursor, 500)
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, sinkTimeout)
+		err = s.Deliver(cctx, batch)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("events %d-%d: %w", batch[0].ID, batch[len(batch)-1].ID, err)
+		}
+		if err := m.store.SetCursor(s.Name(), batch[len(batch)-1].ID); err != nil {
+			return err
 		}
 	}
 }
