@@ -57,9 +57,9 @@ func findPolicyPath(path string) (string, error) {
 func newServeCmd(s Streams) *cobra.Command {
 	var (
 		policyPath, listenAddr, dataDir, webConfig, redisURL string
-		interval, retention                        time.Duration
-		insecure, debug                            bool
-		obs                                        observeFlags
+		interval, retention                                  time.Duration
+		insecure, debug                                      bool
+		obs                                                  observeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--policy FILE] [--listen ADDR] [--interval 10s] [--data DIR]",

@@ -43,39 +43,43 @@ func TestMain(m *testing.M) {
 
 // daemon is a bindguard serve running in a namespace.
 type daemon struct {
-	cmd  *exec.Cmd
-	logs *syncWriter
-	done chan error
+	cmd    *exec.Cmd
+	logs   *syncWriter
+	exited chan struct{} // closed when Wait returns; err is set before
+	err    error
 }
 
 func startDaemon(t *testing.T, ns *netnstest.NS, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command("nsenter", "--net="+ns.Path, os.Args[0], "-test.run=^$") // #nosec G204 G702 -- the test binary itself
 	cmd.Env = append(os.Environ(), cliHelperEnv+"="+strings.Join(append([]string{"serve"}, args...), "\x1f"))
-	d := &daemon{cmd: cmd, logs: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	d := &daemon{cmd: cmd, logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan struct{})}
 	cmd.Stderr = d.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.done <- cmd.Wait() }()
+	go func() { d.err = cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() { d.stop(t, syscall.SIGKILL) })
 	return d
 }
 
-// stop signals the daemon (nsenter execs it, so the pid is the daemon's) and waits.
+// stop signals the daemon (nsenter execs it, so the pid is the daemon's) and waits for it;
+// safe to call again, and from another goroutine.
 func (d *daemon) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
-	if d.cmd.ProcessState != nil {
-		return nil
+	select {
+	case <-d.exited:
+		return d.err
+	default:
 	}
 	_ = d.cmd.Process.Signal(sig)
 	select {
-	case err := <-d.done:
-		return err
+	case <-d.exited:
 	case <-time.After(15 * time.Second):
 		_ = d.cmd.Process.Kill()
-		return <-d.done
+		<-d.exited
 	}
+	return d.err
 }
 
 // syncWriter is a buffer written by exec's copying goroutine and read by the test.
