@@ -8,8 +8,8 @@ GOSEC_VER   := v2.29.0
 BIN         := $(CURDIR)/.bin
 # Debian packages the test suite needs: gcc for the race detector (cgo), iproute2 (ip, ss) for
 # the namespace tests, prometheus for promtool, nginx for nginx -t and the end-to-end test,
-# systemd for systemd-analyze verify, redis-server for the monitor's Redis sink.
-DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server
+# systemd for systemd-analyze verify, redis-server and zabbix-agent2 for the monitor's sinks.
+DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2
 FUZZTIME    ?= 30s
 
 .PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access build

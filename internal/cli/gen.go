@@ -17,7 +17,7 @@ import (
 func newGenCmd(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gen",
-		Short: "Generate nginx and systemd configuration from the policy",
+		Short: "Generate nginx, systemd and Zabbix configuration from the policy",
 		Long: `Generate configuration that enforces the policy, so that it cannot drift from
 the port matrix: the nginx front door (from the policy's proxy section) and
 systemd units with the binding and network filters of a service.`,
@@ -26,7 +26,7 @@ systemd units with the binding and network filters of a service.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newGenNginxCmd(s), newGenSystemdCmd(s))
+	cmd.AddCommand(newGenNginxCmd(s), newGenSystemdCmd(s), newGenZabbixCmd(s))
 	return cmd
 }
 

@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/bindguard/bindguard/internal/monitor"
 )
 
 const seedProxy = "../../testdata/seed/service-bindings-proxy.yaml"
@@ -67,5 +71,66 @@ func TestGenNeedsAPolicy(t *testing.T) {
 	}
 	if _, errOut, code := run(t, "", "gen", "nginx"); code != 2 || !strings.Contains(errOut, "not the built-in catalogue") {
 		t.Errorf("no policy: exit %d: %s", code, errOut)
+	}
+}
+
+func TestGenZabbix(t *testing.T) {
+	out, errOut, code := run(t, "", "gen", "zabbix", "--prefix", "shop.bindings")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"UserParameter=shop.bindings.port.bindings[*],/usr/local/bin/bindguard zabbix get --prefix shop.bindings 'shop.bindings.port.bindings[$1]'",
+		"UserParameter=shop.bindings.binding.security.score,",
+		"key: 'shop.bindings.service.discovery'",
+		"expression: 'last(/bindguard shop.bindings port bindings/shop.bindings.port.bindings[invalid])>0'",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	tmpl := out[strings.Index(out, "# ==> bindguard_template.yaml <==\n")+len("# ==> bindguard_template.yaml <==\n"):]
+	var doc struct {
+		Export struct {
+			Version   string `yaml:"version"`
+			Templates []struct {
+				Items          []map[string]any `yaml:"items"`
+				DiscoveryRules []map[string]any `yaml:"discovery_rules"`
+			} `yaml:"templates"`
+		} `yaml:"zabbix_export"`
+	}
+	if err := yaml.Unmarshal([]byte(tmpl), &doc); err != nil {
+		t.Fatalf("template is not YAML: %v", err)
+	}
+	if doc.Export.Version != "6.0" || len(doc.Export.Templates) != 1 || len(doc.Export.Templates[0].Items) != 5 || len(doc.Export.Templates[0].DiscoveryRules) != 1 {
+		t.Errorf("template shape: %+v", doc)
+	}
+	for _, bad := range [][]string{{"--prefix", "Bad Prefix"}, {"--bindguard", "bindguard"}, {"--url", "http://x/;rm"}} {
+		if _, _, code := run(t, "", append([]string{"gen", "zabbix"}, bad...)...); code != 2 {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestZabbixValue(t *testing.T) {
+	doc := &monitor.ZabbixDoc{Fields: map[string]any{"port_binding_security_score": 85, "port_bindings_invalid": 2, "service_binding_correct_zabbix_agent": 1}, Services: []string{"zabbix-agent"}}
+	for key, want := range map[string]string{
+		"aktienanalyse.binding.security.score":        "85",
+		"aktienanalyse.port.bindings[invalid]":        "2",
+		"aktienanalyse.service.binding[zabbix-agent]": "1",
+		"aktienanalyse.service.binding[zabbix_agent]": "1",
+		"aktienanalyse.service.discovery":             `[{"{#SERVICE}":"zabbix_agent"}]`,
+		"aktienanalyse.service.binding[nope]":         "error",
+		"aktienanalyse.port.bindings[bogus]":          "error",
+		"other.binding.security.score":                "error",
+		"aktienanalyse.port.bindings":                 "error",
+	} {
+		got, err := zabbixValue(doc, "aktienanalyse", key)
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
 	}
 }

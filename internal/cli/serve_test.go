@@ -499,3 +499,52 @@ func TestServeRedis(t *testing.T) {
 		t.Errorf("SIGTERM: %v", err)
 	}
 }
+
+// TestZabbixAgent2: the real zabbix_agent2 answers the seed's keys through the generated
+// UserParameter file, bindguard zabbix get and the daemon.
+func TestZabbixAgent2(t *testing.T) {
+	agent, err := exec.LookPath("zabbix_agent2")
+	if err != nil {
+		if os.Geteuid() == 0 {
+			t.Fatal("zabbix_agent2 not found; make deps installs it (Debian package zabbix-agent2)")
+		}
+		t.Skip("zabbix_agent2 not found (Debian package zabbix-agent2)")
+	}
+	ns := netnstest.New(t, "bgzbx")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bindguard")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/bindguard").CombinedOutput(); err != nil { // #nosec G204 -- building this module
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s")
+	c := nsClient(ns)
+	waitFor(t, "health", func() (bool, string) {
+		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
+		return err == nil && code == 200, fmt.Sprint(code, body, err)
+	})
+	if _, errOut, code := run(t, "", "gen", "zabbix", "--bindguard", bin, "--url", "http://127.0.0.1:9847", "-o", dir); code != 0 {
+		t.Fatalf("gen zabbix: %s", errOut)
+	}
+	conf := filepath.Join(dir, "agent.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("Server=127.0.0.1\nHostname=bindguard-test\nLogType=console\nControlSocket=%s/agent.sock\nPluginSocket=%s/plugin.sock\nInclude=%s/bindguard.conf\n", dir, dir, dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		// redis declared and missing, bindguard valid: 1 of 2 = 50.
+		"aktienanalyse.binding.security.score":     "[s|50]",
+		"aktienanalyse.port.bindings[missing]":     "[s|1]",
+		"aktienanalyse.port.bindings[valid]":       "[s|1]",
+		"aktienanalyse.service.binding[redis]":     "[s|0]",
+		"aktienanalyse.service.binding[bindguard]": "[s|1]",
+		"aktienanalyse.service.discovery":          `[s|[{"{#SERVICE}":"redis"},{"{#SERVICE}":"bindguard"}]]`,
+	} {
+		out, err := exec.Command("nsenter", "--net="+ns.Path, agent, "-c", conf, "-t", key).CombinedOutput() // #nosec G204 G702 -- the agent on our own configuration
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("zabbix_agent2 -t %s: %v\n%s\nwant %s", key, err, out, want)
+		}
+	}
+}

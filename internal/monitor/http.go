@@ -80,6 +80,20 @@ func (m *Monitor) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = report.JSON(w, meta, rep)
 	})
+	mux.HandleFunc("GET /api/v1/zabbix", func(w http.ResponseWriter, _ *http.Request) {
+		rep, _ := m.Latest()
+		if rep == nil {
+			_, why := m.Health()
+			httpError(w, http.StatusServiceUnavailable, why)
+			return
+		}
+		doc := ZabbixDoc{Schema: "bindguard.zabbix.v1", Fields: SeedFields(rep)}
+		for _, s := range rep.Services {
+			doc.Services = append(doc.Services, s.Name)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(doc)
+	})
 	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		since, err := ParseSince(r.URL.Query().Get("since"), time.Now())
 		if err != nil {
@@ -100,6 +114,14 @@ func (m *Monitor) Handler() http.Handler {
 		}{"bindguard.events.v1", since.UTC().Format(time.RFC3339), nonNil(events)})
 	})
 	return mux
+}
+
+// ZabbixDoc is /api/v1/zabbix: the seed's zabbix:port_bindings fields and the policy's
+// services, for `bindguard zabbix get`.
+type ZabbixDoc struct {
+	Schema   string         `json:"schema"`
+	Fields   map[string]any `json:"fields"`
+	Services []string       `json:"services"`
 }
 
 func nonNil(e []Event) []Event {

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bindguard/bindguard/internal/gen/systemd"
+	"github.com/bindguard/bindguard/internal/gen/zabbix"
+	"github.com/bindguard/bindguard/internal/monitor"
+)
+
+var defaultServeURL = fmt.Sprintf("http://127.0.0.1:%d", systemd.DefaultSelfPort)
+
+func newGenZabbixCmd(s Streams) *cobra.Command {
+	var o zabbix.Options
+	var output string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "zabbix [--prefix aktienanalyse] [--bindguard PATH] [--url URL] [--output DIR]",
+		Short: "Write the Zabbix agent UserParameter file (the seed's keys) and a Zabbix 6.0 template",
+		Long: `Write the Zabbix side (docs/monitor.md):
+
+  bindguard.conf            UserParameter lines for zabbix_agent2.d/: the seed's keys
+                            PREFIX.port.bindings[*], PREFIX.service.binding[*] and
+                            PREFIX.binding.security.score, plus PREFIX.service.discovery,
+                            each answered by 'bindguard zabbix get' from bindguard serve
+  bindguard_template.yaml   a Zabbix 6.0 template: the items, low-level discovery of the
+                            policy's services with an item and trigger each, and triggers
+
+Without --output both are written to standard output, each after "# ==> NAME <==".`,
+		Example: `  bindguard gen zabbix --output /etc/zabbix/zabbix_agent2.d
+  zabbix_agent2 -t aktienanalyse.binding.security.score`,
+		Args: args(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			files, err := zabbix.Generate(o)
+			if err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
+			if output == "" {
+				for _, f := range files {
+					fmt.Fprintf(s.Out, "# ==> %s <==\n", f.Name)
+					if _, err := s.Out.Write(f.Content); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if err := os.MkdirAll(output, 0o755); err != nil { // #nosec G301 -- agent configuration is world-readable
+				return err
+			}
+			for _, f := range files {
+				path := filepath.Join(output, f.Name)
+				if err := writeNewFile(path, f.Content, force); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Err, "wrote %s\n", path)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Prefix, "prefix", zabbix.DefaultPrefix, "item key prefix")
+	cmd.Flags().StringVar(&o.Bindguard, "bindguard", "/usr/local/bin/bindguard", "the bindguard executable the agent runs")
+	cmd.Flags().StringVar(&o.URL, "url", "", "the bindguard serve to ask (default "+defaultServeURL+")")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "directory to write the files to (default: standard output)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite files that exist")
+	return cmd
+}
+
+func newZabbixCmd(s Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "zabbix",
+		Short: "Answer Zabbix agent items from bindguard serve",
+		Long: `Commands for the Zabbix agent: 'zabbix get KEY' answers the UserParameter items
+'bindguard gen zabbix' writes.`,
+		Example: `  bindguard zabbix get aktienanalyse.binding.security.score`,
+		Args:    args(0, 0),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newZabbixGetCmd(s))
+	return cmd
+}
+
+var itemKeyRE = regexp.MustCompile(`^([a-z0-9_.]+?)\.(port\.bindings|service\.binding)\[([^\]]*)\]$`)
+
+func newZabbixGetCmd(s Streams) *cobra.Command {
+	var url, prefix string
+	cmd := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print one item's value, as the Zabbix agent's UserParameter does",
+		Long: `Print the value of a Zabbix item key from bindguard serve's latest audit:
+
+  PREFIX.port.bindings[valid|invalid|missing|unexpected]   findings by status
+  PREFIX.service.binding[SERVICE]                          1 bound as the policy says, else 0
+  PREFIX.binding.security.score                            0-100
+  PREFIX.service.discovery                                 low-level discovery JSON
+
+An unknown key, an unknown service, or a daemon that cannot be reached is an
+error (exit 2): Zabbix then marks the item unsupported instead of recording a
+made-up 0.`,
+		Example: `  bindguard zabbix get 'aktienanalyse.port.bindings[invalid]'
+  bindguard zabbix get --url http://127.0.0.1:9847 'aktienanalyse.service.binding[redis]'`,
+		Args: args(1, 1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			key := a[0]
+			doc, err := fetchZabbix(url)
+			if err != nil {
+				return err
+			}
+			v, err := zabbixValue(doc, prefix, key)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(s.Out, v)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", defaultServeURL, "bindguard serve's base URL")
+	cmd.Flags().StringVar(&prefix, "prefix", zabbix.DefaultPrefix, "item key prefix")
+	return cmd
+}
+
+func fetchZabbix(base string) (*monitor.ZabbixDoc, error) {
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return nil, fmt.Errorf("--url %q: want http://HOST:PORT", base)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(strings.TrimSuffix(base, "/") + "/api/v1/zabbix")
+	if err != nil {
+		return nil, fmt.Errorf("bindguard serve at %s: %w", base, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return nil, fmt.Errorf("bindguard serve at %s answered %s: %s", base, resp.Status, strings.TrimSpace(string(b)))
+	}
+	var doc monitor.ZabbixDoc
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("bindguard serve at %s: %w", base, err)
+	}
+	return &doc, nil
+}
+
+// zabbixValue answers one item key from the daemon's figures.
+func zabbixValue(doc *monitor.ZabbixDoc, prefix, key string) (string, error) {
+	switch key {
+	case prefix + ".binding.security.score":
+		return fmt.Sprint(doc.Fields["port_binding_security_score"]), nil
+	case prefix + ".service.discovery":
+		type macro struct {
+			Service string `json:"{#SERVICE}"`
+		}
+		out := []macro{}
+		for _, s := range doc.Services {
+			out = append(out, macro{strings.ReplaceAll(s, "-", "_")})
+		}
+		b, err := json.Marshal(out)
+		return string(b), err
+	}
+	m := itemKeyRE.FindStringSubmatch(key)
+	if m == nil || m[1] != prefix {
+		return "", fmt.Errorf("unknown item key %q (prefix %q): see bindguard zabbix get --help", key, prefix)
+	}
+	arg := strings.Trim(m[3], `"`)
+	switch m[2] {
+	case "port.bindings":
+		if !slices.Contains([]string{"valid", "invalid", "missing", "unexpected"}, arg) {
+			return "", fmt.Errorf("%s: want valid, invalid, missing or unexpected", key)
+		}
+		return fmt.Sprint(doc.Fields["port_bindings_"+arg]), nil
+	default:
+		v, ok := doc.Fields["service_binding_correct_"+strings.ReplaceAll(arg, "-", "_")]
+		if !ok {
+			return "", fmt.Errorf("%s: the policy declares no service %q", key, arg)
+		}
+		return fmt.Sprint(v), nil
+	}
+}

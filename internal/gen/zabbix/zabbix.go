@@ -1,0 +1,95 @@
+// Package zabbix writes the Zabbix agent side of bindguard: a UserParameter file with the
+// seed's keys (aktienanalyse.port.bindings[*], aktienanalyse.service.binding[*],
+// aktienanalyse.binding.security.score; the prefix is configurable) answered by
+// `bindguard zabbix get`, plus a low-level discovery key for the policy's services, and a
+// Zabbix 6.0 template with the items, the discovery rule and triggers.
+package zabbix
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"text/template"
+)
+
+// Files Generate writes.
+const (
+	UserParamsFile = "bindguard.conf"
+	TemplateFile   = "bindguard_template.yaml"
+)
+
+// DefaultPrefix is the seed's key prefix.
+const DefaultPrefix = "aktienanalyse"
+
+var (
+	//go:embed userparams.tmpl
+	userParamsText string
+	//go:embed template.yaml.tmpl
+	templateText string
+
+	funcs = template.FuncMap{"uuid": uuid, "list": func(s ...string) []string { return s }}
+
+	userParamsTmpl = template.Must(template.New("userparams").Funcs(funcs).Parse(userParamsText))
+	templateTmpl   = template.Must(template.New("template").Funcs(funcs).Parse(templateText))
+
+	prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)
+	pathRE   = regexp.MustCompile(`^/[A-Za-z0-9._/+-]+$`)
+	urlRE    = regexp.MustCompile(`^https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?$`)
+)
+
+// Options say what to generate.
+type Options struct {
+	// Prefix of the item keys (DefaultPrefix when empty).
+	Prefix string
+	// Bindguard is the bindguard executable the agent runs.
+	Bindguard string
+	// URL is the bindguard serve the commands ask ("" for its default).
+	URL string
+}
+
+// File is one generated file.
+type File struct {
+	Name    string
+	Content []byte
+}
+
+// Generate renders the UserParameter file and the template.
+func Generate(o Options) ([]File, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if !prefixRE.MatchString(o.Prefix) {
+		return nil, fmt.Errorf("--prefix %q: want lower-case words joined by dots, such as aktienanalyse", o.Prefix)
+	}
+	if o.Bindguard == "" {
+		o.Bindguard = "/usr/local/bin/bindguard"
+	}
+	if !pathRE.MatchString(o.Bindguard) {
+		return nil, fmt.Errorf("--bindguard %q: want an absolute path (letters, digits, ._/+-)", o.Bindguard)
+	}
+	if o.URL != "" && !urlRE.MatchString(o.URL) {
+		return nil, fmt.Errorf("--url %q: want http://HOST:PORT", o.URL)
+	}
+	var up, tpl bytes.Buffer
+	if err := userParamsTmpl.Execute(&up, o); err != nil {
+		return nil, err
+	}
+	if err := templateTmpl.Execute(&tpl, o); err != nil {
+		return nil, err
+	}
+	return []File{{UserParamsFile, up.Bytes()}, {TemplateFile, tpl.Bytes()}}, nil
+}
+
+// uuid is a stable 32-hex-digit UUID (version 4 layout) for a template element, so that
+// re-importing a regenerated template updates elements instead of duplicating them.
+func uuid(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return hex.EncodeToString(b)
+}
