@@ -12,7 +12,7 @@ BIN         := $(CURDIR)/.bin
 DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2
 FUZZTIME    ?= 30s
 
-.PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access build
+.PHONY: test deps lint vet staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build
 
 test: deps lint unit
 
@@ -62,6 +62,10 @@ bench:
 # access.Middleware's throughput cost under wrk on loopback (installs wrk as root).
 bench-access:
 	bench/access-middleware.sh 5 10s 32
+
+# bindguard serve's CPU and memory at a 10 s interval on 10,000 listeners, against ss in a loop (root).
+bench-serve:
+	bench/serve-load.sh 10000 500 1500 50 10 120
 
 # The audit against ss, netstat and lsof on a namespace with 10,000 listeners (root).
 bench-audit:

@@ -32,6 +32,7 @@ import (
 const cliHelperEnv = "BINDGUARD_CLI_HELPER_ARGS"
 
 func TestMain(m *testing.M) {
+	netnstest.RunHelper()
 	if a := os.Getenv(cliHelperEnv); a != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := Run(ctx, strings.Split(a, "\x1f"), Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
@@ -547,4 +548,57 @@ func TestZabbixAgent2(t *testing.T) {
 			t.Errorf("zabbix_agent2 -t %s: %v\n%s\nwant %s", key, err, out, want)
 		}
 	}
+}
+
+// TestServeNamespaceVanishes: with --netns all, a namespace (a container) that goes away is
+// drift, not a failed audit.
+func TestServeNamespaceVanishes(t *testing.T) {
+	home := netnstest.New(t, "bgvanhome")
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, home, "--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s", "--netns", "all")
+	c := nsClient(home)
+	guest := netnstest.New(t, "bgvanguest")
+	pid := guest.StartListener(t, "TestHelperListener", mustSpec(t, "tcp4:0.0.0.0:7311"))
+	waitFor(t, "the guest's socket appears", func() (bool, string) {
+		for _, e := range events(t, c) {
+			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindAppeared {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	// The container stops: its process ends and its namespace is deleted.
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Kill()
+	}
+	if out, err := exec.Command("ip", "netns", "del", guest.Name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del: %v %s", err, out)
+	}
+	waitFor(t, "the guest's socket disappears", func() (bool, string) {
+		for _, e := range events(t, c) {
+			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindDisappeared {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	if code, body, err := httpGet(c, "http://127.0.0.1:9847/health"); err != nil || code != 200 {
+		t.Errorf("health after the namespace went away: %d %s %v", code, body, err)
+	}
+}
+
+// TestHelperListener is the body of helper processes (netnstest.StartListener).
+func TestHelperListener(t *testing.T) { netnstest.RunHelper() }
+
+func mustSpec(t *testing.T, s string) netnstest.Spec {
+	t.Helper()
+	sp, err := netnstest.ParseSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The monitor's cost: `bindguard serve --interval I` on a network namespace of its own holding
+# N listening sockets over P processes (plus IDLE processes with F files each), for DURATION
+# seconds, against the seed's approach in the same run: `ss -tulnp` (the seed parsed netstat)
+# every I seconds from a loop, as cron would.
+#
+#   sudo bench/serve-load.sh [N] [P] [IDLE] [F] [INTERVAL] [DURATION]   (defaults: 10000 500 1500 50 10 120)
+#
+# Prints CPU seconds used (and % of one core) and peak RSS of each. Needs root (namespace),
+# gcc and iproute2.
+set -euo pipefail
+N=${1:-10000} P=${2:-500} IDLE=${3:-1500} F=${4:-50} INTERVAL=${5:-10} DURATION=${6:-120}
+cd "$(dirname "$0")/.."
+[[ $(id -u) -eq 0 ]] || { echo "needs root: it creates a network namespace" >&2; exit 2; }
+work=$(mktemp -d)
+ns="bgserve-$$"
+gen_pid="" serve_pid=""
+cleanup() {
+  [[ -n $serve_pid ]] && kill "$serve_pid" 2>/dev/null || true
+  exec 3>&- 2>/dev/null || true
+  if [[ -n $gen_pid ]]; then
+    for _ in $(seq 1 50); do kill -0 "$gen_pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$gen_pid" 2>/dev/null || true
+  fi
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+gcc -O2 -o "$work/listeners" bench/listeners.c
+go build -o "$work/bindguard" ./cmd/bindguard
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+mkfifo "$work/ctl"
+nsenter --net="/run/netns/$ns" "$work/listeners" "$N" "$P" "$IDLE" "$F" <"$work/ctl" >"$work/ready" &
+gen_pid=$!
+exec 3>"$work/ctl"
+for _ in $(seq 1 600); do grep -q ready "$work/ready" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$work/ready" || { echo "generator did not start" >&2; exit 1; }
+tck=$(getconf CLK_TCK)
+cpu_of() { awk -v t="$tck" '{print ($14+$15+$16+$17)/t}' "/proc/$1/stat"; }
+
+echo "host state: $N listeners over $P processes, $IDLE idle processes with $F files each; $(nproc) CPUs; interval ${INTERVAL}s for ${DURATION}s"
+cd "$work"
+nsenter --net="/run/netns/$ns" "$work/bindguard" serve --data "$work/data" --interval "${INTERVAL}s" >/dev/null 2>"$work/serve.log" &
+serve_pid=$!
+sleep "$DURATION"
+s_cpu=$(cpu_of "$serve_pid")
+s_rss=$(awk '/VmHWM/{print $2/1024}' "/proc/$serve_pid/status")
+audit_s=$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_audit_duration_seconds /{print $2}')
+kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
+
+# The seed's way: a fresh process every interval.
+ss_cpu=0 ss_rss=0
+end=$((SECONDS + DURATION))
+while ((SECONDS < end)); do
+  /usr/bin/time -f "%U %S %M" -o "$work/t" nsenter --net="/run/netns/$ns" ss -tulnp >/dev/null 2>&1 || true
+  read -r u s kb <"$work/t"
+  ss_cpu=$(awk -v a="$ss_cpu" -v u="$u" -v s="$s" 'BEGIN{print a+u+s}')
+  ss_rss=$(awk -v a="$ss_rss" -v k="$kb" 'BEGIN{m=k/1024; print (m>a)?m:a}')
+  sleep "$INTERVAL"
+done
+printf '\n%-40s %12s %12s %14s\n' "over ${DURATION}s" "CPU s" "% of a core" "peak RSS MiB"
+printf '%-40s %12.2f %12.2f %14.1f\n' "bindguard serve --interval ${INTERVAL}s" "$s_cpu" "$(awk -v c="$s_cpu" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$s_rss"
+printf '%-40s %12.2f %12.2f %14.1f\n' "ss -tulnp every ${INTERVAL}s" "$ss_cpu" "$(awk -v c="$ss_cpu" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$ss_rss"
+echo "last audit took ${audit_s}s; CPU ratio serve/ss: $(awk -v a="$s_cpu" -v b="$ss_cpu" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
