@@ -17,35 +17,9 @@ need=()
 for p in gcc iproute2 net-tools lsof time; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
 if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; fi
 
-work=$(mktemp -d)
-ns="bgbench-$$"
-gen_pid=""
-cleanup() {
-  # End of input makes the generator kill its children by pid and exit; they also die with it
-  # (PR_SET_PDEATHSIG), so the fallback kill of its own pid leaks nothing.
-  exec 3>&- 2>/dev/null || true
-  if [[ -n $gen_pid ]]; then
-    for _ in $(seq 1 50); do kill -0 "$gen_pid" 2>/dev/null || break; sleep 0.1; done
-    kill "$gen_pid" 2>/dev/null || true
-  fi
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-gcc -O2 -o "$work/listeners" bench/listeners.c
-go build -o "$work/bindguard" ./cmd/bindguard
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-for i in $(seq 2 $(( (N + 39999) / 40000 ))); do ip -n "$ns" addr add "127.0.0.$i/8" dev lo 2>/dev/null || true; done
-
-# The generator reads its stdin from fd 3's pipe; closing fd 3 ends it.
-mkfifo "$work/ctl"
-nsenter --net="/run/netns/$ns" "$work/listeners" "$N" "$P" "$I" "$F" <"$work/ctl" >"$work/ready" &
-gen_pid=$!
-exec 3>"$work/ctl"
-for _ in $(seq 1 600); do grep -q ready "$work/ready" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$work/ready" || { echo "generator did not start" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_start "$N" "$P" "$I" "$F"
 procs=$(ls -d /proc/[0-9]* | wc -l)
 echo "host state: $N listeners over $P processes, $I idle processes with $F files each; $procs processes in /proc; $(nproc) CPUs"
 

@@ -12,30 +12,11 @@ set -euo pipefail
 N=${1:-10000} P=${2:-500} IDLE=${3:-1500} F=${4:-50} INTERVAL=${5:-10} DURATION=${6:-120}
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "needs root: it creates a network namespace" >&2; exit 2; }
-work=$(mktemp -d)
-ns="bgserve-$$"
-gen_pid="" serve_pid=""
-cleanup() {
-  [[ -n $serve_pid ]] && kill "$serve_pid" 2>/dev/null || true
-  exec 3>&- 2>/dev/null || true
-  if [[ -n $gen_pid ]]; then
-    for _ in $(seq 1 50); do kill -0 "$gen_pid" 2>/dev/null || break; sleep 0.1; done
-    kill "$gen_pid" 2>/dev/null || true
-  fi
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-gcc -O2 -o "$work/listeners" bench/listeners.c
-go build -o "$work/bindguard" ./cmd/bindguard
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-mkfifo "$work/ctl"
-nsenter --net="/run/netns/$ns" "$work/listeners" "$N" "$P" "$IDLE" "$F" <"$work/ctl" >"$work/ready" &
-gen_pid=$!
-exec 3>"$work/ctl"
-for _ in $(seq 1 600); do grep -q ready "$work/ready" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$work/ready" || { echo "generator did not start" >&2; exit 1; }
+serve_pid=""
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_extra_cleanup() { [[ -n $serve_pid ]] && kill "$serve_pid" 2>/dev/null || true; }
+bench_start "$N" "$P" "$IDLE" "$F"
 tck=$(getconf CLK_TCK)
 cpu_of() { awk -v t="$tck" '{print ($14+$15+$16+$17)/t}' "/proc/$1/stat"; }
 
