@@ -139,20 +139,35 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Fatalf("%s: not within 20 s; last: %s", what, last)
 }
 
-func events(t *testing.T, c *http.Client) []monitor.Event {
-	t.Helper()
+// tryEvents asks the daemon for the last hour's events.
+func tryEvents(c *http.Client) ([]monitor.Event, error) {
 	code, body, err := httpGet(c, "http://127.0.0.1:9847/api/v1/events?since=1h")
 	if err != nil || code != 200 {
-		t.Fatalf("events: %d %v %s", code, err, body)
+		return nil, fmt.Errorf("events: %d %v %s", code, err, body)
 	}
 	var doc struct {
 		Schema string          `json:"schema"`
 		Events []monitor.Event `json:"events"`
 	}
 	if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.Schema != "bindguard.events.v1" {
-		t.Fatalf("events document %q: %v", body, err)
+		return nil, fmt.Errorf("events document %q: %v", body, err)
 	}
-	return doc.Events
+	return doc.Events, nil
+}
+
+func events(t *testing.T, c *http.Client) []monitor.Event {
+	t.Helper()
+	evs, err := tryEvents(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// eventsSoFar is tryEvents for polling: an error is "none yet".
+func eventsSoFar(c *http.Client) []monitor.Event {
+	evs, _ := tryEvents(c)
+	return evs
 }
 
 const servePolicy = `version: 1
@@ -214,13 +229,13 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "event: redis missing -> invalid", func() (bool, string) {
-		for _, e := range events(t, c) {
+		for _, e := range eventsSoFar(c) {
 			if e.Kind == monitor.KindChanged && e.Service == "redis" && e.OldStatus == "missing" && e.NewStatus == "invalid" &&
 				e.Severity == "critical" && e.Process != nil && e.Process.PID == os.Getpid() {
 				return true, ""
 			}
 		}
-		return false, fmt.Sprint(events(t, c))
+		return false, fmt.Sprint(eventsSoFar(c))
 	})
 	code, body, _ := httpGet(c, "http://127.0.0.1:9847/api/v1/audit")
 	if code != 200 || !strings.Contains(body, `"schema": "bindguard.audit.v1"`) || !strings.Contains(body, `"status": "invalid"`) {
@@ -228,7 +243,7 @@ func TestServe(t *testing.T) {
 	}
 	_ = l.Close()
 	waitFor(t, "event: redis invalid -> missing", func() (bool, string) {
-		for _, e := range events(t, c) {
+		for _, e := range eventsSoFar(c) {
 			if e.Kind == monitor.KindChanged && e.Service == "redis" && e.OldStatus == "invalid" && e.NewStatus == "missing" {
 				return true, ""
 			}
@@ -251,7 +266,7 @@ func TestServe(t *testing.T) {
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "policy_reloaded event", func() (bool, string) {
-		for _, e := range events(t, c) {
+		for _, e := range eventsSoFar(c) {
 			if e.Kind == monitor.KindPolicyReloaded {
 				return true, ""
 			}
@@ -279,7 +294,7 @@ func TestServe(t *testing.T) {
 	}
 	defer func() { _ = l.Close() }()
 	waitFor(t, "event after restart", func() (bool, string) {
-		for _, e := range events(t, c) {
+		for _, e := range eventsSoFar(c) {
 			if e.ID > maxID && e.Service == "redis" && e.NewStatus == "valid" {
 				return true, ""
 			}
@@ -473,7 +488,7 @@ func TestServeRedis(t *testing.T) {
 
 	c := nsClient(ns)
 	waitFor(t, "every stored event on the stream", func() (bool, string) {
-		stored := events(t, c)
+		stored := eventsSoFar(c)
 		msgs, err := rc.XRange(ctx, "bindguard:events", "-", "+").Result()
 		if err != nil {
 			return false, err.Error()
@@ -561,10 +576,14 @@ func TestServeNamespaceVanishes(t *testing.T) {
 	}
 	startDaemon(t, home, "--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s", "--netns", "all")
 	c := nsClient(home)
+	waitFor(t, "health", func() (bool, string) {
+		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
+		return err == nil && code == 200, fmt.Sprint(code, body, err)
+	})
 	guest := netnstest.New(t, "bgvanguest")
 	pid := guest.StartListener(t, "TestHelperListener", mustSpec(t, "tcp4:0.0.0.0:7311"))
 	waitFor(t, "the guest's socket appears", func() (bool, string) {
-		for _, e := range events(t, c) {
+		for _, e := range eventsSoFar(c) {
 			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindAppeared {
 				return true, ""
 			}
@@ -579,7 +598,7 @@ func TestServeNamespaceVanishes(t *testing.T) {
 		t.Fatalf("ip netns del: %v %s", err, out)
 	}
 	waitFor(t, "the guest's socket disappears", func() (bool, string) {
-		for _, e := range events(t, c) {
+		for _, e := range eventsSoFar(c) {
 			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindDisappeared {
 				return true, ""
 			}
