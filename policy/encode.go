@@ -44,6 +44,7 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 	if len(p.Services) == 0 {
 		b.WriteString("services: []\n")
 		writeProxy(&b, p.Proxy)
+		writeMonitor(&b, p.Monitor)
 		return b.Bytes()
 	}
 	b.WriteString("services:\n")
@@ -75,6 +76,7 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 		}
 	}
 	writeProxy(&b, p.Proxy)
+	writeMonitor(&b, p.Monitor)
 	return b.Bytes()
 }
 
@@ -123,6 +125,17 @@ func writeProxy(b *bytes.Buffer, px *Proxy) {
 			fmt.Fprintf(b, "    detail:\n      path: %s\n      service: %s\n      upstream_path: %s\n",
 				quote(st.DetailPath), quote(st.DetailService), quote(st.DetailUpstream))
 		}
+	}
+}
+
+// writeMonitor writes the monitor section.
+func writeMonitor(b *bytes.Buffer, m *Monitor) {
+	if m == nil {
+		return
+	}
+	b.WriteString("monitor:\n")
+	if m.Redis != "" {
+		fmt.Fprintf(b, "  redis: %s\n", quote(m.Redis))
 	}
 }
 

@@ -67,10 +67,10 @@ func Validate(p *Policy) error {
 	return ps.err()
 }
 
-var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "proxy"}
+var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "proxy", "monitor"}
 
 // detect tells the two formats apart by shape: the native format has `version` or `services`
-// (or another of its top-level keys but proxy, which both have); the seed's is groups (external_access,
+// (or another of its top-level keys but proxy and monitor, which both have); the seed's is groups (external_access,
 // internal_services, ...) each mapping service names to their bindings.
 func detect(root ast.Node) Format {
 	m, ok := unwrap(root).(*ast.MappingNode)
@@ -79,7 +79,7 @@ func detect(root ast.Node) Format {
 	}
 	for _, mv := range m.Values {
 		// proxy is a key of both formats: it says nothing about which.
-		if k := keyText(mv.Key); k != seedProxyKey && slices.Contains(nativeKeys, k) {
+		if k := keyText(mv.Key); k != seedProxyKey && k != seedMonitorKey && slices.Contains(nativeKeys, k) {
 			return FormatNative
 		}
 	}

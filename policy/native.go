@@ -71,6 +71,9 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 	if n, ok := o.get("proxy"); ok {
 		p.Proxy, sm.proxy = d.proxy(n, "proxy")
 	}
+	if n, ok := o.get(seedMonitorKey); ok {
+		p.Monitor = d.monitor(n, seedMonitorKey)
+	}
 	return p, sm
 }
 

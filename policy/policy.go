@@ -102,6 +102,8 @@ type Policy struct {
 	Services []Service
 	// Proxy is the front door `bindguard gen nginx` writes, nil when the policy has none.
 	Proxy *Proxy
+	// Monitor configures `bindguard serve`, nil when the policy says nothing of it.
+	Monitor *Monitor
 }
 
 // Network is a named list of prefixes, usable by name in a service's allow list.

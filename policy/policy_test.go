@@ -142,6 +142,9 @@ func TestValidFilesRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(p.Proxy, back.Proxy, ignorePos, cmpopts.IgnoreFields(policy.Route{}, "Pos"), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 				t.Errorf("proxy changed by Marshal (-orig +back):\n%s", diff)
 			}
+			if diff := cmp.Diff(p.Monitor, back.Monitor, cmpopts.IgnoreFields(policy.Monitor{}, "Pos")); diff != "" {
+				t.Errorf("monitor changed by Marshal (-orig +back):\n%s", diff)
+			}
 			for i := range p.Services {
 				a, b := p.Services[i], back.Services[i]
 				if a.Description != b.Description || a.Process != b.Process || a.HostCheck != b.HostCheck || !slicesEqual(a.Allow, b.Allow) {

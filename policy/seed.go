@@ -60,6 +60,10 @@ func (d *decoder) seed(root ast.Node) (*Policy, *sourceMap) {
 			p.Proxy, sm.proxy = d.proxy(g.value, seedProxyKey)
 			continue
 		}
+		if g.key == seedMonitorKey {
+			p.Monitor = d.monitor(g.value, seedMonitorKey)
+			continue
+		}
 		entries, _ := d.mapping(g.value, joinPath("", g.key), "a mapping of service names to bindings")
 		for _, e := range entries {
 			for _, s := range d.seedService(g.key, e) {

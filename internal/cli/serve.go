@@ -116,6 +116,11 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			}
 			defer func() { _ = store.Close() }()
 			var sinks []monitor.Sink
+			if redisURL == "" {
+				if p, err := loadPolicyForServe(path); err == nil && p.Monitor != nil {
+					redisURL = p.Monitor.Redis
+				}
+			}
 			if redisURL != "" {
 				monitor.SetRedisLogger(logger)
 				rs, err := monitor.NewRedisSink(redisURL)
@@ -198,11 +203,20 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long delivered events are kept")
 	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the event store")
 	cmd.Flags().StringVar(&webConfig, "web.config.file", "", "exporter-toolkit web configuration (TLS, basic auth)")
-	cmd.Flags().StringVar(&redisURL, "redis", "", "also write the seed's zabbix:port_bindings hash and the bindguard:events stream to redis://HOST:PORT/DB")
+	cmd.Flags().StringVar(&redisURL, "redis", "", "also write the seed's zabbix:port_bindings hash and the bindguard:events stream to redis://HOST:PORT/DB (default: the policy's monitor.redis)")
 	cmd.Flags().BoolVar(&insecure, "insecure-listen", false, "serve beyond loopback without TLS or an allow list")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level (every access decision, every audit)")
 	obs.add(cmd)
 	return cmd
+}
+
+// loadPolicyForServe reads the policy's monitor settings before the monitor starts (the
+// monitor loads it again and reports any problem).
+func loadPolicyForServe(path string) (*policy.Policy, error) {
+	if path == "" {
+		return policy.Builtin(), nil
+	}
+	return policy.Load(path)
 }
 
 // selfPolicy is the policy bindguard's own listener follows: the policy's service "bindguard"

@@ -3,11 +3,20 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +30,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bindguard/bindguard/internal/monitor"
 	"github.com/bindguard/bindguard/internal/netnstest"
@@ -483,7 +493,12 @@ func TestServeRedis(t *testing.T) {
 	if !strings.Contains(first.logs.String(), "sink delivery failed; retrying") {
 		t.Errorf("no retry logged while Redis was down:\n%s", first.logs.String())
 	}
-	d = startDaemon(t, ns, args...)
+	// Restarted with Redis named by the policy's monitor section instead of --redis.
+	withRedis := servePolicy + fmt.Sprintf("monitor:\n  redis: redis://127.0.0.1:%d/0\n", port)
+	if err := os.WriteFile(pol, []byte(withRedis), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, ns, args[:len(args)-2]...)
 	churn(t, ns, 7106)
 
 	c := nsClient(ns)
@@ -620,4 +635,98 @@ func mustSpec(t *testing.T, s string) netnstest.Spec {
 		t.Fatal(err)
 	}
 	return sp
+}
+
+// TestServeWebConfig: TLS and basic auth from an exporter-toolkit web configuration; beyond
+// loopback, no start without TLS or an allow list unless --insecure-listen.
+func TestServeWebConfig(t *testing.T) {
+	ns := netnstest.New(t, "bgweb")
+	ns.AddAddress(t, netip.MustParsePrefix("10.9.9.1/24"))
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte("version: 1\nservices: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Beyond loopback, in the clear, without an allow list: refused.
+	d := startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "d1"), "--listen", "10.9.9.1:9847")
+	if err := d.stop(t, 0); err == nil {
+		t.Error("serve on 10.9.9.1 without TLS or an allow list started")
+	}
+	if !strings.Contains(d.logs.String(), "refusing to serve on 10.9.9.1:9847 without TLS") {
+		t.Errorf("refusal not explained: %s", d.logs.String())
+	}
+
+	// With TLS and basic auth.
+	certPEM, keyPEM := selfSignedPEM(t)
+	for name, b := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := filepath.Join(dir, "web.yml")
+	webConf := fmt.Sprintf("tls_server_config:\n  cert_file: %s/tls.crt\n  key_file: %s/tls.key\nbasic_auth_users:\n  prometheus: %s\n", dir, dir, hash)
+	if err := os.WriteFile(web, []byte(webConf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "d2"), "--listen", "10.9.9.1:9847", "--web.config.file", web, "--insecure-listen=false")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	c := nsClient(ns)
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	get := func(user, pass string) (int, error) {
+		req, _ := http.NewRequest(http.MethodGet, "https://10.9.9.1:9847/health", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	waitFor(t, "TLS with basic auth: 200", func() (bool, string) {
+		code, err := get("prometheus", "s3cret")
+		return code == 200, fmt.Sprint(code, err)
+	})
+	for _, creds := range [][2]string{{"", ""}, {"prometheus", "wrong"}} {
+		if code, err := get(creds[0], creds[1]); code != http.StatusUnauthorized {
+			t.Errorf("credentials %v: %d %v, want 401", creds, code, err)
+		}
+	}
+	// Plain HTTP is not served.
+	if code, _, err := httpGet(nsClient(ns), "http://10.9.9.1:9847/health"); err == nil && code == 200 {
+		t.Error("plain HTTP answered 200 on the TLS listener")
+	}
+
+	// --insecure-listen: the operator's explicit choice.
+	_ = os.WriteFile(pol, []byte("version: 1\nservices: []\n"), 0o600)
+	startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "d3"), "--listen", "10.9.9.1:9848", "--insecure-listen")
+	waitFor(t, "insecure listener", func() (bool, string) {
+		code, _, err := httpGet(nsClient(ns), "http://10.9.9.1:9848/health")
+		return err == nil && code != 0, fmt.Sprint(code, err)
+	})
+}
+
+func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 }

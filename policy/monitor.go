@@ -1,0 +1,63 @@
+package policy
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Monitor configures `bindguard serve` from the policy; its flags override it.
+type Monitor struct {
+	// Redis is a redis://HOST:PORT/DB (or rediss://) URL: the seed's hash and the event stream
+	// go there. Empty: off.
+	Redis string
+	Pos   Position
+}
+
+// seedMonitorKey is the top-level key of the monitor section, in both formats.
+const seedMonitorKey = "monitor"
+
+var monitorKeys = []string{"redis"}
+
+// monitor decodes the monitor section.
+func (d *decoder) monitor(n ast.Node, path string) *Monitor {
+	o, ok := d.object(n, path, "a mapping (redis:)", monitorKeys...)
+	if !ok {
+		return nil
+	}
+	m := &Monitor{Pos: o.pos}
+	if n, ok := o.get("redis"); ok {
+		if s, ok := d.str(n, o.field("redis")); ok {
+			if why := checkRedisURL(s); why != "" {
+				d.ps.add(posOf(unwrap(n)), o.field("redis"), "%s", why)
+			} else {
+				m.Redis = s
+			}
+		}
+	}
+	return m
+}
+
+// checkRedisURL says what is wrong with a Redis URL, or "".
+func checkRedisURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Opaque != "" {
+		return "want redis://HOST:PORT/DB (or rediss:// for TLS)"
+	}
+	if u.Port() != "" {
+		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+			return "the port must be 1-65535"
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 || n > 15 || strconv.Itoa(n) != db {
+			return "the database must be a number 0-15"
+		}
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "no query or fragment: give options as flags"
+	}
+	return ""
+}
