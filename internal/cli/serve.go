@@ -74,6 +74,11 @@ else sees them, and serve over HTTP:
   /health         200 while the last audit succeeded and is fresh, else 503
   /api/v1/audit   the latest report (as audit --format json)
   /api/v1/events  drift events, ?since=1h or an RFC 3339 time (default 24h)
+  /api/v1/zabbix  the seed's Zabbix figures, for 'bindguard zabbix get'
+
+With --redis (or the policy's monitor.redis) it also writes the seed's
+zabbix:port_bindings hash after every audit and each event to the
+bindguard:events stream, retrying from the store while Redis is down.
 
 The listener is opened through bindguard's own listen package, on loopback by
 default, or where the policy's service named "bindguard" says; bindguard's
