@@ -1,6 +1,9 @@
 package proc_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -64,5 +67,40 @@ func TestOwnersLive(t *testing.T) {
 	}
 	if o.Scanned == 0 {
 		t.Error("scanned no process in /proc")
+	}
+}
+
+// TestOwnersVanishingProcesses: processes that end between the listing of /proc and the reads
+// (their fd directory or comm gone) are skipped, not an error; a process seen holding a socket
+// but gone before its details are read holds nothing.
+func TestOwnersVanishingProcesses(t *testing.T) {
+	root := t.TempDir()
+	if out, err := exec.Command("cp", "-a", "../../testdata/proc/basic/.", root).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	// 812 (holding 1001) ended before its fds were read; 1200 (holding 1003) after, before
+	// its comm was read.
+	if err := os.RemoveAll(filepath.Join(root, "812", "fd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "1200", "comm")); err != nil {
+		t.Fatal(err)
+	}
+	sc := proc.Scanner{Root: root, Users: func(int) string { return "" }}
+	o, err := sc.Owners(map[uint64]bool{1001: true, 1002: true, 1003: true})
+	if err != nil {
+		t.Fatalf("a vanished process failed the scan: %v", err)
+	}
+	if _, ok := o.Owner(1001); ok {
+		t.Error("1001 still owned by a process whose fds vanished")
+	}
+	if _, ok := o.Owner(1003); ok {
+		t.Error("1003 still owned by a process that ended before it was read")
+	}
+	if p, ok := o.Owner(1002); !ok || p.PID != 900 {
+		t.Errorf("1002: %+v %v, want pid 900", p, ok)
+	}
+	if o.Scanned != 8 {
+		t.Errorf("scanned %d, want 8 (one fd directory gone)", o.Scanned)
 	}
 }
