@@ -2,19 +2,14 @@
 package prometheus_test
 
 import (
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/bindguard/bindguard/internal/netnstest"
 )
 
 func TestAlertRules(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("promtool not found; make deps installs it (Debian package prometheus)")
-		}
-		t.Skip("promtool not found (Debian package prometheus)")
-	}
+	promtool := netnstest.RequireTool(t, "promtool", "prometheus")
 	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
 		out, err := exec.Command(promtool, args...).CombinedOutput() // #nosec G204 -- promtool on our own files
 		if err != nil {

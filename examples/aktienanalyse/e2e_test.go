@@ -38,10 +38,7 @@ const (
 // startNginx runs the real nginx inside ns on the generated configuration, until cleanup.
 func startNginx(t *testing.T, ns *netnstest.NS, p *policy.Policy, dir string) {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Fatal("nginx not found; make deps installs it (Debian package nginx)")
-	}
+	bin := netnstest.RequireTool(t, "nginx", "nginx")
 	files, err := nginx.Generate(p)
 	if err != nil {
 		t.Fatal(err)

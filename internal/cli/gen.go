@@ -65,26 +65,11 @@ Without --output both files are written to standard output, each after a
 			if err != nil {
 				return err
 			}
-			if output == "" {
-				for _, f := range files {
-					fmt.Fprintf(s.Out, "# ==> %s <==\n", f.Name)
-					if _, err := s.Out.Write(f.Content); err != nil {
-						return err
-					}
-				}
-				return nil
+			out := make([]genFile, len(files))
+			for i, f := range files {
+				out[i] = genFile{f.Name, f.Content}
 			}
-			if err := os.MkdirAll(output, 0o755); err != nil { // #nosec G301 -- nginx configuration is world-readable
-				return err
-			}
-			for _, f := range files {
-				path := filepath.Join(output, f.Name)
-				if err := writeNewFile(path, f.Content, force); err != nil {
-					return err
-				}
-				fmt.Fprintf(s.Err, "wrote %s\n", path)
-			}
-			return nil
+			return writeGenerated(s, output, force, out)
 		},
 	}
 	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file (default ./bindguard.yaml, then /etc/bindguard/bindguard.yaml)")
@@ -169,6 +154,37 @@ Check the result with systemd-analyze verify.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite the file if it exists")
 	return cmd
+}
+
+// genFile is one generated file.
+type genFile struct {
+	name    string
+	content []byte
+}
+
+// writeGenerated writes generated files into dir, or, when dir is empty, to standard output,
+// each after a "# ==> NAME <==" line.
+func writeGenerated(s Streams, dir string, force bool, files []genFile) error {
+	if dir == "" {
+		for _, f := range files {
+			fmt.Fprintf(s.Out, "# ==> %s <==\n", f.name)
+			if _, err := s.Out.Write(f.content); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil { // #nosec G301 -- configuration directories are world-readable
+		return err
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := writeNewFile(path, f.content, force); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.Err, "wrote %s\n", path)
+	}
+	return nil
 }
 
 // loadPolicyFor finds the policy a generator works from; the built-in catalogue is not one.

@@ -221,12 +221,10 @@ func TestServe(t *testing.T) {
 			t.Errorf("metric %s missing", name)
 		}
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics") // #nosec G204 -- promtool on our output
-		cmd.Stdin = strings.NewReader(body)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
+	cmd := exec.Command(netnstest.RequireTool(t, "promtool", "prometheus"), "check", "metrics") // #nosec G204 -- promtool on our output
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 
 	// Redis comes up on every interface: an invalid, critical finding with this test as owner.
@@ -334,13 +332,7 @@ func TestServe(t *testing.T) {
 // TestServeScrapedByPrometheus: a real Prometheus server scrapes the daemon, and the values
 // come back through its HTTP API.
 func TestServeScrapedByPrometheus(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("prometheus not found; make deps installs it (Debian package prometheus)")
-		}
-		t.Skip("prometheus not found (Debian package prometheus)")
-	}
+	bin := netnstest.RequireTool(t, "prometheus", "prometheus")
 	ns := netnstest.New(t, "bgprom")
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "bindguard.yaml")
@@ -392,13 +384,7 @@ func TestServeScrapedByPrometheus(t *testing.T) {
 // fsync always), until stop.
 func startRedis(t *testing.T, ns *netnstest.NS, port int, dir string) (stop func()) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("redis-server not found; make deps installs it (Debian package redis-server)")
-		}
-		t.Skip("redis-server not found (Debian package redis-server)")
-	}
+	bin := netnstest.RequireTool(t, "redis-server", "redis-server")
 	cmd := exec.Command("nsenter", "--net="+ns.Path, bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", // #nosec G204 G702 -- redis on our own directory
 		"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--protected-mode", "no")
 	if err := cmd.Start(); err != nil {
@@ -534,13 +520,7 @@ func TestServeRedis(t *testing.T) {
 // TestZabbixAgent2: the real zabbix_agent2 answers the seed's keys through the generated
 // UserParameter file, bindguard zabbix get and the daemon.
 func TestZabbixAgent2(t *testing.T) {
-	agent, err := exec.LookPath("zabbix_agent2")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("zabbix_agent2 not found; make deps installs it (Debian package zabbix-agent2)")
-		}
-		t.Skip("zabbix_agent2 not found (Debian package zabbix-agent2)")
-	}
+	agent := netnstest.RequireTool(t, "zabbix_agent2", "zabbix-agent2")
 	ns := netnstest.New(t, "bgzbx")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bindguard")

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,26 +44,11 @@ Without --output both are written to standard output, each after "# ==> NAME <==
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
-			if output == "" {
-				for _, f := range files {
-					fmt.Fprintf(s.Out, "# ==> %s <==\n", f.Name)
-					if _, err := s.Out.Write(f.Content); err != nil {
-						return err
-					}
-				}
-				return nil
+			out := make([]genFile, len(files))
+			for i, f := range files {
+				out[i] = genFile{f.Name, f.Content}
 			}
-			if err := os.MkdirAll(output, 0o755); err != nil { // #nosec G301 -- agent configuration is world-readable
-				return err
-			}
-			for _, f := range files {
-				path := filepath.Join(output, f.Name)
-				if err := writeNewFile(path, f.Content, force); err != nil {
-					return err
-				}
-				fmt.Fprintf(s.Err, "wrote %s\n", path)
-			}
-			return nil
+			return writeGenerated(s, output, force, out)
 		},
 	}
 	cmd.Flags().StringVar(&o.Prefix, "prefix", zabbix.DefaultPrefix, "item key prefix")

@@ -43,6 +43,22 @@ func Require(t testing.TB) {
 	}
 }
 
+// RequireTool returns the path of an external program a test runs. Without it the test
+// skips, naming the Debian package; as root (as in .ci/run, where make deps installs it) it
+// fails instead, so that CI never passes by skipping.
+func RequireTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Geteuid() == 0 {
+		t.Fatalf("%s not found; make deps installs it (Debian package %s)", name, pkg)
+	}
+	t.Skipf("%s not found (Debian package %s; make deps installs it as root)", name, pkg)
+	return ""
+}
+
 // NS is a network namespace made for one test.
 type NS struct {
 	Name string

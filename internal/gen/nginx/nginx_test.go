@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bindguard/bindguard/internal/netnstest"
+
 	"github.com/bindguard/bindguard/internal/gen/nginx"
 	"github.com/bindguard/bindguard/internal/golden"
 	"github.com/bindguard/bindguard/policy"
@@ -87,13 +89,7 @@ func selfSigned(t testing.TB, dir string) (cert, key string) {
 
 // TestNginxAcceptsIt runs the real nginx -t on the generated configuration.
 func TestNginxAcceptsIt(t *testing.T) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("nginx not found; make deps installs it (Debian package nginx)")
-		}
-		t.Skip("nginx not found (Debian package nginx; make deps installs it as root)")
-	}
+	bin := netnstest.RequireTool(t, "nginx", "nginx")
 	for _, src := range []string{seedProxy, "../../../testdata/gen/e2e-policy.yaml"} {
 		t.Run(filepath.Base(src), func(t *testing.T) {
 			dir := t.TempDir()

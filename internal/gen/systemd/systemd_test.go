@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bindguard/bindguard/internal/netnstest"
+
 	"github.com/bindguard/bindguard/internal/gen/systemd"
 	"github.com/bindguard/bindguard/internal/golden"
 	"github.com/bindguard/bindguard/policy"
@@ -76,13 +78,7 @@ func TestErrors(t *testing.T) {
 // TestSystemdAnalyzeVerify runs systemd-analyze verify on every generated unit; any warning
 // fails (verify exits 0 on directives it ignores).
 func TestSystemdAnalyzeVerify(t *testing.T) {
-	bin, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("systemd-analyze not found; make deps installs it (Debian package systemd)")
-		}
-		t.Skip("systemd-analyze not found (Debian package systemd)")
-	}
+	bin := netnstest.RequireTool(t, "systemd-analyze", "systemd")
 	p := load(t, seed)
 	for _, c := range cases {
 		t.Run(c.golden, func(t *testing.T) {
