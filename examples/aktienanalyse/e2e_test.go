@@ -57,17 +57,7 @@ func startNginx(t *testing.T, ns *netnstest.NS, p *policy.Policy, dir string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT) // nginx's graceful stop; the master ends its workers
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(func() { stopProcess(cmd, syscall.SIGQUIT) }) // nginx's graceful stop; the master ends its workers
 	for range 100 {
 		if c, err := dialIn(ns, "127.0.0.1:443"); err == nil {
 			_ = c.Close()

@@ -59,17 +59,7 @@ func startStack(t *testing.T, ns *netnstest.NS, dataDir string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(func() { stopProcess(cmd, syscall.SIGTERM) })
 	ready := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
@@ -84,6 +74,19 @@ func startStack(t *testing.T, ns *netnstest.NS, dataDir string) int {
 		t.Fatal("stack not ready in 20s")
 	}
 	return cmd.Process.Pid
+}
+
+// stopProcess sends sig to a process the test started and waits for it, killing it after 10 s.
+func stopProcess(cmd *exec.Cmd, sig syscall.Signal) {
+	_ = cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // dialIn opens a TCP connection from inside namespace ns.

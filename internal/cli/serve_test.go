@@ -3,17 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -35,6 +29,7 @@ import (
 	"github.com/bindguard/bindguard/internal/monitor"
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/proc"
+	"github.com/bindguard/bindguard/internal/testcert"
 )
 
 // cliHelperEnv makes the test binary run the command line it holds (fields split by \x1f), as
@@ -637,7 +632,7 @@ func TestServeWebConfig(t *testing.T) {
 	}
 
 	// With TLS and basic auth.
-	certPEM, keyPEM := selfSignedPEM(t)
+	certPEM, keyPEM := testcert.PEM(t)
 	for name, b := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -690,23 +685,4 @@ func TestServeWebConfig(t *testing.T) {
 		code, _, err := httpGet(nsClient(ns), "http://10.9.9.1:9848/health")
 		return err == nil && code != 0, fmt.Sprint(code, err)
 	})
-}
-
-func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 }

@@ -1,22 +1,15 @@
 package nginx_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"flag"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bindguard/bindguard/internal/netnstest"
+	"github.com/bindguard/bindguard/internal/testcert"
 
 	"github.com/bindguard/bindguard/internal/gen/nginx"
 	"github.com/bindguard/bindguard/internal/golden"
@@ -60,33 +53,6 @@ func TestGenerateErrors(t *testing.T) {
 	}
 }
 
-// SelfSigned writes a self-signed certificate and key into dir and returns their paths.
-func selfSigned(t testing.TB, dir string) (cert, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
 // TestNginxAcceptsIt runs the real nginx -t on the generated configuration.
 func TestNginxAcceptsIt(t *testing.T) {
 	bin := netnstest.RequireTool(t, "nginx", "nginx")
@@ -97,7 +63,7 @@ func TestNginxAcceptsIt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.Proxy.Certificate, p.Proxy.Key = selfSigned(t, dir)
+			p.Proxy.Certificate, p.Proxy.Key = testcert.Write(t, dir)
 			files, err := nginx.Generate(p)
 			if err != nil {
 				t.Fatal(err)
