@@ -110,8 +110,10 @@ func newRoot(s Streams) *cobra.Command {
 One YAML policy declares every service: protocol, port, the address it may bind,
 and who may reach it (localhost only, only via the proxy, the LAN, named hosts,
 or public). bindguard checks policies, audits live sockets against them (every
-network namespace, with the owning process), and explains the access decisions
-its Go library (listen, access) makes for services.
+network namespace, with the owning process), monitors drift continuously (serve:
+Prometheus, Redis, Zabbix), generates the nginx front door, systemd units and
+Zabbix configuration from the policy, and explains the access decisions its Go
+library (listen, access) makes for services.
 
 Exit codes: 0 ok, 1 violations found (or, for 'policy check', an invalid
 policy), 2 error (usage, unreadable input).`,
