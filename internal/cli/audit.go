@@ -141,14 +141,31 @@ func findPolicy(s Streams, path string) (*policy.Policy, error) {
 	if path != "" {
 		return loadPolicy(s, path)
 	}
-	for _, p := range defaultPolicyPaths {
+	found, err := findPolicyPath(s, "")
+	if err != nil || found == "" {
+		return policy.Builtin(), err
+	}
+	return policy.Load(found)
+}
+
+// findPolicyPath is findPolicy's search for a file: path itself when given, else the first
+// of the search paths that exists; "" means none (the built-in catalogue).
+func findPolicyPath(s Streams, path string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	paths := s.PolicyPaths
+	if paths == nil {
+		paths = defaultPolicyPaths
+	}
+	for _, p := range paths {
 		if _, err := os.Stat(p); err == nil {
-			return policy.Load(p)
+			return p, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("policy: %w", err)
+			return "", fmt.Errorf("policy: %w", err)
 		}
 	}
-	return policy.Builtin(), nil
+	return "", nil
 }
 
 // reportMeta fills what the report says about the audit.

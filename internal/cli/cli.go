@@ -28,6 +28,9 @@ type Streams struct {
 	Out, Err io.Writer
 	// Now is the clock reports are stamped with; nil means time.Now.
 	Now func() time.Time
+	// PolicyPaths are searched, in order, when no --policy is given; nil means
+	// ./bindguard.yaml, then /etc/bindguard/bindguard.yaml.
+	PolicyPaths []string
 }
 
 // exitError carries an exit code. With a nil Err the command has already said what it had to.

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,12 +67,13 @@ func TestGenSystemd(t *testing.T) {
 }
 
 func TestGenNeedsAPolicy(t *testing.T) {
-	t.Chdir(t.TempDir()) // no ./bindguard.yaml
-	if _, err := os.Stat("/etc/bindguard/bindguard.yaml"); err == nil {
-		t.Skip("/etc/bindguard/bindguard.yaml exists on this machine")
-	}
-	if _, errOut, code := run(t, "", "gen", "nginx"); code != 2 || !strings.Contains(errOut, "not the built-in catalogue") {
-		t.Errorf("no policy: exit %d: %s", code, errOut)
+	// The search paths point at files that do not exist, whatever this machine has in /etc.
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{"gen", "nginx"}, Streams{In: strings.NewReader(""), Out: &out, Err: &errb,
+		PolicyPaths: []string{filepath.Join(dir, "bindguard.yaml"), filepath.Join(dir, "etc.yaml")}})
+	if code := ExitCode(err); code != 2 || !strings.Contains(errb.String(), "not the built-in catalogue") {
+		t.Errorf("no policy: exit %d: %s", code, errb.String())
 	}
 }
 

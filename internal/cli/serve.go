@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -37,21 +36,6 @@ func defaultDataDir() string {
 		return filepath.Join(h, ".local", "state", "bindguard")
 	}
 	return "bindguard-data"
-}
-
-// findPolicyPath is findPolicy's search for a file: "" means the built-in catalogue.
-func findPolicyPath(path string) (string, error) {
-	if path != "" {
-		return path, nil
-	}
-	for _, p := range defaultPolicyPaths {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("policy: %w", err)
-		}
-	}
-	return "", nil
 }
 
 func newServeCmd(s Streams) *cobra.Command {
@@ -107,7 +91,7 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--listen %w", err)}
 			}
-			path, err := findPolicyPath(policyPath)
+			path, err := findPolicyPath(s, policyPath)
 			if err != nil {
 				return err
 			}
@@ -120,11 +104,15 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				return err
 			}
 			defer func() { _ = store.Close() }()
-			var sinks []monitor.Sink
-			if redisURL == "" {
-				if p, err := loadPolicyForServe(path); err == nil && p.Monitor != nil {
-					redisURL = p.Monitor.Redis
-				}
+			m, err := monitor.New(monitor.Config{
+				PolicyPath: path, Interval: interval, Retention: retention, Logger: logger,
+				Observe: obs.options(),
+			}, store)
+			if err != nil {
+				return err
+			}
+			if pm := m.Policy().Monitor; redisURL == "" && pm != nil {
+				redisURL = pm.Redis
 			}
 			if redisURL != "" {
 				monitor.SetRedisLogger(logger)
@@ -133,14 +121,7 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 					return &usageError{cmd: cmd.CommandPath(), err: err}
 				}
 				defer func() { _ = rs.Close() }()
-				sinks = append(sinks, rs)
-			}
-			m, err := monitor.New(monitor.Config{
-				PolicyPath: path, Interval: interval, Retention: retention, Logger: logger,
-				Observe: obs.options(), Sinks: sinks,
-			}, store)
-			if err != nil {
-				return err
+				m.AddSink(rs)
 			}
 			svcPol, err := selfPolicy(m.Policy(), addr, cmd.Flags().Changed("listen"))
 			if err != nil {
@@ -213,15 +194,6 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level (every access decision, every audit)")
 	obs.add(cmd)
 	return cmd
-}
-
-// loadPolicyForServe reads the policy's monitor settings before the monitor starts (the
-// monitor loads it again and reports any problem).
-func loadPolicyForServe(path string) (*policy.Policy, error) {
-	if path == "" {
-		return policy.Builtin(), nil
-	}
-	return policy.Load(path)
 }
 
 // selfPolicy is the policy bindguard's own listener follows: the policy's service "bindguard"

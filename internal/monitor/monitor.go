@@ -72,8 +72,9 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 		cfg.Host, _ = os.Hostname()
 	}
 	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now}
-	for range cfg.Sinks {
-		m.kicks = append(m.kicks, make(chan struct{}, 1))
+	m.cfg.Sinks = nil
+	for _, s := range cfg.Sinks {
+		m.AddSink(s)
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -92,6 +93,12 @@ func loadPolicy(path string) (*policy.Policy, error) {
 		return policy.Builtin(), nil
 	}
 	return policy.Load(path)
+}
+
+// AddSink adds a sink; call it before Run.
+func (m *Monitor) AddSink(s Sink) {
+	m.cfg.Sinks = append(m.cfg.Sinks, s)
+	m.kicks = append(m.kicks, make(chan struct{}, 1))
 }
 
 // Policy is the policy in force.
