@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -138,9 +137,7 @@ func sortSocks(s []sock) {
 // crossCheckSS compares the socket list with `ss -H -tuln` run in the same namespace.
 func crossCheckSS(t *testing.T, ns *netnstest.NS, snap *observe.Snapshot) {
 	t.Helper()
-	if _, err := exec.LookPath("ss"); err != nil {
-		t.Skip("ss (iproute2) not found: needed for the cross-check")
-	}
+	netnstest.RequireTool(t, "ss", "iproute2")
 	var fromSS []string
 	for _, line := range strings.Split(strings.TrimSpace(ns.Exec(t, "ss", "-H", "-tuln")), "\n") {
 		f := strings.Fields(line)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bindguard/bindguard/internal/netnstest"
+
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -93,10 +95,7 @@ func TestPrometheusParsesBack(t *testing.T) {
 }
 
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not found (Debian package prometheus; make test installs it as root)")
-	}
+	promtool := netnstest.RequireTool(t, "promtool", "prometheus")
 	m, r := sample(t)
 	var b bytes.Buffer
 	if err := report.Prometheus(&b, m, r); err != nil {
