@@ -47,6 +47,7 @@ type Monitor struct {
 	kicks []chan struct{} // one per sink: an audit finished
 
 	audits sync.Mutex // one audit at a time
+	state  State      // the last recorded audit's findings (guarded by audits)
 
 	mu       sync.RWMutex
 	pol      *policy.Policy
@@ -84,6 +85,10 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 		return nil, err
 	}
 	m.pol = pol
+	// Where the last run (perhaps killed) left off: the first audit diffs against it.
+	if m.state, err = store.LastState(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -145,12 +150,14 @@ func (m *Monitor) Audit(ctx context.Context) error {
 	var events []Event
 	if err == nil {
 		rep = audit.Judge(pol, snap.Sockets)
-		var prev State
-		prev, err = m.store.LastState()
-		if err == nil {
-			next := StateOf(rep)
-			events = Diff(prev, next, start.UTC())
+		next := StateOf(rep)
+		events = Diff(m.state, next, start.UTC())
+		if len(events) > 0 || m.state == nil {
+			// Unchanged statuses need no write: the stored state still diffs the same.
 			events, err = m.store.Record(events, next)
+		}
+		if err == nil {
+			m.state = next
 		}
 	}
 	m.mu.Lock()
