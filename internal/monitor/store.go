@@ -190,8 +190,10 @@ func (s *Store) SetCursor(sink string, id uint64) error {
 
 // Prune deletes events older than before that every sink in sinks has been given.
 func (s *Store) Prune(before time.Time, sinks []string) (int, error) {
-	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Find what is due in a read transaction: most audits have nothing to prune, and a write
+	// transaction would cost a file sync each time.
+	var doomed [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
 		floor := ^uint64(0)
 		for _, sk := range sinks {
 			v := tx.Bucket(bucketCursors).Get([]byte(sk))
@@ -201,9 +203,7 @@ func (s *Store) Prune(before time.Time, sinks []string) (int, error) {
 			}
 			floor = min(floor, c)
 		}
-		b := tx.Bucket(bucketEvents)
-		var doomed [][]byte
-		c := b.Cursor()
+		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if binary.BigEndian.Uint64(k) > floor {
 				break
@@ -214,14 +214,23 @@ func (s *Store) Prune(before time.Time, sinks []string) (int, error) {
 			}
 			doomed = append(doomed, append([]byte(nil), k...))
 		}
-		// Deleted after the walk: deleting under a bbolt cursor skips keys.
+		return nil
+	})
+	if err != nil || len(doomed) == 0 {
+		return 0, err
+	}
+	// This process is the only writer: what was due still is.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
 		for _, k := range doomed {
 			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
-		n = len(doomed)
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return len(doomed), nil
 }
