@@ -107,19 +107,15 @@ func Generate(p *policy.Policy) ([]File, error) {
 		d.BlockedRegex = blockedRegex(px.Blocked)
 	}
 	for _, r := range px.Routes {
-		svc, ok := p.Lookup(r.Service)
-		if !ok {
-			return nil, fmt.Errorf("route %s: no service %q", r.Path, r.Service)
+		svc, up, err := upstream(p, r.Service)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
 		rt := route{Path: r.Path, Service: svc.Name, Access: string(svc.Access), TLS: r.UpstreamTLS, RateLimit: r.RateLimit,
 			Methods: strings.Join(r.Methods, " "), AllowList: strings.Join(r.Allow, ", ")}
 		scheme := "http"
 		if r.UpstreamTLS {
 			scheme = "https"
-		}
-		up, err := upstream(svc)
-		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
 		rt.Upstream = scheme + "://" + up
 		for _, a := range r.AllowPrefixes {
@@ -137,11 +133,7 @@ func Generate(p *policy.Policy) ([]File, error) {
 			s.Allow = append(s.Allow, prefixText(a))
 		}
 		if st.DetailPath != "" {
-			svc, ok := p.Lookup(st.DetailService)
-			if !ok {
-				return nil, fmt.Errorf("status detail: no service %q", st.DetailService)
-			}
-			up, err := upstream(svc)
+			_, up, err := upstream(p, st.DetailService)
 			if err != nil {
 				return nil, fmt.Errorf("status detail: %w", err)
 			}
@@ -188,12 +180,9 @@ func Standalone(prefix string, files []File, user string) []byte {
 // listenOf is nginx's listen parameter for a policy service: its address and port; "::"
 // says ipv6only as the policy declares.
 func listenOf(p *policy.Policy, name string) (listener, error) {
-	svc, ok := p.Lookup(name)
-	if !ok {
-		return listener{}, fmt.Errorf("no service %q", name)
-	}
-	if svc.Protocol != policy.TCP || !svc.Address.IsValid() {
-		return listener{}, fmt.Errorf("service %s: nginx listens on a tcp service with an address", name)
+	svc, err := tcpService(p, name, "listens on")
+	if err != nil {
+		return listener{}, err
 	}
 	l := listener{Name: svc.Name, Access: string(svc.Access), Listen: netip.AddrPortFrom(svc.Address, svc.Port).String()}
 	if svc.Address == netip.IPv6Unspecified() {
@@ -208,9 +197,10 @@ func listenOf(p *policy.Policy, name string) (listener, error) {
 
 // upstream is where nginx reaches a service: its address (a wildcard is reached on loopback
 // of the same family) and port.
-func upstream(svc policy.Service) (string, error) {
-	if svc.Protocol != policy.TCP || !svc.Address.IsValid() {
-		return "", fmt.Errorf("service %s: nginx proxies to a tcp service with an address", svc.Name)
+func upstream(p *policy.Policy, name string) (policy.Service, string, error) {
+	svc, err := tcpService(p, name, "proxies to")
+	if err != nil {
+		return svc, "", err
 	}
 	a := svc.Address
 	switch {
@@ -219,7 +209,19 @@ func upstream(svc policy.Service) (string, error) {
 	case a == netip.IPv6Unspecified():
 		a = netip.IPv6Loopback()
 	}
-	return netip.AddrPortFrom(a, svc.Port).String(), nil
+	return svc, netip.AddrPortFrom(a, svc.Port).String(), nil
+}
+
+// tcpService is the named service, which nginx can use only as TCP with an address.
+func tcpService(p *policy.Policy, name, use string) (policy.Service, error) {
+	svc, ok := p.Lookup(name)
+	switch {
+	case !ok:
+		return svc, fmt.Errorf("no service %q", name)
+	case svc.Protocol != policy.TCP || !svc.Address.IsValid():
+		return svc, fmt.Errorf("service %s: nginx %s a tcp service with an address", name, use)
+	}
+	return svc, nil
 }
 
 // proxyBind is the address nginx connects from: the trusted proxy, when the policy trusts
