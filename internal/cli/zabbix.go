@@ -144,7 +144,7 @@ func zabbixValue(doc *monitor.ZabbixDoc, prefix, key string) (string, error) {
 		}
 		out := []macro{}
 		for _, s := range doc.Services {
-			out = append(out, macro{strings.ReplaceAll(s, "-", "_")})
+			out = append(out, macro{monitor.SeedServiceName(s)})
 		}
 		b, err := json.Marshal(out)
 		return string(b), err
@@ -161,7 +161,7 @@ func zabbixValue(doc *monitor.ZabbixDoc, prefix, key string) (string, error) {
 		}
 		return fmt.Sprint(doc.Fields["port_bindings_"+arg]), nil
 	default:
-		v, ok := doc.Fields["service_binding_correct_"+strings.ReplaceAll(arg, "-", "_")]
+		v, ok := doc.Fields[monitor.ServiceField(arg)]
 		if !ok {
 			return "", fmt.Errorf("%s: the policy declares no service %q", key, arg)
 		}

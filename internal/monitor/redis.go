@@ -67,6 +67,12 @@ func (r *RedisSink) Name() string { return "redis" }
 // Close closes the connection pool.
 func (r *RedisSink) Close() error { return r.client.Close() }
 
+// SeedServiceName is a service's name as the seed writes it in keys: "-" becomes "_".
+func SeedServiceName(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// ServiceField is the seed's hash field for a service: service_binding_correct_<name>.
+func ServiceField(name string) string { return "service_binding_correct_" + SeedServiceName(name) }
+
 // SeedFields are the seed's zabbix:port_bindings fields for a report: counts by status, the
 // score, and service_binding_correct_<service> (1 when the declared service is compliant;
 // "-" in names becomes "_", as the seed writes them).
@@ -83,7 +89,7 @@ func SeedFields(rep *audit.Report) map[string]any {
 		if s.Compliant {
 			v = 1
 		}
-		f["service_binding_correct_"+strings.ReplaceAll(s.Name, "-", "_")] = v
+		f[ServiceField(s.Name)] = v
 	}
 	return f
 }
