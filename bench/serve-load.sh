@@ -7,11 +7,14 @@
 #   sudo bench/serve-load.sh [N] [P] [IDLE] [F] [INTERVAL] [DURATION]   (defaults: 10000 500 1500 50 10 120)
 #
 # Prints CPU seconds used (and % of one core) and peak RSS of each. Needs root (namespace),
-# gcc and iproute2.
+# gcc, iproute2, curl and GNU time (installed when missing).
 set -euo pipefail
 N=${1:-10000} P=${2:-500} IDLE=${3:-1500} F=${4:-50} INTERVAL=${5:-10} DURATION=${6:-120}
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "needs root: it creates a network namespace" >&2; exit 2; }
+need=()
+for p in gcc iproute2 curl time; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
+if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; fi
 serve_pid=""
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
