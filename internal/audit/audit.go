@@ -14,8 +14,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/bindguard/bindguard/internal/proc"
-	"github.com/bindguard/bindguard/internal/socket"
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -126,13 +125,13 @@ func (e Exposure) words() string {
 
 // ExposureOf classifies an address. IPv4-mapped addresses are judged as their IPv4 address;
 // "::" is dual-stack unless v6only is known to be set.
-func ExposureOf(addr netip.Addr, v6only socket.V6Only) Exposure {
+func ExposureOf(addr netip.Addr, v6only observed.V6Only) Exposure {
 	a := addr.Unmap().WithZone("")
 	switch {
 	case a == netip.IPv4Unspecified():
 		return ExposureWildcardV4
 	case a == netip.IPv6Unspecified():
-		if v6only == socket.V6OnlyYes {
+		if v6only == observed.V6OnlyYes {
 			return ExposureWildcardV6
 		}
 		return ExposureDualStack
@@ -146,31 +145,6 @@ func ExposureOf(addr netip.Addr, v6only socket.V6Only) Exposure {
 	return ExposurePublic
 }
 
-// OwnerState says what is known of a socket's owning process.
-type OwnerState int
-
-// The owner states.
-const (
-	// OwnerKnown: Owners lists the processes holding the socket.
-	OwnerKnown OwnerState = iota
-	// OwnerHidden: some processes could not be inspected (not root), so the owner is unknown.
-	OwnerHidden
-	// OwnerKernel: the socket has no inode; the kernel itself holds it (nfsd, WireGuard, ...).
-	OwnerKernel
-	// OwnerGone: no visible process holds it: its owner is in another PID namespace, or it
-	// closed during the scan.
-	OwnerGone
-)
-
-// Observed is one listening socket with where it was seen and who holds it.
-type Observed struct {
-	socket.Socket
-	// Netns labels the network namespace it was seen in.
-	Netns  string
-	Owners []proc.Process
-	Owner  OwnerState
-}
-
 // Expected is what the policy declares for a finding's service.
 type Expected struct {
 	// Address is the declared address, or, when the service declares none, what its class
@@ -182,15 +156,13 @@ type Expected struct {
 
 // Actual is the observed socket of a finding.
 type Actual struct {
-	Address  string        `json:"address"`
-	Port     uint16        `json:"port"`
-	Family   socket.Family `json:"family"`
-	V6Only   *bool         `json:"v6only"`
-	Exposure Exposure      `json:"exposure"`
-	Netns    string        `json:"netns"`
-	Process  *proc.Process `json:"process"`
-	// Processes counts the processes holding the socket (a forking server's workers share it).
-	Processes int `json:"-"`
+	Address  string            `json:"address"`
+	Port     uint16            `json:"port"`
+	Family   observed.Family   `json:"family"`
+	V6Only   *bool             `json:"v6only"`
+	Exposure Exposure          `json:"exposure"`
+	Netns    string            `json:"netns"`
+	Process  *observed.Process `json:"process"`
 }
 
 // Finding is one verdict.

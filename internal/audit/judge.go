@@ -8,8 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bindguard/bindguard/internal/proc"
-	"github.com/bindguard/bindguard/internal/socket"
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -29,7 +28,7 @@ type key struct {
 // Judge compares the observed sockets with the policy. A policy of FormatBuiltin (the
 // catalogue) only classifies what listens: it never reports missing services, and the score
 // counts only the catalogue services that listen.
-func Judge(p *policy.Policy, observed []Observed) *Report {
+func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
 	catalogueMode := p.Format == policy.FormatBuiltin
 	byKey := map[key][]int{}
 	for i, s := range p.Services {
@@ -40,11 +39,11 @@ func Judge(p *policy.Policy, observed []Observed) *Report {
 	type svcTally struct{ valid, invalid, sockets int }
 	tally := make([]svcTally, len(p.Services))
 	hidden := false
-	for _, o := range observed {
-		if o.Owner == OwnerHidden {
+	for _, o := range listeners {
+		if o.Owner == observed.OwnerHidden {
 			hidden = true
 		}
-		cands := byKey[key{o.Protocol, o.Port}]
+		cands := byKey[key{policy.Protocol(o.Protocol), o.Port}]
 		if len(cands) == 0 {
 			r.Findings = append(r.Findings, unexpected(o))
 			continue
@@ -126,7 +125,7 @@ func pick(svcs []policy.Service, cands []int, addr netip.Addr) int {
 }
 
 // judge returns the finding for a socket on a declared service's port.
-func judge(s policy.Service, o Observed) Finding {
+func judge(s policy.Service, o observed.Listener) Finding {
 	f := finding(o)
 	name := s.Name
 	f.Service = &name
@@ -155,7 +154,7 @@ func judge(s policy.Service, o Observed) Finding {
 			f.Severity = Low
 			f.Reason = fmt.Sprintf("%s; the policy declares %s", where, decl)
 		}
-	case s.Process != "" && o.Owner == OwnerKnown && !ownedBy(o.Owners, s.Process):
+	case s.Process != "" && o.Owner == observed.OwnerKnown && !ownedBy(o.Owners, s.Process):
 		f.Status = Invalid
 		f.Severity = High
 		f.Reason = fmt.Sprintf("%s; the policy expects process %q on this port", where, s.Process)
@@ -169,13 +168,13 @@ func judge(s policy.Service, o Observed) Finding {
 
 // sameBinding reports whether the socket is exactly the declared binding. A declared "::" with
 // v6only needs a socket known to be v6only; a declared dual-stack "::" accepts either.
-func sameBinding(s policy.Service, o Observed) bool {
+func sameBinding(s policy.Service, o observed.Listener) bool {
 	a := o.Addr.Unmap().WithZone("")
 	if a != s.Address {
 		return false
 	}
 	if a == netip.IPv6Unspecified() && s.V6Only {
-		return o.V6Only == socket.V6OnlyYes
+		return o.V6Only == observed.V6OnlyYes
 	}
 	return true
 }
@@ -197,16 +196,16 @@ func wider(s policy.Service, e Exposure) bool {
 	return false
 }
 
-func v6onlyOf(s policy.Service) socket.V6Only {
+func v6onlyOf(s policy.Service) observed.V6Only {
 	if s.V6Only {
-		return socket.V6OnlyYes
+		return observed.V6OnlyYes
 	}
-	return socket.V6OnlyNo
+	return observed.V6OnlyNo
 }
 
 // ownedBy reports whether any owner is the named process: its name (comm, which the kernel
 // truncates to 15 bytes) or its executable's base name.
-func ownedBy(owners []proc.Process, name string) bool {
+func ownedBy(owners []observed.Process, name string) bool {
 	short := name
 	if len(short) > 15 {
 		short = short[:15]
@@ -220,7 +219,7 @@ func ownedBy(owners []proc.Process, name string) bool {
 }
 
 // unexpected returns the finding for a socket no service declares.
-func unexpected(o Observed) Finding {
+func unexpected(o observed.Listener) Finding {
 	f := finding(o)
 	f.Status = Unexpected
 	exp := f.Actual.Exposure
@@ -230,7 +229,7 @@ func unexpected(o Observed) Finding {
 		f.Severity = Low
 	default:
 		f.Severity = High
-		if e, ok := policy.LookupCatalogue(o.Protocol, o.Port); ok && e.Category.Sensitive() {
+		if e, ok := policy.LookupCatalogue(policy.Protocol(o.Protocol), o.Port); ok && e.Category.Sensitive() {
 			f.Severity = Critical
 			reason += fmt.Sprintf("; %s port %d is %s (%s), which must not be reachable from outside", o.Protocol, o.Port, e.Name, e.Category)
 		}
@@ -249,21 +248,21 @@ func missing(s policy.Service) Finding {
 }
 
 // finding fills the parts every socket finding shares.
-func finding(o Observed) Finding {
+func finding(o observed.Listener) Finding {
 	a := &Actual{
 		Address: o.Addr.WithZone("").String(), Port: o.Port, Family: o.Family,
-		Exposure: ExposureOf(o.Addr, o.V6Only), Netns: o.Netns, Processes: len(o.Owners),
+		Exposure: ExposureOf(o.Addr, o.V6Only), Netns: o.Netns,
 	}
 	switch o.V6Only {
-	case socket.V6OnlyYes, socket.V6OnlyNo:
-		v := o.V6Only == socket.V6OnlyYes
+	case observed.V6OnlyYes, observed.V6OnlyNo:
+		v := o.V6Only == observed.V6OnlyYes
 		a.V6Only = &v
 	}
-	if o.Owner == OwnerKnown && len(o.Owners) > 0 {
+	if o.Owner == observed.OwnerKnown && len(o.Owners) > 0 {
 		p := o.Owners[0]
 		a.Process = &p
 	}
-	return Finding{Protocol: o.Protocol, Actual: a}
+	return Finding{Protocol: policy.Protocol(o.Protocol), Actual: a}
 }
 
 func expected(s policy.Service) *Expected {
@@ -283,9 +282,9 @@ func expected(s policy.Service) *Expected {
 
 // ownerWords names who holds a socket ("nginx (pid 900, unit nginx.service) and 3 more"), or
 // says why that is unknown.
-func ownerWords(o Observed) string {
+func ownerWords(o observed.Listener) string {
 	switch o.Owner {
-	case OwnerKnown:
+	case observed.OwnerKnown:
 		if len(o.Owners) > 0 {
 			s := o.Owners[0].Label()
 			if n := len(o.Owners) - 1; n > 0 {
@@ -293,9 +292,9 @@ func ownerWords(o Observed) string {
 			}
 			return s
 		}
-	case OwnerHidden:
+	case observed.OwnerHidden:
 		return "a process whose files bindguard may not read (owner hidden)"
-	case OwnerKernel:
+	case observed.OwnerKernel:
 		return "the kernel"
 	}
 	return "a process not visible here (another PID namespace, or it has just closed the socket)"

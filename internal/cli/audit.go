@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/observe"
@@ -190,8 +190,7 @@ func isTerminal(w io.Writer) bool {
 	if !ok {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return term.IsTerminal(int(f.Fd())) // #nosec G115 -- a file descriptor fits an int
 }
 
 // colour reports whether output to w may use colour: a terminal, and NO_COLOR unset or empty

@@ -171,15 +171,15 @@ func addFormatFlag(cmd *cobra.Command, def string, allowed ...string) *formatFla
 }
 
 // args checks the number of positional arguments, as a usage error.
-func args(min, max int) cobra.PositionalArgs {
+func args(least, most int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		switch {
-		case min == max && len(a) != min:
-			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s takes %d argument(s), got %d", cmd.CommandPath(), min, len(a))}
-		case len(a) < min:
-			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s needs at least %d argument(s)", cmd.CommandPath(), min)}
-		case max >= 0 && len(a) > max:
-			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s takes at most %d argument(s), got %d", cmd.CommandPath(), max, len(a))}
+		case least == most && len(a) != least:
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s takes %d argument(s), got %d", cmd.CommandPath(), least, len(a))}
+		case len(a) < least:
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s needs at least %d argument(s)", cmd.CommandPath(), least)}
+		case most >= 0 && len(a) > most:
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s takes at most %d argument(s), got %d", cmd.CommandPath(), most, len(a))}
 		}
 		return nil
 	}

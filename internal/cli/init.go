@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bindguard/bindguard/internal/audit"
-	"github.com/bindguard/bindguard/internal/socket"
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -76,7 +75,7 @@ reported. Without --output the policy goes to standard output.`,
 
 // policyFromSockets declares one service per distinct (protocol, address, port), and returns
 // the comments to write above each.
-func policyFromSockets(obs []audit.Observed) (*policy.Policy, map[string][]string) {
+func policyFromSockets(obs []observed.Listener) (*policy.Policy, map[string][]string) {
 	p := &policy.Policy{
 		Source: "init", Format: policy.FormatNative, Version: 1,
 		TrustedProxies: policy.DefaultTrustedProxies(), ClientIPHeader: policy.HeaderXForwardedFor,
@@ -91,27 +90,27 @@ func policyFromSockets(obs []audit.Observed) (*policy.Policy, map[string][]strin
 	wildcard4 := map[bkey]bool{}
 	for _, o := range obs {
 		if a := o.Addr.Unmap(); a == netip.IPv4Unspecified() {
-			wildcard4[bkey{o.Protocol, netip.Addr{}, o.Port}] = true
+			wildcard4[bkey{policy.Protocol(o.Protocol), netip.Addr{}, o.Port}] = true
 		}
 	}
 	names := map[string]bool{}
 	for _, o := range obs {
 		addr := o.Addr.Unmap().WithZone("")
-		k := bkey{o.Protocol, addr, o.Port}
+		k := bkey{policy.Protocol(o.Protocol), addr, o.Port}
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		svc := policy.Service{Protocol: o.Protocol, Port: o.Port, Address: addr}
+		svc := policy.Service{Protocol: policy.Protocol(o.Protocol), Port: o.Port, Address: addr}
 		var notes []string
 		owner := ownerWordsFor(o)
 		notes = append(notes, fmt.Sprintf("seen: %s on %s %s", owner, o.Protocol, netip.AddrPortFrom(o.Addr.WithZone(""), o.Port)))
 		if addr == netip.IPv6Unspecified() {
 			// Linux refuses a dual-stack "::" next to 0.0.0.0 on the same port, so with both
 			// present the "::" socket is v6only even where the source cannot tell.
-			svc.V6Only = o.V6Only == socket.V6OnlyYes || wildcard4[bkey{o.Protocol, netip.Addr{}, o.Port}]
+			svc.V6Only = o.V6Only == observed.V6OnlyYes || wildcard4[bkey{policy.Protocol(o.Protocol), netip.Addr{}, o.Port}]
 		}
-		entry, known := policy.LookupCatalogue(o.Protocol, o.Port)
+		entry, known := policy.LookupCatalogue(policy.Protocol(o.Protocol), o.Port)
 		base := ""
 		switch {
 		case known:
@@ -120,9 +119,9 @@ func policyFromSockets(obs []audit.Observed) (*policy.Policy, map[string][]strin
 			base = serviceName(o.Owners[0].Name)
 		}
 		if base == "" {
-			base = fmt.Sprintf("%s-%d", o.Protocol, o.Port)
+			base = fmt.Sprintf("%s-%d", policy.Protocol(o.Protocol), o.Port)
 		}
-		svc.Name = uniqueName(names, base, o.Protocol, o.Port)
+		svc.Name = uniqueName(names, base, policy.Protocol(o.Protocol), o.Port)
 		if len(o.Owners) > 0 && o.Owners[0].Name != "" {
 			svc.Process = o.Owners[0].Name
 		}
@@ -149,9 +148,9 @@ func policyFromSockets(obs []audit.Observed) (*policy.Policy, map[string][]strin
 	return p, comments
 }
 
-func ownerWordsFor(o audit.Observed) string {
+func ownerWordsFor(o observed.Listener) string {
 	switch {
-	case o.Owner == audit.OwnerKnown && len(o.Owners) > 0:
+	case o.Owner == observed.OwnerKnown && len(o.Owners) > 0:
 		pr := o.Owners[0]
 		w := pr.Label()
 		if pr.User != "" {
@@ -161,9 +160,9 @@ func ownerWordsFor(o audit.Observed) string {
 			w += ", " + pr.Exe
 		}
 		return w
-	case o.Owner == audit.OwnerHidden:
+	case o.Owner == observed.OwnerHidden:
 		return "an owner hidden from this user (run as root)"
-	case o.Owner == audit.OwnerKernel:
+	case o.Owner == observed.OwnerKernel:
 		return "the kernel"
 	}
 	return "an unknown owner"

@@ -13,8 +13,8 @@ import (
 	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/proc"
-	"github.com/bindguard/bindguard/internal/socket"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -54,9 +54,9 @@ var layout = []string{
 }
 
 type sock struct {
-	Proto  policy.Protocol
+	Proto  observed.Protocol
 	Addr   string
-	V6Only socket.V6Only
+	V6Only observed.V6Only
 }
 
 func newLayoutNS(t *testing.T) *netnstest.NS {
@@ -78,25 +78,25 @@ func TestObserveNamespace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v6 := func(known socket.V6Only) socket.V6Only {
+			v6 := func(known observed.V6Only) observed.V6Only {
 				if src == observe.SourceProcfs {
-					return socket.V6OnlyUnknown
+					return observed.V6OnlyUnknown
 				}
 				return known
 			}
 			want := []sock{
-				{"tcp", "127.0.0.1:7001", socket.V6OnlyNA},
-				{"tcp", "127.0.0.2:7002", socket.V6OnlyNA},
-				{"tcp", "[::1]:7003", v6(socket.V6OnlyYes)}, // Go sets v6only on a tcp6 listener
-				{"tcp", "10.1.1.120:7004", socket.V6OnlyNA},
-				{"tcp", "0.0.0.0:7005", socket.V6OnlyNA},
-				{"tcp", "[::]:7006", v6(socket.V6OnlyYes)},
-				{"tcp", "[::]:7007", v6(socket.V6OnlyNo)},
-				{"tcp", "0.0.0.0:7008", socket.V6OnlyNA},
-				{"tcp", "10.1.1.120:7009", socket.V6OnlyNA},
-				{"tcp", "127.0.0.1:7009", socket.V6OnlyNA},
-				{"udp", "0.0.0.0:7008", socket.V6OnlyNA},
-				{"udp", "[::1]:7010", v6(socket.V6OnlyYes)},
+				{"tcp", "127.0.0.1:7001", observed.V6OnlyNA},
+				{"tcp", "127.0.0.2:7002", observed.V6OnlyNA},
+				{"tcp", "[::1]:7003", v6(observed.V6OnlyYes)},
+				{"tcp", "10.1.1.120:7004", observed.V6OnlyNA},
+				{"tcp", "0.0.0.0:7005", observed.V6OnlyNA},
+				{"tcp", "[::]:7006", v6(observed.V6OnlyYes)},
+				{"tcp", "[::]:7007", v6(observed.V6OnlyNo)},
+				{"tcp", "0.0.0.0:7008", observed.V6OnlyNA},
+				{"tcp", "10.1.1.120:7009", observed.V6OnlyNA},
+				{"tcp", "127.0.0.1:7009", observed.V6OnlyNA},
+				{"udp", "0.0.0.0:7008", observed.V6OnlyNA},
+				{"udp", "[::1]:7010", v6(observed.V6OnlyYes)},
 			}
 			var got []sock
 			for _, o := range snap.Sockets {
@@ -104,7 +104,7 @@ func TestObserveNamespace(t *testing.T) {
 				if o.Netns != ns.Name {
 					t.Errorf("%s: netns %q, want %q", o.Socket, o.Netns, ns.Name)
 				}
-				if o.Owner != audit.OwnerKnown || len(o.Owners) == 0 || o.Owners[0].PID != os.Getpid() {
+				if o.Owner != observed.OwnerKnown || len(o.Owners) == 0 || o.Owners[0].PID != os.Getpid() {
 					t.Errorf("%s: owner %v %+v, want this test (pid %d)", o.Socket, o.Owner, o.Owners, os.Getpid())
 				}
 			}
@@ -244,7 +244,7 @@ func TestObserveAllNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := map[string]audit.Observed{}
+	found := map[string]observed.Listener{}
 	for _, o := range snap.Sockets {
 		found[o.Netns+" "+o.Socket.String()] = o
 	}
@@ -257,11 +257,11 @@ func TestObserveAllNamespaces(t *testing.T) {
 			t.Errorf("namespace %s:%s not found; have %v", b.Name, k, keys(found))
 			continue
 		}
-		if o.Owner != audit.OwnerKnown || o.Owners[0].PID != pid {
+		if o.Owner != observed.OwnerKnown || o.Owners[0].PID != pid {
 			t.Errorf("%s%s: owner %+v, want the helper (pid %d)", b.Name, k, o.Owners, pid)
 		}
 	}
-	if o := found[b.Name+" udp [::]:7203"]; o.V6Only != socket.V6OnlyYes {
+	if o := found[b.Name+" udp [::]:7203"]; o.V6Only != observed.V6OnlyYes {
 		t.Errorf("udp [::]:7203 v6only = %v, want yes", o.V6Only)
 	}
 	labels := map[string]bool{}

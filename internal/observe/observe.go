@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/internal/socket"
 )
@@ -51,13 +51,11 @@ type Options struct {
 
 // Snapshot is what was observed.
 type Snapshot struct {
-	Sockets    []audit.Observed
+	Sockets    []observed.Listener
 	Namespaces []proc.Namespace
 	// Warnings did not stop the observation but may make it incomplete: skipped /proc/net
 	// lines, a namespace that vanished, a netlink table that fell back to /proc/net.
 	Warnings []string
-	// OwnersScanned and OwnersDenied count processes whose fd tables were and were not read.
-	OwnersScanned, OwnersDenied int
 	// OwnerScan is the owner scan that ran (procfs or bpf).
 	OwnerScan proc.OwnerScan
 }
@@ -103,7 +101,7 @@ func Observe(o Options) (*Snapshot, error) {
 	snap := &Snapshot{Namespaces: namespaces}
 	type nsSockets struct {
 		ns      proc.Namespace
-		sockets []socket.Socket
+		sockets []observed.Socket
 	}
 	var got []nsSockets
 	for _, ns := range namespaces {
@@ -117,7 +115,7 @@ func Observe(o Options) (*Snapshot, error) {
 			}
 			return nil, err
 		}
-		socket.Sort(socks)
+		observed.Sort(socks)
 		got = append(got, nsSockets{ns, socks})
 	}
 
@@ -133,20 +131,23 @@ func Observe(o Options) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap.OwnersScanned, snap.OwnersDenied, snap.OwnerScan = owners.Scanned, owners.Denied, owners.Method
+	snap.OwnerScan = owners.Method
+	if owners.KernelErr != nil {
+		snap.Warnings = append(snap.Warnings, fmt.Sprintf("the BPF owner scan could not run, so /proc was scanned instead: %v", owners.KernelErr))
+	}
 	for _, g := range got {
 		for _, s := range g.sockets {
-			ob := audit.Observed{Socket: s, Netns: g.ns.Label}
+			ob := observed.Listener{Socket: s, Netns: g.ns.Label}
 			switch {
 			case s.Inode == 0:
-				ob.Owner = audit.OwnerKernel
+				ob.Owner = observed.OwnerKernel
 			case len(owners.ByInode[s.Inode]) > 0:
-				ob.Owner = audit.OwnerKnown
+				ob.Owner = observed.OwnerKnown
 				ob.Owners = owners.All(s.Inode)
 			case owners.Denied > 0:
-				ob.Owner = audit.OwnerHidden
+				ob.Owner = observed.OwnerHidden
 			default:
-				ob.Owner = audit.OwnerGone
+				ob.Owner = observed.OwnerGone
 			}
 			snap.Sockets = append(snap.Sockets, ob)
 		}
@@ -155,7 +156,7 @@ func Observe(o Options) (*Snapshot, error) {
 }
 
 // readNamespace reads one namespace's sockets from the chosen source.
-func readNamespace(root string, ns proc.Namespace, src Source) ([]socket.Socket, []string, error) {
+func readNamespace(root string, ns proc.Namespace, src Source) ([]observed.Socket, []string, error) {
 	if src == SourceProcfs {
 		return readProcfs(root, ns)
 	}
@@ -164,7 +165,7 @@ func readNamespace(root string, ns proc.Namespace, src Source) ([]socket.Socket,
 		return nil, nil, err
 	}
 	defer closeNS()
-	socks, err := socket.Dump(fd)
+	socks, err := dump(fd)
 	if err == nil {
 		return socks, nil, nil
 	}
@@ -182,7 +183,7 @@ func readNamespace(root string, ns proc.Namespace, src Source) ([]socket.Socket,
 
 // readProcfs reads a namespace's /proc/net tables: through a process inside it, or, for a
 // named namespace with no process, by entering it.
-func readProcfs(root string, ns proc.Namespace) ([]socket.Socket, []string, error) {
+func readProcfs(root string, ns proc.Namespace) ([]observed.Socket, []string, error) {
 	var (
 		res *socket.ProcNetResult
 		err error
@@ -213,4 +214,14 @@ func readProcfs(root string, ns proc.Namespace) ([]socket.Socket, []string, erro
 		warns = append(warns, w.Error())
 	}
 	return res.Sockets, warns, nil
+}
+
+// dump reads a namespace's sockets through sock_diag.
+func dump(netnsFD int) ([]observed.Socket, error) {
+	c, err := socket.Dial(netnsFD)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = c.Close() }()
+	return socket.Dump(c)
 }

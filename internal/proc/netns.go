@@ -7,13 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/bindguard/bindguard/internal/cgroup"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultNetnsDir is where iproute2 (`ip netns add`) pins named network namespaces.
@@ -202,55 +200,4 @@ func (f NamespaceFinder) Find(arg string) (Namespace, error) {
 	return Namespace{}, fmt.Errorf("netns %q: no such network namespace (see `ip netns list`, or give a path such as /proc/PID/ns/net)", arg)
 }
 
-// fileInode returns the namespace inode of a namespace file, failing when it is not one.
-func fileInode(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, &fs.PathError{Op: "stat", Path: path, Err: err}
-	}
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(path, &sfs); err != nil {
-		return 0, &fs.PathError{Op: "statfs", Path: path, Err: err}
-	}
-	if sfs.Type != unix.NSFS_MAGIC && sfs.Type != unix.PROC_SUPER_MAGIC {
-		return 0, fmt.Errorf("%s is not a namespace file", path)
-	}
-	return st.Ino, nil
-}
-
 func nsLabel(ino uint64) string { return fmt.Sprintf("net:[%d]", ino) }
-
-// InNetNS runs fn on an OS thread that has entered the network namespace at path, then returns
-// the thread to the namespace it came from. Entering needs CAP_SYS_ADMIN. If the thread cannot
-// be returned it is left locked, so the runtime retires it instead of reusing it.
-func InNetNS(path string, fn func() error) error {
-	target, err := os.Open(path) // #nosec G304 -- a namespace file the operator chose
-	if err != nil {
-		return fmt.Errorf("netns: %w", err)
-	}
-	defer func() { _ = target.Close() }()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns: %w", err)
-			return
-		}
-		defer func() { _ = orig.Close() }()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns: enter %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("netns: return from %s: %w", path, err))
-			return // thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}

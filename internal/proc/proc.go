@@ -12,7 +12,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,71 +23,45 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/bindguard/bindguard/internal/cgroup"
-	"golang.org/x/sys/unix"
+	"github.com/bindguard/bindguard/internal/observed"
 )
 
 // DefaultRoot is where procfs is mounted.
 const DefaultRoot = "/proc"
-
-// Process is what bindguard reports about a socket's owner. Fields it could not read are empty.
-type Process struct {
-	PID  int    `json:"pid"`
-	Name string `json:"name"`
-	Exe  string `json:"exe"`
-	// User is the login name of the real uid, or the uid as a number when it has no name.
-	User string `json:"user"`
-	UID  int    `json:"-"`
-	// Unit is the innermost systemd unit in the process's cgroup (.service or .scope).
-	Unit string `json:"unit"`
-	// Container is a container id (Docker, Podman, containerd, CRI-O; 12 hex digits) or an
-	// LXC container name, from the cgroup.
-	Container string `json:"container"`
-}
-
-// Label is "name (pid N, unit U)" for messages.
-func (p Process) Label() string {
-	var b strings.Builder
-	b.WriteString(cmp.Or(p.Name, "?"))
-	fmt.Fprintf(&b, " (pid %d", p.PID)
-	if p.Unit != "" && (p.Container == "" || !strings.Contains(p.Unit, p.Container)) {
-		fmt.Fprintf(&b, ", unit %s", p.Unit)
-	}
-	if p.Container != "" {
-		fmt.Fprintf(&b, ", container %s", p.Container)
-	}
-	b.WriteString(")")
-	return b.String()
-}
 
 // Owners maps socket inodes to the processes holding them.
 type Owners struct {
 	// ByInode lists, for each wanted inode, the pids holding it, ascending.
 	ByInode map[uint64][]int
 	// Procs describes every pid in ByInode.
-	Procs map[int]Process
+	Procs map[int]observed.Process
 	// Scanned counts the processes whose fd tables were read (by the kernel scan: every
 	// process); Denied those that could not be read for lack of privilege.
 	Scanned, Denied int
 	// Method is the owner scan that ran: OwnerScanProcfs or OwnerScanBPF.
 	Method OwnerScan
+	// KernelErr, when OwnerScanAuto tried the kernel scan and fell back to /proc, says why the
+	// kernel scan could not run.
+	KernelErr error
 }
 
 // Owner returns the lowest-numbered process holding inode (for a forking server, usually the
 // parent), and whether there is one.
-func (o *Owners) Owner(inode uint64) (Process, bool) {
+func (o *Owners) Owner(inode uint64) (observed.Process, bool) {
 	pids := o.ByInode[inode]
 	if len(pids) == 0 {
-		return Process{}, false
+		return observed.Process{}, false
 	}
 	return o.Procs[pids[0]], true
 }
 
 // All returns every process holding inode, by pid.
-func (o *Owners) All(inode uint64) []Process {
+func (o *Owners) All(inode uint64) []observed.Process {
 	pids := o.ByInode[inode]
-	out := make([]Process, 0, len(pids))
+	out := make([]observed.Process, 0, len(pids))
 	for _, pid := range pids {
 		out = append(out, o.Procs[pid])
 	}
@@ -105,9 +78,6 @@ type Scanner struct {
 	Users func(uid int) string
 	// Scan chooses the owner scan; empty is OwnerScanAuto.
 	Scan OwnerScan
-	// KernelErr is set by Owners when OwnerScanAuto tried the kernel scan and fell back to
-	// /proc: why the kernel scan could not run.
-	KernelErr error
 }
 
 func (s *Scanner) root() string { return cmp.Or(s.Root, DefaultRoot) }
@@ -153,6 +123,7 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 	if scan == OwnerScanBPF && !realProc {
 		return nil, fmt.Errorf("proc: the bpf owner scan reads the kernel, not %s", root)
 	}
+	var kernelErr error
 	if scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= KernelScanMinProcs) {
 		recs, err := kernelSockets()
 		if err == nil {
@@ -163,10 +134,10 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 		if scan == OwnerScanBPF {
 			return nil, err
 		}
-		s.KernelErr = err
+		kernelErr = err
 	}
 	o := s.collect(procfsHolders(root, pids, want, s.workers(len(pids))))
-	o.Method = OwnerScanProcfs
+	o.Method, o.KernelErr = OwnerScanProcfs, kernelErr
 	return o, nil
 }
 
@@ -242,13 +213,13 @@ func (s *Scanner) collect(res []holders) *Owners {
 			owning = append(owning, i)
 		}
 	}
-	procs := make([]Process, len(owning))
+	procs := make([]observed.Process, len(owning))
 	gone := make([]bool, len(owning))
 	parallel(len(owning), s.workers(len(owning)), func(i int, _ []byte) {
 		procs[i], gone[i] = s.readProcess(res[owning[i]].pid)
 	})
 
-	o := &Owners{ByInode: map[uint64][]int{}, Procs: map[int]Process{}}
+	o := &Owners{ByInode: map[uint64][]int{}, Procs: map[int]observed.Process{}}
 	for _, r := range res {
 		if r.read {
 			o.Scanned++
@@ -299,62 +270,8 @@ func listPIDs(root string) ([]int, error) {
 	return pids, nil
 }
 
-// scanFDs reads the fd directory and returns the wanted socket inodes it holds. read is false
-// when the directory could not be listed; denied says that was for lack of permission. It uses
-// raw system calls (open, getdents64, readlinkat): at thousands of processes the os.File
-// bookkeeping (fcntl, epoll registration) would add a fifth to the system calls.
-func scanFDs(fdDir string, want map[uint64]bool, buf []byte) (inodes []uint64, read, denied bool) {
-	fd, err := unix.Open(fdDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, false, err == unix.EACCES || err == unix.EPERM
-	}
-	defer func() { _ = unix.Close(fd) }()
-	var dents [8192]byte
-	for {
-		n, err := unix.Getdents(fd, dents[:])
-		if err != nil {
-			return inodes, false, err == unix.EACCES || err == unix.EPERM
-		}
-		if n <= 0 {
-			return inodes, true, false
-		}
-		for off := 0; off+19 <= n; {
-			// struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
-			reclen := int(binary.NativeEndian.Uint16(dents[off+16:]))
-			if reclen < 19 || off+reclen > n {
-				return inodes, false, false
-			}
-			name := dents[off+19 : off+reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			off += reclen
-			if len(name) == 0 || name[0] == '.' {
-				continue
-			}
-			k, err := unix.Readlinkat(fd, string(name), buf)
-			if err != nil || k >= len(buf) {
-				continue // closed since listed, or not a socket link
-			}
-			if ino, ok := socketInode(buf[:k]); ok && want[ino] {
-				inodes = append(inodes, ino)
-			}
-		}
-	}
-}
-
 // socketInode parses "socket:[12345]".
 func socketInode(link []byte) (uint64, bool) { return bracketNumber(link, "socket:[") }
-
-// netnsInode reads PID/ns/net ("net:[4026531840]"); 0 when it cannot.
-func netnsInode(pidDir string, buf []byte) uint64 {
-	k, err := unix.Readlink(filepath.Join(pidDir, "ns", "net"), buf)
-	if err != nil || k >= len(buf) {
-		return 0
-	}
-	n, _ := bracketNumber(buf[:k], "net:[")
-	return n
-}
 
 // bracketNumber parses the N of a /proc link target "PREFIXN]", such as "socket:[N]".
 func bracketNumber(link []byte, prefix string) (uint64, bool) {
@@ -368,44 +285,16 @@ func bracketNumber(link []byte, prefix string) (uint64, bool) {
 // maxSmallFile bounds the /proc files read for a process (comm, status, cgroup).
 const maxSmallFile = cgroup.MaxFile
 
-// readSmall reads a small /proc file whole, with raw system calls: os.Open's poller
-// registration costs more than the read for files the kernel generates on open.
-func readSmall(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer func() { _ = unix.Close(fd) }()
-	buf := make([]byte, 0, 512)
-	for len(buf) < maxSmallFile {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(cap(buf), maxSmallFile-len(buf)))
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			break
-		}
-		buf = buf[:len(buf)+n]
-	}
-	return buf, nil
-}
-
 // readProcess reads what can be read about pid; missing pieces stay empty. gone says the
 // process no longer exists.
-func (s *Scanner) readProcess(pid int) (p Process, gone bool) {
+func (s *Scanner) readProcess(pid int) (p observed.Process, gone bool) {
 	dir := filepath.Join(s.root(), strconv.Itoa(pid))
-	p = Process{PID: pid, UID: -1}
+	p = observed.Process{PID: pid, UID: -1}
 	b, err := readSmall(filepath.Join(dir, "comm"))
 	switch {
 	case err == nil:
 		p.Name = cgroup.Sanitize(strings.TrimSuffix(string(b), "\n"))
-	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH):
 		return p, true
 	}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/proc"
 )
 
@@ -26,7 +27,7 @@ func TestOwnersFixture(t *testing.T) {
 		t.Errorf("owners (-want +got):\n%s", d)
 	}
 	p, ok := o.Owner(1003)
-	wantP := proc.Process{PID: 1200, Name: "postgres", Exe: "/usr/lib/postgresql/15/bin/postgres", User: "nobody", UID: 65534,
+	wantP := observed.Process{PID: 1200, Name: "postgres", Exe: "/usr/lib/postgresql/15/bin/postgres", User: "nobody", UID: 65534,
 		Unit: "docker-4f2a9c1be3d5a7f60c8e1d2b3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e.scope", Container: "4f2a9c1be3d5"}
 	if !ok || p != wantP {
 		t.Errorf("Owner(1003) = %+v, want %+v", p, wantP)

@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/bindguard/bindguard/internal/netnstest"
+	"github.com/bindguard/bindguard/internal/observed"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/bindguard/bindguard/internal/audit"
-	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/internal/report"
-	"github.com/bindguard/bindguard/internal/socket"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -31,11 +30,11 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := func(addr string, port uint16, name string) audit.Observed {
-		return audit.Observed{Socket: socket.Socket{Protocol: "tcp", Family: socket.IPv4, Addr: netip.MustParseAddr(addr), Port: port, V6Only: socket.V6OnlyNA, Inode: 1},
-			Netns: "host", Owner: audit.OwnerKnown, Owners: []proc.Process{{PID: 7, Name: name}}}
+	o := func(addr string, port uint16, name string) observed.Listener {
+		return observed.Listener{Socket: observed.Socket{Protocol: "tcp", Family: observed.IPv4, Addr: netip.MustParseAddr(addr), Port: port, V6Only: observed.V6OnlyNA, Inode: 1},
+			Netns: "host", Owner: observed.OwnerKnown, Owners: []observed.Process{{PID: 7, Name: name}}}
 	}
-	r := audit.Judge(p, []audit.Observed{o("0.0.0.0", 6379, "redis-server"), o("0.0.0.0", 80, "nginx"), o("0.0.0.0", 5432, "postgres \"evil\"\\")})
+	r := audit.Judge(p, []observed.Listener{o("0.0.0.0", 6379, "redis-server"), o("0.0.0.0", 80, "nginx"), o("0.0.0.0", 5432, "postgres \"evil\"\\")})
 	return report.Meta{Host: "h", Time: time.Unix(1795000000, 0), Policy: "t.yaml", Namespaces: []string{"host"}}, r
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/socket"
 )
 
@@ -25,7 +26,7 @@ func FuzzParseProcNet(f *testing.F) {
 				if s.Protocol != tb.Protocol || s.Family != tb.Family || !s.Addr.IsValid() {
 					t.Fatalf("bad socket %+v from table %s", s, tb.Name)
 				}
-				if tb.Family == socket.IPv4 != s.Addr.Is4() {
+				if tb.Family == observed.IPv4 != s.Addr.Is4() {
 					t.Fatalf("family mismatch %+v", s)
 				}
 			}

@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/bindguard/bindguard/policy"
+	"github.com/bindguard/bindguard/internal/observed"
 )
 
 // Kernel socket states as /proc/net and sock_diag number them.
@@ -32,16 +32,16 @@ const maxLine = 4096
 // Table names one of the /proc/net socket tables.
 type Table struct {
 	Name     string // "tcp", "tcp6", "udp", "udp6"
-	Protocol policy.Protocol
-	Family   Family
+	Protocol observed.Protocol
+	Family   observed.Family
 }
 
 // Tables are the four tables ReadProcNet reads, in order.
 var Tables = [4]Table{
-	{"tcp", policy.TCP, IPv4},
-	{"tcp6", policy.TCP, IPv6},
-	{"udp", policy.UDP, IPv4},
-	{"udp6", policy.UDP, IPv6},
+	{"tcp", observed.TCP, observed.IPv4},
+	{"tcp6", observed.TCP, observed.IPv6},
+	{"udp", observed.UDP, observed.IPv4},
+	{"udp6", observed.UDP, observed.IPv6},
 }
 
 // LineError is a malformed line in a /proc/net table. It is reported and the line skipped.
@@ -58,7 +58,7 @@ var ErrNoIPv6 = errors.New("IPv6 tables absent (IPv6 disabled in this kernel?)")
 
 // ProcNetResult is what ReadProcNet found.
 type ProcNetResult struct {
-	Sockets []Socket
+	Sockets []observed.Socket
 	// Problems are malformed lines, at most MaxLineProblems of them; Skipped counts them all.
 	Problems []*LineError
 	Skipped  int
@@ -76,7 +76,7 @@ func ReadProcNet(dir string) (*ProcNetResult, error) {
 		path := filepath.Join(dir, t.Name)
 		f, err := os.Open(path) // #nosec G304 -- reading /proc tables is this function's job
 		if err != nil {
-			if t.Family == IPv6 && errors.Is(err, fs.ErrNotExist) {
+			if t.Family == observed.IPv6 && errors.Is(err, fs.ErrNotExist) {
 				res.Warnings = append(res.Warnings, fmt.Errorf("%s: %w", path, ErrNoIPv6))
 				continue
 			}
@@ -133,7 +133,7 @@ func ParseProcNet(r io.Reader, name string, t Table, res *ProcNetResult) error {
 }
 
 // parseProcNetLine parses one table row. ok is false for sockets that do not listen.
-func parseProcNetLine(b []byte, t Table) (s Socket, ok bool, err error) {
+func parseProcNetLine(b []byte, t Table) (s observed.Socket, ok bool, err error) {
 	f := bytes.Fields(b)
 	if len(f) < 10 {
 		return s, false, fmt.Errorf("%d fields, want at least 10", len(f))
@@ -162,32 +162,32 @@ func parseProcNetLine(b []byte, t Table) (s Socket, ok bool, err error) {
 		return s, false, fmt.Errorf("inode %q is not a number", clipBytes(f[9], 32))
 	}
 	switch t.Protocol {
-	case policy.TCP:
+	case observed.TCP:
 		if st != stateListen {
 			return s, false, nil
 		}
-	case policy.UDP:
+	case observed.UDP:
 		if st != stateClose || !remote.IsUnspecified() || rport != 0 {
 			return s, false, nil
 		}
 	}
-	s = Socket{Protocol: t.Protocol, Family: t.Family, Addr: local, Port: lport, UID: uint32(uid), Inode: inode, V6Only: V6OnlyNA}
-	if t.Family == IPv6 {
-		s.V6Only = V6OnlyUnknown
+	s = observed.Socket{Protocol: t.Protocol, Family: t.Family, Addr: local, Port: lport, UID: uint32(uid), Inode: inode, V6Only: observed.V6OnlyNA}
+	if t.Family == observed.IPv6 {
+		s.V6Only = observed.V6OnlyUnknown
 	}
 	return s, true, nil
 }
 
 // parseHexAddrPort parses "0100007F:1F90": the address as the kernel's 32-bit words printed in
 // host byte order, the port as big-endian hex.
-func parseHexAddrPort(b []byte, fam Family) (netip.Addr, uint16, error) {
+func parseHexAddrPort(b []byte, fam observed.Family) (netip.Addr, uint16, error) {
 	i := bytes.IndexByte(b, ':')
 	if i < 0 {
 		return netip.Addr{}, 0, fmt.Errorf("%q has no ':'", clipBytes(b, 64))
 	}
 	hexAddr, hexPort := b[:i], b[i+1:]
 	want := 8
-	if fam == IPv6 {
+	if fam == observed.IPv6 {
 		want = 32
 	}
 	if len(hexAddr) != want {
@@ -210,7 +210,7 @@ func parseHexAddrPort(b []byte, fam Family) (netip.Addr, uint16, error) {
 		return netip.Addr{}, 0, fmt.Errorf("port %q is not hex", clipBytes(hexPort, 32))
 	}
 	port := binary.BigEndian.Uint16(pb[:])
-	if fam == IPv4 {
+	if fam == observed.IPv4 {
 		return netip.AddrFrom4([4]byte(raw[:4])), port, nil
 	}
 	return netip.AddrFrom16(raw), port, nil

@@ -7,9 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
-	"github.com/bindguard/bindguard/policy"
+	"github.com/bindguard/bindguard/internal/observed"
 )
 
 // inet_diag wire constants (linux/inet_diag.h, linux/sock_diag.h).
@@ -18,35 +17,42 @@ const (
 	reqLen           = 56 // sizeof(struct inet_diag_req_v2)
 	msgLen           = 72 // sizeof(struct inet_diag_msg)
 	attrSKV6Only     = 11 // INET_DIAG_SKV6ONLY (u8), sent for AF_INET6 sockets in LISTEN/CLOSE
+
+	// Linux's values, whatever the build's OS: they are part of the wire format.
+	afInet          = 2  // AF_INET
+	afInet6         = 10 // AF_INET6
+	ipprotoTCP      = 6  // IPPROTO_TCP
+	ipprotoUDP      = 17 // IPPROTO_UDP
+	netlinkSockDiag = 4  // NETLINK_SOCK_DIAG
 )
 
 // DiagRequest is one sock_diag dump request: a family, a protocol and the states to return.
 type DiagRequest struct {
-	Family   Family
-	Protocol policy.Protocol
+	Family   observed.Family
+	Protocol observed.Protocol
 }
 
 // DiagRequests are the four dumps Dump makes: TCP LISTEN and UDP unconnected, IPv4 and IPv6.
 var DiagRequests = [4]DiagRequest{
-	{IPv4, policy.TCP}, {IPv6, policy.TCP}, {IPv4, policy.UDP}, {IPv6, policy.UDP},
+	{observed.IPv4, observed.TCP}, {observed.IPv6, observed.TCP}, {observed.IPv4, observed.UDP}, {observed.IPv6, observed.UDP},
 }
 
 func (r DiagRequest) family() uint8 {
-	if r.Family == IPv6 {
-		return unix.AF_INET6
+	if r.Family == observed.IPv6 {
+		return afInet6
 	}
-	return unix.AF_INET
+	return afInet
 }
 
 func (r DiagRequest) proto() uint8 {
-	if r.Protocol == policy.UDP {
-		return unix.IPPROTO_UDP
+	if r.Protocol == observed.UDP {
+		return ipprotoUDP
 	}
-	return unix.IPPROTO_TCP
+	return ipprotoTCP
 }
 
 func (r DiagRequest) state() uint8 {
-	if r.Protocol == policy.UDP {
+	if r.Protocol == observed.UDP {
 		return stateClose
 	}
 	return stateListen
@@ -54,7 +60,7 @@ func (r DiagRequest) state() uint8 {
 
 // String is "tcp6" and the like, as in /proc/net.
 func (r DiagRequest) String() string {
-	if r.Family == IPv6 {
+	if r.Family == observed.IPv6 {
 		return string(r.Protocol) + "6"
 	}
 	return string(r.Protocol)
@@ -73,53 +79,53 @@ func (r DiagRequest) Encode() []byte {
 
 // DecodeDiagMsg decodes one struct inet_diag_msg and its attributes, answering request r.
 // It checks every length and that the kernel answered what was asked.
-func DecodeDiagMsg(b []byte, r DiagRequest) (Socket, error) {
+func DecodeDiagMsg(b []byte, r DiagRequest) (observed.Socket, error) {
 	if len(b) < msgLen {
-		return Socket{}, fmt.Errorf("inet_diag_msg: %d bytes, want at least %d", len(b), msgLen)
+		return observed.Socket{}, fmt.Errorf("inet_diag_msg: %d bytes, want at least %d", len(b), msgLen)
 	}
 	if b[0] != r.family() {
-		return Socket{}, fmt.Errorf("inet_diag_msg: family %d, asked for %d", b[0], r.family())
+		return observed.Socket{}, fmt.Errorf("inet_diag_msg: family %d, asked for %d", b[0], r.family())
 	}
 	if b[1] != r.state() {
-		return Socket{}, fmt.Errorf("inet_diag_msg: state %d, asked for %d", b[1], r.state())
+		return observed.Socket{}, fmt.Errorf("inet_diag_msg: state %d, asked for %d", b[1], r.state())
 	}
-	s := Socket{
+	s := observed.Socket{
 		Protocol:  r.Protocol,
 		Family:    r.Family,
 		Port:      binary.BigEndian.Uint16(b[4:6]),
 		Interface: binary.NativeEndian.Uint32(b[40:44]),
 		UID:       binary.NativeEndian.Uint32(b[64:68]),
 		Inode:     uint64(binary.NativeEndian.Uint32(b[68:72])),
-		V6Only:    V6OnlyNA,
+		V6Only:    observed.V6OnlyNA,
 	}
-	if r.Family == IPv4 {
+	if r.Family == observed.IPv4 {
 		s.Addr = netip.AddrFrom4([4]byte(b[8:12]))
 	} else {
 		s.Addr = netip.AddrFrom16([16]byte(b[8:24]))
-		s.V6Only = V6OnlyUnknown
+		s.V6Only = observed.V6OnlyUnknown
 	}
 	if len(b) == msgLen {
 		return s, nil
 	}
 	ad, err := netlink.NewAttributeDecoder(b[msgLen:])
 	if err != nil {
-		return Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
+		return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
 	}
 	for ad.Next() {
-		if ad.Type() != attrSKV6Only || r.Family != IPv6 {
+		if ad.Type() != attrSKV6Only || r.Family != observed.IPv6 {
 			continue
 		}
 		if n := len(ad.Bytes()); n != 1 {
-			return Socket{}, fmt.Errorf("inet_diag_msg: INET_DIAG_SKV6ONLY is %d bytes, want 1", n)
+			return observed.Socket{}, fmt.Errorf("inet_diag_msg: INET_DIAG_SKV6ONLY is %d bytes, want 1", n)
 		}
 		if ad.Uint8() != 0 {
-			s.V6Only = V6OnlyYes
+			s.V6Only = observed.V6OnlyYes
 		} else {
-			s.V6Only = V6OnlyNo
+			s.V6Only = observed.V6OnlyNo
 		}
 	}
 	if err := ad.Err(); err != nil {
-		return Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
+		return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
 	}
 	return s, nil
 }
@@ -134,21 +140,28 @@ type DiagError struct {
 func (e *DiagError) Error() string { return fmt.Sprintf("sockdiag: dump %s: %v", e.Request, e.Err) }
 func (e *DiagError) Unwrap() error { return e.Err }
 
-// Dump asks the kernel for the listening sockets of a network namespace through
-// NETLINK_SOCK_DIAG. netnsFD is an open namespace file (/proc/PID/ns/net, /run/netns/NAME), or
-// 0 for the caller's namespace; entering another namespace needs CAP_SYS_ADMIN.
+// Dial opens a NETLINK_SOCK_DIAG connection in a network namespace, for Dump. netnsFD is an
+// open namespace file (/proc/PID/ns/net, /run/netns/NAME), or 0 for the caller's namespace;
+// entering another namespace needs CAP_SYS_ADMIN. It fails off Linux.
+func Dial(netnsFD int) (*netlink.Conn, error) {
+	c, err := netlink.Dial(netlinkSockDiag, &netlink.Config{NetNS: netnsFD})
+	if err != nil {
+		return nil, fmt.Errorf("sockdiag: open netlink socket: %w", err)
+	}
+	return c, nil
+}
+
+// Dump asks the kernel, over a NETLINK_SOCK_DIAG connection (Dial, or a fake from
+// mdlayher/netlink/nltest in tests), for the listening sockets of the connection's network
+// namespace. It does not close c.
 //
 // Each of the four DiagRequests is dumped in turn. The sockets of the requests that succeeded
 // are returned with a *DiagError for each that failed, joined; a caller that wants all or
 // nothing checks the error, one that can fall back per table inspects the DiagErrors.
-func Dump(netnsFD int) ([]Socket, error) {
-	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, &netlink.Config{NetNS: netnsFD})
-	if err != nil {
-		return nil, fmt.Errorf("sockdiag: open netlink socket: %w", err)
-	}
-	defer func() { _ = c.Close() }()
+func Dump(c *netlink.Conn) ([]observed.Socket, error) {
+	var err error
 	var (
-		out  []Socket
+		out  []observed.Socket
 		errs []error
 	)
 	for _, r := range DiagRequests {
@@ -161,7 +174,7 @@ func Dump(netnsFD int) ([]Socket, error) {
 	return out, errors.Join(errs...)
 }
 
-func dumpOne(c *netlink.Conn, r DiagRequest, out []Socket) ([]Socket, error) {
+func dumpOne(c *netlink.Conn, r DiagRequest, out []observed.Socket) ([]observed.Socket, error) {
 	req := netlink.Message{
 		Header: netlink.Header{Type: sockDiagByFamily, Flags: netlink.Request | netlink.Dump},
 		Data:   r.Encode(),

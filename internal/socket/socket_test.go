@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/netlink"
 
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/socket"
-	"github.com/bindguard/bindguard/policy"
 )
 
 const header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
@@ -147,24 +147,24 @@ func TestDecodeDiagMsg(t *testing.T) {
 		name string
 		req  socket.DiagRequest
 		msg  []byte
-		want socket.Socket
+		want observed.Socket
 		err  string
 	}{
 		{"tcp4", tcp4, diagMsg(2, 10, netip.MustParseAddr("127.0.0.1"), 8080, 1000, 42, nil),
-			socket.Socket{Protocol: policy.TCP, Family: socket.IPv4, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8080, UID: 1000, Inode: 42, V6Only: socket.V6OnlyNA}, ""},
+			observed.Socket{Protocol: observed.TCP, Family: observed.IPv4, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8080, UID: 1000, Inode: 42, V6Only: observed.V6OnlyNA}, ""},
 		{"tcp6 dual-stack", tcp6, diagMsg(10, 10, netip.IPv6Unspecified(), 80, 0, 7, v6only(0)),
-			socket.Socket{Protocol: policy.TCP, Family: socket.IPv6, Addr: netip.IPv6Unspecified(), Port: 80, Inode: 7, V6Only: socket.V6OnlyNo}, ""},
+			observed.Socket{Protocol: observed.TCP, Family: observed.IPv6, Addr: netip.IPv6Unspecified(), Port: 80, Inode: 7, V6Only: observed.V6OnlyNo}, ""},
 		{"tcp6 v6only", tcp6, diagMsg(10, 10, netip.IPv6Unspecified(), 80, 0, 7, v6only(1)),
-			socket.Socket{Protocol: policy.TCP, Family: socket.IPv6, Addr: netip.IPv6Unspecified(), Port: 80, Inode: 7, V6Only: socket.V6OnlyYes}, ""},
+			observed.Socket{Protocol: observed.TCP, Family: observed.IPv6, Addr: netip.IPv6Unspecified(), Port: 80, Inode: 7, V6Only: observed.V6OnlyYes}, ""},
 		{"tcp6 no attribute", tcp6, diagMsg(10, 10, netip.IPv6Loopback(), 80, 0, 7, nil),
-			socket.Socket{Protocol: policy.TCP, Family: socket.IPv6, Addr: netip.IPv6Loopback(), Port: 80, Inode: 7, V6Only: socket.V6OnlyUnknown}, ""},
+			observed.Socket{Protocol: observed.TCP, Family: observed.IPv6, Addr: netip.IPv6Loopback(), Port: 80, Inode: 7, V6Only: observed.V6OnlyUnknown}, ""},
 		{"udp4 close", udp4, diagMsg(2, 7, netip.IPv4Unspecified(), 53, 0, 9, nil),
-			socket.Socket{Protocol: policy.UDP, Family: socket.IPv4, Addr: netip.IPv4Unspecified(), Port: 53, Inode: 9, V6Only: socket.V6OnlyNA}, ""},
-		{"short", tcp4, make([]byte, 71), socket.Socket{}, "71 bytes"},
-		{"wrong family", tcp4, diagMsg(10, 10, netip.IPv6Loopback(), 1, 0, 0, nil), socket.Socket{}, "family 10"},
-		{"wrong state", tcp4, diagMsg(2, 1, netip.MustParseAddr("127.0.0.1"), 1, 0, 0, nil), socket.Socket{}, "state 1"},
-		{"bad v6only size", tcp6, diagMsg(10, 10, netip.IPv6Loopback(), 1, 0, 0, []netlink.Attribute{{Type: 11, Data: []byte{1, 0}}}), socket.Socket{}, "SKV6ONLY is 2 bytes"},
-		{"truncated attribute", tcp6, append(diagMsg(10, 10, netip.IPv6Loopback(), 1, 0, 0, nil), 0xff, 0x00, 0x0b, 0x00), socket.Socket{}, "attributes"},
+			observed.Socket{Protocol: observed.UDP, Family: observed.IPv4, Addr: netip.IPv4Unspecified(), Port: 53, Inode: 9, V6Only: observed.V6OnlyNA}, ""},
+		{"short", tcp4, make([]byte, 71), observed.Socket{}, "71 bytes"},
+		{"wrong family", tcp4, diagMsg(10, 10, netip.IPv6Loopback(), 1, 0, 0, nil), observed.Socket{}, "family 10"},
+		{"wrong state", tcp4, diagMsg(2, 1, netip.MustParseAddr("127.0.0.1"), 1, 0, 0, nil), observed.Socket{}, "state 1"},
+		{"bad v6only size", tcp6, diagMsg(10, 10, netip.IPv6Loopback(), 1, 0, 0, []netlink.Attribute{{Type: 11, Data: []byte{1, 0}}}), observed.Socket{}, "SKV6ONLY is 2 bytes"},
+		{"truncated attribute", tcp6, append(diagMsg(10, 10, netip.IPv6Loopback(), 1, 0, 0, nil), 0xff, 0x00, 0x0b, 0x00), observed.Socket{}, "attributes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := socket.DecodeDiagMsg(tc.msg, tc.req)

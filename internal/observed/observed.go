@@ -1,0 +1,140 @@
+// Package observed holds the types of what bindguard observes on a host: listening sockets,
+// the processes that hold them, and where they were seen. It has no I/O and no kernel
+// dependency, so the judge (internal/audit) and the renderers build on any OS; the packages
+// that read the kernel (internal/socket, internal/proc, internal/observe) produce these values.
+package observed
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Protocol is a transport protocol as the kernel reports it: "tcp" or "udp". Its values are
+// spelled as policy.Protocol's, so the judge converts one to the other.
+type Protocol string
+
+// The transport protocols observed.
+const (
+	TCP Protocol = "tcp"
+	UDP Protocol = "udp"
+)
+
+// Family is an address family.
+type Family string
+
+// The address families.
+const (
+	IPv4 Family = "ipv4"
+	IPv6 Family = "ipv6"
+)
+
+// V6Only says whether an IPv6 socket has IPV6_V6ONLY set. For IPv4 sockets it is V6OnlyNA.
+type V6Only int8
+
+// The V6Only states.
+const (
+	// V6OnlyUnknown: the source cannot tell (the /proc/net tables). A "::" socket of unknown
+	// v6only must be judged dual-stack.
+	V6OnlyUnknown V6Only = iota
+	// V6OnlyYes: IPV6_V6ONLY is set; the socket accepts IPv6 only.
+	V6OnlyYes
+	// V6OnlyNo: IPV6_V6ONLY is clear; a "::" socket also accepts IPv4.
+	V6OnlyNo
+	// V6OnlyNA: an IPv4 socket.
+	V6OnlyNA
+)
+
+// Socket is one listening socket as the kernel reports it.
+type Socket struct {
+	Protocol Protocol
+	Family   Family
+	// Addr is the bound address as reported, zone-less. An AF_INET6 socket bound to an
+	// IPv4-mapped address keeps the mapped form here; judges unmap it.
+	Addr   netip.Addr
+	Port   uint16
+	V6Only V6Only
+	// UID owns the socket; Inode identifies it across the whole host (all namespaces).
+	UID   uint32
+	Inode uint64
+	// Interface is the index of the device the socket is bound to (SO_BINDTODEVICE), 0 if none.
+	// Only the netlink source reports it.
+	Interface uint32
+}
+
+// AddrPort returns the socket's address and port.
+func (s Socket) AddrPort() netip.AddrPort { return netip.AddrPortFrom(s.Addr, s.Port) }
+
+// String is "tcp 127.0.0.1:8080", "udp [::]:53".
+func (s Socket) String() string { return fmt.Sprintf("%s %s", s.Protocol, s.AddrPort()) }
+
+// Sort orders sockets by protocol, port, family, address and inode, so output is stable.
+func Sort(s []Socket) {
+	slices.SortFunc(s, func(a, b Socket) int {
+		return cmp.Or(
+			cmp.Compare(a.Protocol, b.Protocol),
+			cmp.Compare(a.Port, b.Port),
+			cmp.Compare(a.Family, b.Family),
+			a.Addr.Compare(b.Addr),
+			cmp.Compare(a.Inode, b.Inode),
+		)
+	})
+}
+
+// Process is what bindguard reports about a socket's owner. Fields it could not read are empty.
+type Process struct {
+	PID  int    `json:"pid"`
+	Name string `json:"name"`
+	Exe  string `json:"exe"`
+	// User is the login name of the real uid, or the uid as a number when it has no name.
+	User string `json:"user"`
+	UID  int    `json:"-"`
+	// Unit is the innermost systemd unit in the process's cgroup (.service or .scope).
+	Unit string `json:"unit"`
+	// Container is a container id (Docker, Podman, containerd, CRI-O; 12 hex digits) or an
+	// LXC container name, from the cgroup.
+	Container string `json:"container"`
+}
+
+// Label is "name (pid N, unit U)" for messages.
+func (p Process) Label() string {
+	var b strings.Builder
+	b.WriteString(cmp.Or(p.Name, "?"))
+	fmt.Fprintf(&b, " (pid %d", p.PID)
+	if p.Unit != "" && (p.Container == "" || !strings.Contains(p.Unit, p.Container)) {
+		fmt.Fprintf(&b, ", unit %s", p.Unit)
+	}
+	if p.Container != "" {
+		fmt.Fprintf(&b, ", container %s", p.Container)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// OwnerState says what is known of a socket's owning process.
+type OwnerState int
+
+// The owner states.
+const (
+	// OwnerKnown: Owners lists the processes holding the socket.
+	OwnerKnown OwnerState = iota
+	// OwnerHidden: some processes could not be inspected (not root), so the owner is unknown.
+	OwnerHidden
+	// OwnerKernel: the socket has no inode; the kernel itself holds it (nfsd, WireGuard, ...).
+	OwnerKernel
+	// OwnerGone: no visible process holds it: its owner is in another PID namespace, or it
+	// closed during the scan.
+	OwnerGone
+)
+
+// Listener is one listening socket with where it was seen and who holds it: what the judge
+// compares with the policy.
+type Listener struct {
+	Socket
+	// Netns labels the network namespace it was seen in.
+	Netns  string
+	Owners []Process
+	Owner  OwnerState
+}
