@@ -33,15 +33,16 @@ const (
 	classPublic
 )
 
+// classOf maps the policy's reach of a class onto the guard's decisions.
 func classOf(a policy.Access) class {
-	switch a {
-	case policy.LocalhostOnly:
+	switch a.Reach() {
+	case policy.ReachLocal:
 		return classLocalhost
-	case policy.ProxyOnly:
+	case policy.ReachProxies:
 		return classProxy
-	case policy.LAN, policy.Restricted:
+	case policy.ReachAllowList:
 		return classAllow
-	case policy.Public:
+	case policy.ReachAnyone:
 		return classPublic
 	}
 	return classNone

@@ -111,7 +111,7 @@ func Resolve(pol *policy.Policy, service string, opts ...Option) (Plan, error) {
 	addr = addr.Unmap()
 	ap := netip.AddrPortFrom(addr, svc.Port)
 	if !svc.PermitsBind(addr) {
-		return Plan{}, refuse(svc, ap, forbidden(svc, addr))
+		return Plan{}, refuse(svc, ap, svc.BindRefusal(addr))
 	}
 	p := Plan{Service: svc, Addr: ap}
 	net := string(svc.Protocol)
@@ -127,20 +127,6 @@ func Resolve(pol *policy.Policy, service string, opts ...Option) (Plan, error) {
 
 func refuse(svc policy.Service, ap netip.AddrPort, reason string) *Error {
 	return &Error{Service: svc.Name, Protocol: svc.Protocol, Addr: ap, Access: svc.Access, Reason: reason}
-}
-
-// forbidden says why the class of svc forbids addr.
-func forbidden(svc policy.Service, addr netip.Addr) string {
-	switch svc.Access {
-	case policy.LocalhostOnly, policy.ProxyOnly:
-		return fmt.Sprintf("%s allows loopback addresses only (127.0.0.0/8, ::1)", svc.Access)
-	case policy.LAN:
-		if addr.IsUnspecified() {
-			return "lan allows loopback or an address inside its allow list, never a wildcard"
-		}
-		return "lan allows loopback or an address inside its allow list"
-	}
-	return fmt.Sprintf("%s does not allow %s", svc.Access, addr)
 }
 
 func options(opts []Option) config {

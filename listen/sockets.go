@@ -210,7 +210,7 @@ func (s *Sockets) take(p Plan) (f *os.File, ok bool, err error) {
 	case !got.listening:
 		return bad("it is not listening")
 	case !svc.PermitsBind(a):
-		return bad(forbidden(svc, a))
+		return bad(svc.BindRefusal(a))
 	case svc.Address.IsValid() && a != svc.Address:
 		return bad(fmt.Sprintf("it is bound to %s, the policy declares %s", a, svc.Address))
 	case svc.Address == netip.IPv6Unspecified() && got.v6only != svc.V6Only:

@@ -43,9 +43,6 @@ func Accesses() []Access {
 // Valid reports whether a is one of the defined access classes.
 func (a Access) Valid() bool { return slices.Contains(Accesses(), a) }
 
-// TakesAllow reports whether services of this class need an allow list (lan and restricted).
-func (a Access) TakesAllow() bool { return a == LAN || a == Restricted }
-
 // Format names the syntax a policy was read from.
 type Format string
 
@@ -164,31 +161,4 @@ func (p *Policy) Network(name string) (Network, bool) {
 // IPV6_V6ONLY, which accepts IPv4 connections as well.
 func (s Service) IsDualStack() bool {
 	return s.Address.IsValid() && s.Address == netip.IPv6Unspecified() && !s.V6Only
-}
-
-// PermitsBind reports whether the service's access class allows it to bind addr. It does not
-// compare with the declared Address: it answers "could a service of this class and allow list
-// listen there". IPv4-mapped addresses are judged as their IPv4 address; zones are ignored.
-//
-// localhost_only and proxy_only permit loopback only; lan permits loopback and addresses inside
-// its allow list, never a wildcard; restricted and public permit anything.
-func (s Service) PermitsBind(addr netip.Addr) bool {
-	addr = addr.Unmap().WithZone("")
-	switch s.Access {
-	case LocalhostOnly, ProxyOnly:
-		return addr.IsLoopback()
-	case LAN:
-		if addr.IsLoopback() {
-			return true
-		}
-		for _, p := range s.AllowPrefixes {
-			if p.Contains(addr) {
-				return true
-			}
-		}
-		return false
-	case Restricted, Public:
-		return addr.IsValid()
-	}
-	return false
 }

@@ -174,8 +174,8 @@ func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks m
 	}
 	if sl.ok("address", "allow") && s.Address.IsValid() && !s.PermitsBind(s.Address) {
 		l := sl.at("address")
-		switch s.Access {
-		case LAN:
+		switch s.Access.Bind() {
+		case BindLoopbackOrAllow:
 			ps.add(l.pos, l.path, "%s is outside the service's allow list; a lan service binds loopback or an address inside its LAN (use restricted or public for a wildcard)", describeAddr(s.Address, s.V6Only))
 		default:
 			ps.add(l.pos, l.path, "%s is not a loopback address; a %s service must bind 127.0.0.0/8 or ::1", describeAddr(s.Address, s.V6Only), s.Access)
@@ -212,7 +212,7 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 	if !s.Access.TakesAllow() {
 		if len(s.Allow) > 0 {
 			l := sl.at("allow")
-			ps.add(l.pos, l.path, "applies only to lan and restricted services; %s", admits(s.Access))
+			ps.add(l.pos, l.path, "applies only to lan and restricted services; %s", s.Access.Admits())
 		}
 		return
 	}
@@ -292,19 +292,6 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		return
 	}
 	s.AllowPrefixes = prefixes
-}
-
-// admits says in words who a class admits.
-func admits(a Access) string {
-	switch a {
-	case LocalhostOnly:
-		return "localhost_only admits local processes only"
-	case ProxyOnly:
-		return "proxy_only admits the trusted_proxies only"
-	case Public:
-		return "public admits anyone"
-	}
-	return ""
 }
 
 // bindGroup tracks the services declared on one (protocol, port), to find overlapping binds in

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
@@ -132,7 +131,7 @@ func judge(s policy.Service, o observed.Listener) Finding {
 	f.Expected = expected(s)
 	exp := f.Actual.Exposure
 	where := fmt.Sprintf("%s listens on %s, %s", ownerWords(o), addrPort(o.Addr, o.Port), exp.words())
-	loopbackOnly := s.Access == policy.LocalhostOnly || s.Access == policy.ProxyOnly
+	loopbackOnly := s.Access.LoopbackOnly()
 
 	switch {
 	case !s.PermitsBind(o.Addr): // unmaps; "::" is never loopback nor inside an allow list
@@ -143,11 +142,11 @@ func judge(s policy.Service, o observed.Listener) Finding {
 		} else {
 			f.Severity = High
 		}
-		f.Reason = fmt.Sprintf("%s; the policy allows %s", where, classWords(s))
+		f.Reason = fmt.Sprintf("%s; the policy allows %s", where, s.AllowedWords())
 	case s.Address.IsValid() && !sameBinding(s, o):
 		f.Status = Invalid
 		decl := declWords(s)
-		if wider(s, exp) && s.Access != policy.Public {
+		if wider(s, exp) && s.Access.Confined() {
 			f.Severity = High
 			f.Reason = fmt.Sprintf("%s, wider than the declared %s", where, decl)
 		} else {
@@ -266,18 +265,7 @@ func finding(o observed.Listener) Finding {
 }
 
 func expected(s policy.Service) *Expected {
-	e := &Expected{Port: s.Port, Access: s.Access}
-	switch {
-	case s.Address.IsValid():
-		e.Address = s.Address.String()
-	case s.Access == policy.LocalhostOnly || s.Access == policy.ProxyOnly:
-		e.Address = "loopback"
-	case s.Access == policy.LAN:
-		e.Address = "loopback or LAN"
-	default:
-		e.Address = "any"
-	}
-	return e
+	return &Expected{Port: s.Port, Access: s.Access, Address: s.PermittedAddresses()}
 }
 
 // ownerWords names who holds a socket ("nginx (pid 900, unit nginx.service) and 3 more"), or
@@ -300,21 +288,9 @@ func ownerWords(o observed.Listener) string {
 	return "a process not visible here (another PID namespace, or it has just closed the socket)"
 }
 
-func classWords(s policy.Service) string {
-	switch s.Access {
-	case policy.LocalhostOnly:
-		return "localhost only"
-	case policy.ProxyOnly:
-		return "the proxy only, on loopback"
-	case policy.LAN:
-		return "loopback or its LAN addresses (" + shortList(s.Allow) + ")"
-	}
-	return string(s.Access)
-}
-
 func declWords(s policy.Service) string {
 	if !s.Address.IsValid() {
-		return fmt.Sprintf("%s %s port %d", classWords(s), s.Protocol, s.Port)
+		return fmt.Sprintf("%s %s port %d", s.AllowedWords(), s.Protocol, s.Port)
 	}
 	d := addrPort(s.Address, s.Port)
 	if s.Address == netip.IPv6Unspecified() {
@@ -329,13 +305,6 @@ func declWords(s policy.Service) string {
 
 func addrPort(a netip.Addr, port uint16) string {
 	return netip.AddrPortFrom(a.WithZone(""), port).String()
-}
-
-func shortList(items []string) string {
-	if len(items) > 3 {
-		return strings.Join(items[:3], ", ") + fmt.Sprintf(" and %d more", len(items)-3)
-	}
-	return strings.Join(items, ", ")
 }
 
 // statusRank orders statuses worst first.

@@ -272,23 +272,16 @@ func addressCell(s policy.Service) string {
 		return ":: (v6only)"
 	case s.Address.IsValid():
 		return s.Address.String()
-	case s.Access == policy.LocalhostOnly || s.Access == policy.ProxyOnly:
+	case s.Access.LoopbackOnly():
 		return "(any loopback)"
-	case s.Access == policy.LAN:
-		return "(loopback or lan)"
 	}
-	return "(any)"
+	return "(" + strings.ToLower(s.PermittedAddresses()) + ")"
 }
 
 // clientsCell says who may reach a service, long lists shortened.
 func clientsCell(p *policy.Policy, s policy.Service) string {
-	switch s.Access {
-	case policy.LocalhostOnly:
-		return "local processes"
-	case policy.ProxyOnly:
-		return "trusted proxies only"
-	case policy.Public:
-		return "anyone"
+	if w := s.ClientWords(); w != "" {
+		return w
 	}
 	var parts []string
 	for _, a := range s.Allow {

@@ -145,27 +145,19 @@ const serviceFamilies = "AF_UNIX AF_INET AF_INET6"
 
 // ipAllow is the IPAddressAllow= list; nil means no IP filter (a public service).
 func ipAllow(p *policy.Policy, s policy.Service, egress []netip.Prefix) ([]string, string) {
-	var allow []string
-	note := ""
-	switch s.Access {
-	case policy.Public:
-		return nil, "public: reachable by anyone, so no IP filter"
-	case policy.LocalhostOnly:
-		allow = []string{"localhost"}
-		note = "localhost_only: loopback only"
-	case policy.ProxyOnly:
-		allow = []string{"localhost"}
-		for _, t := range p.TrustedProxies {
-			if !t.Addr().IsLoopback() {
-				allow = append(allow, t.String())
-			}
-		}
-		note = "proxy_only: loopback and the trusted proxies"
-	case policy.LAN, policy.Restricted:
-		allow = []string{"localhost"}
-		for _, a := range s.AllowPrefixes {
-			allow = append(allow, a.String())
-		}
+	reach, anyone := p.ReachPrefixes(s)
+	if anyone {
+		return nil, fmt.Sprintf("%s: reachable by anyone, so no IP filter", s.Access)
+	}
+	allow := []string{"localhost"}
+	for _, r := range reach {
+		allow = append(allow, r.String())
+	}
+	note := fmt.Sprintf("%s: loopback only", s.Access)
+	switch s.Access.Reach() {
+	case policy.ReachProxies:
+		note = fmt.Sprintf("%s: loopback and the trusted proxies", s.Access)
+	case policy.ReachAllowList:
 		note = fmt.Sprintf("%s: loopback and the allow list", s.Access)
 	}
 	for _, e := range egress {
