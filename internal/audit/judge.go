@@ -161,6 +161,10 @@ func judge(s policy.Service, o observed.Listener) Finding {
 		f.Status = Valid
 		f.Severity = Info
 		f.Reason = fmt.Sprintf("%s, as the policy allows (%s)", where, s.Access)
+		if s.Access.TakesAllow() && exp != ExposureLoopback {
+			// The audit sees where a socket binds, not the firewall in front of it.
+			f.Reason += "; that hosts outside its allow list cannot reach it is not verified (docs/audit.md: verifying reachability)"
+		}
 	}
 	return f
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,7 @@ func newAuditCmd(s Streams) *cobra.Command {
 		policyPath string
 		failOn     string
 		host       string
+		output     string
 		obs        observeFlags
 	)
 	var f *formatFlag
@@ -95,13 +97,15 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
   # The seed's policy; fail only on high and critical findings
   bindguard audit --policy service-bindings.yaml --fail-on high
 
-  # For the node exporter's textfile collector
-  bindguard audit --format prometheus > /var/lib/node_exporter/bindguard.prom`,
+  # For the node exporter's textfile collector, from cron: the file is replaced
+  # atomically, and findings do not make cron mail an error
+  bindguard audit --format prometheus --fail-on never --output /var/lib/node_exporter/textfile/bindguard.prom`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			never := failOn == "never"
 			threshold, err := audit.ParseSeverity(failOn)
-			if err != nil {
-				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--fail-on: %w", err)}
+			if err != nil && !never {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--fail-on: %w, or never", err)}
 			}
 			p, err := findPolicy(s, policyPath)
 			if err != nil {
@@ -114,23 +118,28 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 			rep := audit.Judge(p, snap.Sockets)
 			meta := reportMeta(s, host, p, snap)
 			format := f.value
-			if !cmd.Flags().Changed("format") && !isTerminal(s.Out) {
-				format = "json"
-			}
-			if err := report.Render(s.Out, format, meta, rep, format == "table" && colour(s.Out)); err != nil {
+			if output != "" {
+				var buf bytes.Buffer
+				if err := report.Render(&buf, format, meta, rep, false); err != nil {
+					return err
+				}
+				if err := writeFileAtomic(output, buf.Bytes()); err != nil {
+					return fmt.Errorf("--output: %w", err)
+				}
+			} else if err := report.Render(s.Out, format, meta, rep, format == "table" && colour(s.Out)); err != nil {
 				return err
 			}
-			if rep.Fails(threshold) {
+			if !never && rep.Fails(threshold) {
 				return &exitError{Code: ExitViolation}
 			}
 			return nil
 		},
 	}
 	f = addFormatFlag(cmd, "table", report.Formats...)
-	cmd.Flag("format").Usage = "output format: table, json, prometheus or zabbix (default: table on a terminal, json otherwise)"
-	cmd.Flag("format").DefValue = "" // the default depends on the terminal, as the usage says
+	cmd.Flag("format").Usage = "output format: table, json, prometheus or zabbix"
 	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file, native or seed format (default: ./bindguard.yaml, /etc/bindguard/bindguard.yaml, else the built-in catalogue)")
-	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical")
+	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical; never: exit 0 whatever is found")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the report to this file, replaced atomically (a temporary file in the same directory, then a rename), instead of standard output")
 	cmd.Flags().StringVar(&host, "host", "", "host name to put in the report (default: this host's name)")
 	obs.add(cmd)
 	return cmd

@@ -40,7 +40,7 @@ func TestAuditGolden(t *testing.T) {
 		{"json", []string{"--policy", auditPolicy, "--format", "json"}, 1, "audit-basic.json"},
 		{"prometheus", []string{"--policy", auditPolicy, "--format", "prometheus"}, 1, "audit-basic.prom"},
 		{"zabbix", []string{"--policy", auditPolicy, "--format", "zabbix"}, 1, "audit-basic.zabbix"},
-		{"default is json when not a terminal", []string{"--policy", auditPolicy}, 1, "audit-basic.json"},
+		{"default is the table, piped or not", []string{"--policy", auditPolicy}, 1, "audit-basic.table"},
 		{"catalogue", []string{"--policy", "", "--format", "table"}, 1, "audit-catalogue.table"},
 		{"fail-on critical", []string{"--policy", auditPolicy, "--format", "json", "--fail-on", "critical"}, 1, "audit-basic.json"},
 		{"malformed lines are skipped and reported", []string{"--policy", auditPolicy, "--format", "table", "--fail-on", "critical"}, 1, "audit-malformed.table"},

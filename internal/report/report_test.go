@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,12 @@ func splitSender(t *testing.T, line string) []string {
 
 func TestTableColour(t *testing.T) {
 	m, r := sample(t)
+	// One group with severities whose escape codes differ in length.
+	r.Findings = append(r.Findings, audit.Finding{
+		Status: audit.Unexpected, Severity: audit.Low, Protocol: policy.TCP, Reason: "loopback",
+		Actual: &audit.Actual{Address: "127.0.0.1", Port: 9999, Family: observed.IPv4, Exposure: audit.ExposureLoopback, Netns: "host"},
+	})
+	r.Summary.Unexpected++
 	var plain, colour bytes.Buffer
 	if err := report.Table(&plain, m, r, false); err != nil {
 		t.Fatal(err)
@@ -173,4 +180,11 @@ func TestTableColour(t *testing.T) {
 	if !strings.Contains(colour.String(), "\x1b[1m\x1b[31mcritical") {
 		t.Errorf("no red critical in colour output:\n%s", colour.String())
 	}
+	// Escape codes of different lengths per severity must not move the columns: without
+	// them, the coloured table is the plain one.
+	if got := ansiRE.ReplaceAllString(colour.String(), ""); got != plain.String() {
+		t.Errorf("coloured table, codes removed, differs from the plain one:\n%s\nplain:\n%s", got, plain.String())
+	}
 }
+
+var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")

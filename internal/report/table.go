@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -61,7 +62,11 @@ func Table(w io.Writer, m Meta, r *audit.Report, color bool) error {
 			continue
 		}
 		ew.printf("\n%s (%d)\n", strings.ToUpper(string(st)), n)
-		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+		// The columns are laid out without colour, and the severity painted afterwards:
+		// tabwriter would count escape codes (of different lengths per severity) as text.
+		var laid bytes.Buffer
+		tw := tabwriter.NewWriter(&laid, 0, 0, 2, ' ', 0)
+		var sevs []audit.Severity
 		cols := []string{"SEVERITY", "PROTO", "LOCAL ADDRESS"}
 		if showNetns {
 			cols = append(cols, "NETNS")
@@ -72,9 +77,8 @@ func Table(w io.Writer, m Meta, r *audit.Report, color bool) error {
 			if f.Status != st {
 				continue
 			}
-			// Pad before painting so escape codes do not upset the column widths.
-			sev := fmt.Sprintf("%-8s", f.Severity)
-			row := []string{paint(severityColour(f.Severity), sev), string(f.Protocol), local(f)}
+			sevs = append(sevs, f.Severity)
+			row := []string{f.Severity.String(), string(f.Protocol), local(f)}
 			if showNetns {
 				row = append(row, dash(netns(f)))
 			}
@@ -82,6 +86,15 @@ func Table(w io.Writer, m Meta, r *audit.Report, color bool) error {
 			_, _ = fmt.Fprintln(tw, "  "+strings.Join(row, "\t"))
 		}
 		_ = tw.Flush()
+		for i, line := range strings.SplitAfter(laid.String(), "\n") {
+			if i == 0 || i > len(sevs) || !color {
+				ew.printf("%s", line)
+				continue
+			}
+			sev := sevs[i-1].String()
+			rest := strings.TrimPrefix(line, "  "+sev)
+			ew.printf("  %s%s", paint(severityColour(sevs[i-1]), sev), rest)
+		}
 	}
 	if len(r.Findings) == 0 {
 		ew.printf("\nnothing listens, and the policy declares nothing\n")
