@@ -172,7 +172,11 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				_ = l.Close()
 				return fmt.Errorf("refusing to serve on %s without TLS (--web.config.file with tls_server_config) or an allow list (declare the service %q as lan or restricted in the policy); --insecure-listen to do it anyway", l.Addr(), systemd.SelfService)
 			}
-			server := &http.Server{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			server := &http.Server{
+				ReadHeaderTimeout: monitor.ReadHeaderTimeout, ReadTimeout: monitor.ReadTimeout,
+				WriteTimeout: monitor.WriteTimeout, IdleTimeout: monitor.IdleTimeout, MaxHeaderBytes: monitor.MaxHeaderBytes,
+				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			}
 			info := monitor.ServeInfo{PID: os.Getpid(), Listen: bound.String(), Started: time.Now().UTC()}
 			front.Info(&info)
 			info.URL = info.Scheme + "://" + askAddr(bound).String()
