@@ -153,11 +153,16 @@ func (f *Front) admits(remote string) bool {
 
 // ServeHTTP runs the chain.
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if d := f.cfg.Guard.Check(r); !d.Allowed {
+	d := f.cfg.Guard.Check(r)
+	if !d.Allowed {
 		f.refuse(r, d)
 		w.Header().Set("Connection", "close")
 		access.Deny(w)
 		return
+	}
+	if f.log.Enabled(r.Context(), slog.LevelDebug) {
+		f.log.DebugContext(r.Context(), "access decision", "allowed", true, "access", string(d.Access),
+			"method", r.Method, "path", r.URL.Path, "client", d.Client.Peer.String())
 	}
 	if f.cfg.WebConfigFile == "" {
 		f.next.ServeHTTP(w, r)
