@@ -156,7 +156,7 @@ func TestEndToEnd(t *testing.T) {
 	check("HTTPS /", do(t, lan, "GET", site+"/", nil), 200, "<h1>Aktienanalyse</h1>")
 	check("HTTP / redirects", do(t, lan, "GET", "http://"+e2eServer+"/api/portfolio", nil), 301, "Location: https://"+e2eServer+"/api/portfolio")
 	check("/api/portfolio", do(t, lan, "GET", site+"/api/portfolio", nil), 200, `"symbol":"SAP"`)
-	check("/health by nginx", do(t, outside, "GET", "https://"+e2eServerOut+"/health", nil), 200, "healthy")
+	check("/health by nginx", do(t, outside, "GET", "https://"+e2eServer+"/health", nil), 200, "healthy")
 	check("/internal/metrics", do(t, lan, "GET", site+"/internal/metrics", forged), 404, "")
 	check("/admin/", do(t, lan, "GET", site+"/admin/", nil), 404, "")
 	check("/api/../internal/metrics", do(t, lan, "GET", site+"/api/%2e%2e/internal/metrics", forged), 404, "")
@@ -169,9 +169,13 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("forged XFF refusal has Content-Type %q, want application/problem+json (from bindguard's middleware)", r.ctype)
 	}
 	check("/monitoring from the LAN", do(t, lan, "GET", site+"/monitoring", nil), 200, "<h1>Monitoring</h1>")
-	check("/monitoring from outside", do(t, outside, "GET", "https://"+e2eServerOut+"/monitoring", nil), 403, "")
+	check("/monitoring from outside", do(t, outside, "GET", "https://"+e2eServer+"/monitoring", nil), 403, "")
 	check("status for the monitoring host", do(t, monitor, "GET", "http://"+e2eServer+":8080/nginx-status", nil), 200, "Active connections")
 	check("status detail for the monitoring host", do(t, monitor, "GET", "http://"+e2eServer+":8080/health-detailed", nil), 200, "healthy")
+	// A name the policy does not declare (here the server's other address, as DNS rebinding
+	// would present it) is refused on every listener.
+	check("HTTPS, undeclared Host", do(t, outside, "GET", "https://"+e2eServerOut+"/health", nil), 421, "")
+	check("status, undeclared Host", do(t, monitor, "GET", "http://"+e2eServerOut+":8080/nginx-status", nil), 421, "")
 	check("status for a LAN client", do(t, lan, "GET", "http://"+e2eServer+":8080/nginx-status", nil), 403, "")
 
 	// The services' own ports refuse connections from the network.
@@ -193,7 +197,7 @@ func TestEndToEnd(t *testing.T) {
 	// A burst beyond the rate limit (10/s, burst 20) is answered 429.
 	limited := 0
 	for range 40 {
-		if do(t, outside, "GET", "https://"+e2eServerOut+"/api/portfolio", nil).status == http.StatusTooManyRequests {
+		if do(t, outside, "GET", "https://"+e2eServer+"/api/portfolio", nil).status == http.StatusTooManyRequests {
 			limited++
 		}
 	}

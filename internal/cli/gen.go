@@ -40,13 +40,20 @@ func newGenNginxCmd(s Streams) *cobra.Command {
 
   bindguard.conf           the site: HTTP to HTTPS redirect, TLS 1.2/1.3, security
                            headers, a location per route (methods, clients, rate
-                           limits), blocked paths, the health answer, and the
-                           status server for the monitoring hosts
+                           limits), blocked paths (however spelt: case, ";"
+                           parameters, trailing dots, percent-encoding), the
+                           health answer, the status server for the monitoring
+                           hosts, and on every listener a default server that
+                           refuses names the policy does not declare (421; TLS
+                           handshakes rejected)
   bindguard-security.conf  the http-context zones the limits use (conf.d)
 
 Listen addresses and upstreams come from the policy's services. X-Forwarded-For
 is appended ($proxy_add_x_forwarded_for), which bindguard's access middleware,
 trusting only nginx, walks from the right: a client cannot forge its address.
+
+Every value written into a directive is checked again here, and refused with
+its field; the policy's file name goes only into comments, quoted and escaped.
 
 Without --output both files are written to standard output, each after a
 "# ==> NAME <==" line. Check the result with nginx -t.`,

@@ -10,10 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/spf13/cobra"
 
@@ -43,19 +43,23 @@ func newServeCmd(s Streams) *cobra.Command {
 		policyPath, listenAddr, dataDir, webConfig, redisURL string
 		interval, retention                                  time.Duration
 		insecure, debug                                      bool
+		maxConns                                             int
 		obs                                                  observeFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "serve [--policy FILE] [--listen ADDR] [--interval 10s] [--data DIR]",
+		Use:   "serve [--policy FILE] [--web.listen-address ADDR] [--interval 10s] [--data DIR]",
 		Short: "Audit continuously, keep a drift history, serve metrics and the latest report",
 		Long: `Run the monitor: audit on start and every --interval, turn every change into a
 drift event (a socket appeared, disappeared or changed status; the policy was
 reloaded), keep the events in an embedded store under --data before anything
 else sees them, and serve over HTTP:
 
+  /               a landing page with links to the endpoints
   /metrics        Prometheus metrics (score, findings, per-service compliance,
-                  audit duration, errors, last success)
-  /health         200 while the last audit succeeded and is fresh, else 503
+                  audit duration, errors, last success, the last reload's
+                  outcome, build info, Go and process metrics)
+  /health         200 while the last audit succeeded and is fresh, else 503;
+                  a refused policy reload is reported in the body (still 200)
   /api/v1/audit   the latest report (as audit --format json)
   /api/v1/events  drift events, ?since=1h or an RFC 3339 time (default 24h)
   /api/v1/zabbix  the seed's Zabbix figures, for 'bindguard zabbix get'
@@ -66,12 +70,21 @@ bindguard:events stream, retrying from the store while Redis is down.
 
 The listener is opened through bindguard's own listen package, on loopback by
 default, or where the policy's service named "bindguard" says; bindguard's
-access middleware guards every endpoint. TLS and basic auth come from
+access list is checked first, by the client's address: a refused client gets
+403 and its connection closed, before any password check, rate limit or web
+configuration read. TLS, basic auth, headers and a rate limit come from
 --web.config.file (Prometheus exporter-toolkit format). Beyond loopback it
 refuses to start without TLS or an allow list unless --insecure-listen.
+Connections are bounded (--web.max-connections, and below the open-files
+limit so audits always have descriptors; refused addresses have a budget of
+their own) and every phase has a timeout.
 
-SIGHUP reloads the policy (an invalid one is refused and logged; the old one
-stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
+While it runs, serve records where it listens in DATA/serve.json (0600,
+removed on a clean exit), so that 'bindguard events' with no flags asks it.
+
+SIGHUP reloads the policy (an invalid one is refused and logged, reported by
+/health and bindguard_config_last_reload_successful; the old one stays);
+SIGTERM stops cleanly. Logs are JSON on standard error.`,
 		Example: `  # Against ./bindguard.yaml (or the built-in catalogue), on 127.0.0.1:9847
   sudo bindguard serve --netns all
 
@@ -89,17 +102,25 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			}
 			addr, err := listen.ParseListen(listenAddr)
 			if err != nil {
-				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--listen %w", err)}
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--web.listen-address %w", err)}
+			}
+			listenSet := cmd.Flags().Changed("web.listen-address") || cmd.Flags().Changed("listen")
+			if maxConns < 2 {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--web.max-connections %d: at least 2", maxConns)}
 			}
 			path, err := findPolicyPath(s, policyPath)
 			if err != nil {
 				return err
 			}
-			tlsOn, err := webConfigTLS(webConfig)
-			if err != nil {
-				return err
+			if webConfig != "" {
+				if err := web.Validate(webConfig); err != nil {
+					return fmt.Errorf("--web.config.file %s: %w", webConfig, err)
+				}
 			}
 			store, err := monitor.OpenStore(dataDir, false)
+			if errors.Is(err, monitor.ErrLocked) {
+				return storeHeld(dataDir)
+			}
 			if err != nil {
 				return err
 			}
@@ -123,35 +144,49 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				defer func() { _ = rs.Close() }()
 				m.AddSink(rs)
 			}
-			svcPol, err := selfPolicy(m.Policy(), addr, cmd.Flags().Changed("listen"))
+			svcPol, err := selfPolicy(m.Policy(), addr, listenSet)
 			if err != nil {
 				return err
 			}
 			self, _ := svcPol.Lookup(systemd.SelfService)
+			g, err := access.NewGuard(svcPol, systemd.SelfService)
+			if err != nil {
+				return err
+			}
+			admitted, refused, nofile := connBudget(maxConns)
+			reloads := monitor.NewReloadStatus(time.Now())
+			v, rev := buildVersion()
+			front, err := monitor.NewFront(monitor.FrontConfig{Guard: g, WebConfigFile: webConfig, Logger: logger,
+				MaxConns: admitted, MaxRefusedConns: refused},
+				m.HandlerWith(monitor.HandlerOptions{Version: v, Revision: rev, Reloads: reloads}))
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			l, err := listen.Listen(ctx, svcPol, systemd.SelfService, listen.WithLogger(logger))
 			if err != nil {
 				return err
 			}
-			bound := netip.MustParseAddrPort(l.Addr().String()).Addr()
-			if !bound.IsLoopback() && !tlsOn && !self.Access.TakesAllow() && !insecure {
+			bound := netip.MustParseAddrPort(l.Addr().String())
+			if !bound.Addr().IsLoopback() && !front.TLS() && !self.Access.TakesAllow() && !insecure {
 				_ = l.Close()
 				return fmt.Errorf("refusing to serve on %s without TLS (--web.config.file with tls_server_config) or an allow list (declare the service %q as lan or restricted in the policy); --insecure-listen to do it anyway", l.Addr(), systemd.SelfService)
 			}
-			g, err := access.NewGuard(svcPol, systemd.SelfService)
-			if err != nil {
+			server := &http.Server{
+				ReadHeaderTimeout: monitor.ReadHeaderTimeout, ReadTimeout: monitor.ReadTimeout,
+				WriteTimeout: monitor.WriteTimeout, IdleTimeout: monitor.IdleTimeout, MaxHeaderBytes: monitor.MaxHeaderBytes,
+				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			}
+			info := monitor.ServeInfo{PID: os.Getpid(), Listen: bound.String(), Started: time.Now().UTC()}
+			front.Info(&info)
+			info.URL = info.Scheme + "://" + askAddr(bound).String()
+			if err := monitor.WriteServeInfo(dataDir, info); err != nil {
 				_ = l.Close()
 				return err
 			}
-			server := &http.Server{
-				Handler:           access.Middleware(g, logger, m.Handler()),
-				ReadHeaderTimeout: 10 * time.Second,
-				ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-			}
+			defer func() { _ = monitor.RemoveServeInfo(dataDir, info.PID) }()
 			serveErr := make(chan error, 1)
-			go func() {
-				serveErr <- web.Serve(l, server, &web.FlagConfig{WebConfigFile: &webConfig}, logger)
-			}()
+			go func() { serveErr <- front.Serve(l, server) }()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -159,11 +194,16 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			defer stop()
 			done := make(chan error, 1)
 			go func() { done <- m.Run(runCtx) }()
-			logger.Info("bindguard serve started", "policy", m.Policy().Source, "listen", l.Addr().String(), "interval", interval.String(), "data", dataDir)
+			logger.Info("bindguard serve started", "policy", m.Policy().Source, "listen", l.Addr().String(), "url", info.URL,
+				"interval", interval.String(), "data", dataDir, "max_connections", admitted, "max_refused_connections", refused, "open_files_limit", nofile)
 			for {
 				select {
 				case <-hup:
-					_ = m.Reload(runCtx)
+					before := m.Policy()
+					err := m.Reload(runCtx)
+					// The policy in force changed: the reload succeeded (an audit error after it
+					// is the audit's). With no policy file there is nothing to reload.
+					reloads.Record(time.Now(), m.Policy() != before || path == "", err)
 				case err := <-serveErr:
 					stop()
 					<-done
@@ -184,7 +224,10 @@ stays); SIGTERM stops cleanly. Logs are JSON on standard error.`,
 		},
 	}
 	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file (default ./bindguard.yaml, then /etc/bindguard/bindguard.yaml, else the built-in catalogue)")
-	cmd.Flags().StringVar(&listenAddr, "listen", fmt.Sprintf("127.0.0.1:%d", systemd.DefaultSelfPort), "where to serve HTTP (the policy's service \"bindguard\" decides where that may be)")
+	defListen := fmt.Sprintf("127.0.0.1:%d", systemd.DefaultSelfPort)
+	cmd.Flags().StringVar(&listenAddr, "web.listen-address", defListen, "where to serve HTTP (the policy's service \"bindguard\" decides where that may be)")
+	cmd.Flags().StringVar(&listenAddr, "listen", defListen, "alias of --web.listen-address")
+	cmd.Flags().IntVar(&maxConns, "web.max-connections", 64, "connections open at once (kept below half the open-files limit, less a reserve for audits); an eighth of them for refused addresses")
 	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between audits")
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long delivered events are kept")
 	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the event store")
@@ -204,7 +247,7 @@ func selfPolicy(p *policy.Policy, addr netip.AddrPort, listenSet bool) (*policy.
 	svc, declared := p.Lookup(systemd.SelfService)
 	if declared {
 		if listenSet && (svc.Port != addr.Port() || (svc.Address.IsValid() && svc.Address != addr.Addr())) {
-			return nil, fmt.Errorf("--listen %s contradicts the policy's service %q (%s port %d)", addr, systemd.SelfService, svc.Address, svc.Port)
+			return nil, fmt.Errorf("--web.listen-address %s contradicts the policy's service %q (%s port %d)", addr, systemd.SelfService, svc.Address, svc.Port)
 		}
 		if !svc.Address.IsValid() {
 			svc.Address = addr.Addr()
@@ -223,26 +266,61 @@ func selfPolicy(p *policy.Policy, addr netip.AddrPort, listenSet bool) (*policy.
 	return sp, nil
 }
 
-// webConfigTLS validates an exporter-toolkit web configuration and says whether it turns TLS on.
-func webConfigTLS(path string) (bool, error) {
-	if path == "" {
-		return false, nil
+// auditReserve is how many file descriptors are kept for audits, the store and the runtime,
+// whatever the connections do.
+const auditReserve = 64
+
+// connBudget is how many connections serve keeps open at once, for admitted and for refused
+// addresses: at most limit, and at most half of what the open-files limit leaves after the
+// audits' reserve (Go raises the soft limit to the hard one at start). It also returns the
+// limit.
+func connBudget(limit int) (admitted, refused int, nofile uint64) {
+	total := limit
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		nofile = rl.Cur
+		if avail := (int64(rl.Cur) - auditReserve) / 2; avail < int64(total) { // #nosec G115 -- rlimits fit in int64
+			total = int(avail)
+		}
 	}
-	if err := web.Validate(path); err != nil {
-		return false, fmt.Errorf("--web.config.file %s: %w", path, err)
+	total = max(total, 2)
+	refused = max(1, total/8)
+	return total - refused, refused, nofile
+}
+
+// askAddr is where a local client reaches a listener: a wildcard on loopback.
+func askAddr(a netip.AddrPort) netip.AddrPort {
+	switch {
+	case a.Addr() == netip.IPv4Unspecified():
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), a.Port())
+	case a.Addr() == netip.IPv6Unspecified():
+		return netip.AddrPortFrom(netip.IPv6Loopback(), a.Port())
 	}
-	b, err := os.ReadFile(path) // #nosec G304 -- the operator's configuration file
-	if err != nil {
-		return false, fmt.Errorf("--web.config.file: %w", err)
+	return a
+}
+
+// storeHeld explains that another process holds the store, naming the serve that does when it
+// recorded itself.
+func storeHeld(dataDir string) error {
+	if info, err := monitor.ReadServeInfo(dataDir); err == nil {
+		return fmt.Errorf("another bindguard serve (pid %d, at %s) holds the store in %s: stop it first, or give this one its own --data", info.PID, info.URL, dataDir)
 	}
-	var c struct {
-		TLS struct {
-			Cert     string `yaml:"cert"`
-			CertFile string `yaml:"cert_file"`
-		} `yaml:"tls_server_config"`
+	return fmt.Errorf("another process holds the store in %s (a bindguard serve, or bindguard events reading it): stop it first, or give this one its own --data", dataDir)
+}
+
+// buildVersion is the module version ("devel" for a development build) and the VCS revision
+// the build recorded, for bindguard_build_info.
+func buildVersion() (version, revision string) {
+	version = "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
 	}
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		return false, fmt.Errorf("--web.config.file %s: %w", path, err)
-	}
-	return c.TLS.Cert != "" || c.TLS.CertFile != "", nil
+	return version, revision
 }

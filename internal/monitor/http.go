@@ -3,11 +3,14 @@ package monitor
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bindguard/bindguard/internal/report"
@@ -22,14 +25,35 @@ var (
 		"When the last successful audit ran, in seconds since the Unix epoch (0: none yet).", nil, nil)
 	descUp = prometheus.NewDesc("bindguard_audit_up",
 		"1 when the last audit succeeded and is fresh, else 0.", nil, nil)
+	descBuild = prometheus.NewDesc("bindguard_build_info",
+		"Always 1, labelled with bindguard's version, VCS revision and Go version.", []string{"version", "revision", "goversion"}, nil)
+	descReloadOK = prometheus.NewDesc("bindguard_config_last_reload_successful",
+		"1 when the last policy reload (SIGHUP) succeeded, or none failed since start; 0 when it was refused and the old policy stays.", nil, nil)
+	descReloadTime = prometheus.NewDesc("bindguard_config_last_reload_success_timestamp_seconds",
+		"When the policy in force was loaded, in seconds since the Unix epoch.", nil, nil)
 )
 
-type collector struct{ m *Monitor }
+// HandlerOptions add to the monitor's endpoints.
+type HandlerOptions struct {
+	// Version and Revision label bindguard_build_info and head the landing page.
+	Version, Revision string
+	// Reloads, when set, is reported in /health's body and as bindguard_config_last_reload_*.
+	Reloads *ReloadStatus
+}
+
+type collector struct {
+	m    *Monitor
+	opts HandlerOptions
+}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	report.Collector{}.Describe(ch)
-	for _, d := range []*prometheus.Desc{descDuration, descErrors, descLastOK, descUp} {
+	for _, d := range []*prometheus.Desc{descDuration, descErrors, descLastOK, descUp, descBuild} {
 		ch <- d
+	}
+	if c.opts.Reloads != nil {
+		ch <- descReloadOK
+		ch <- descReloadTime
 	}
 }
 
@@ -54,14 +78,66 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(errs))
 	ch <- prometheus.MustNewConstMetric(descLastOK, prometheus.GaugeValue, last)
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+	v, rev := c.opts.Version, c.opts.Revision
+	if v == "" {
+		v = "devel"
+	}
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, v, rev, runtime.Version())
+	if c.opts.Reloads != nil {
+		ok, last, _, _ := c.opts.Reloads.Last()
+		okv := 0.0
+		if ok {
+			okv = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descReloadOK, prometheus.GaugeValue, okv)
+		ch <- prometheus.MustNewConstMetric(descReloadTime, prometheus.GaugeValue, float64(last.Unix()))
+	}
 }
 
-// Handler serves /metrics, /health, /api/v1/audit and /api/v1/events.
-func (m *Monitor) Handler() http.Handler {
+// landing is the page at /: what this is and where the endpoints are. No script, no style,
+// nothing loaded from elsewhere (landingCSP forbids it all).
+var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>bindguard serve</title></head>
+<body>
+<h1>bindguard serve</h1>
+<p>bindguard {{.Version}} audits this host's listening sockets against its policy.</p>
+<ul>
+<li><a href="metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="health">/health</a>: the last audit's health</li>
+<li><a href="api/v1/audit">/api/v1/audit</a>: the latest report (bindguard.audit.v1)</li>
+<li><a href="api/v1/events?since=24h">/api/v1/events</a>: drift events (bindguard.events.v1)</li>
+<li><a href="api/v1/zabbix">/api/v1/zabbix</a>: the seed's Zabbix figures</li>
+</ul>
+</body>
+</html>
+`))
+
+// landingCSP allows the landing page nothing beyond its own HTML.
+const landingCSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// Handler serves /metrics, /health, /api/v1/audit, /api/v1/events and /api/v1/zabbix.
+func (m *Monitor) Handler() http.Handler { return m.HandlerWith(HandlerOptions{}) }
+
+// HandlerWith is Handler with build information, the reload status, Go and process metrics
+// and a landing page at /.
+func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{m})
+	reg.MustRegister(collector{m, opts}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", landingCSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		v := opts.Version
+		if v == "" {
+			v = "devel"
+		}
+		_ = landing.Execute(w, struct{ Version string }{v})
+	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := m.Health()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -69,6 +145,13 @@ func (m *Monitor) Handler() http.Handler {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		fmt.Fprintln(w, why)
+		// A refused reload is reported, still 200: a liveness probe must not restart the
+		// daemon for it; the old policy is in force.
+		if opts.Reloads != nil {
+			if rok, _, at, err := opts.Reloads.Last(); !rok {
+				fmt.Fprintf(w, "policy reload failed at %s, the previous policy stays in force: %s\n", at.UTC().Format(time.RFC3339), err)
+			}
+		}
 	})
 	mux.HandleFunc("GET /api/v1/audit", func(w http.ResponseWriter, _ *http.Request) {
 		rep, meta := m.Latest()

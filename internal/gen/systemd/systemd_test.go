@@ -68,6 +68,7 @@ func TestErrors(t *testing.T) {
 		{systemd.Options{Service: "redis", Exec: "/bin/x\nExecStartPre=/bin/evil"}, "absolute path"},
 		{systemd.Options{Service: "redis", Exec: "/bin/true", User: "root\nUser=x"}, "not a user name"},
 		{systemd.Options{Self: true, PolicyPath: "/etc/x y.yaml"}, "without spaces"},
+		{systemd.Options{Self: true, PolicyPath: "/etc/$HOME/p.yaml"}, "policy path"},
 	} {
 		if _, err := systemd.Generate(p, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.opts, err, c.want)

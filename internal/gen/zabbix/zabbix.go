@@ -68,11 +68,12 @@ func Generate(o Options) ([]File, error) {
 	if o.Bindguard == "" {
 		o.Bindguard = "/usr/local/bin/bindguard"
 	}
-	if !pathRE.MatchString(o.Bindguard) {
-		return nil, fmt.Errorf("--bindguard %q: want an absolute path (letters, digits, ._/+-)", o.Bindguard)
+	// A zabbix agent reads configuration lines of at most 2048 bytes: keep each value short.
+	if !pathRE.MatchString(o.Bindguard) || len(o.Bindguard) > 256 {
+		return nil, fmt.Errorf("--bindguard %q: want an absolute path (letters, digits, ._/+-) of at most 256 bytes", o.Bindguard)
 	}
-	if o.URL != "" && !urlRE.MatchString(o.URL) {
-		return nil, fmt.Errorf("--url %q: want http://HOST:PORT", o.URL)
+	if o.URL != "" && (!urlRE.MatchString(o.URL) || len(o.URL) > 256) {
+		return nil, fmt.Errorf("--url %q: want http://HOST:PORT, at most 256 bytes", o.URL)
 	}
 	var up, tpl bytes.Buffer
 	if err := userParamsTmpl.Execute(&up, o); err != nil {
