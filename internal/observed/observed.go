@@ -91,6 +91,15 @@ type Process struct {
 	// User is the login name of the real uid, or the uid as a number when it has no name.
 	User string `json:"user"`
 	UID  int    `json:"-"`
+	// Group is the name of the real gid, named like User.
+	Group string `json:"group,omitempty"`
+	GID   int    `json:"-"`
+	// ContainerPID is the pid inside the process's own pid namespace (a container's view),
+	// when that differs from PID (the host's view); 0 otherwise.
+	ContainerPID int `json:"container_pid,omitempty"`
+	// ContainerUID is the uid inside the process's user namespace (an unprivileged
+	// container's view), when that differs from the uid bindguard sees; nil otherwise.
+	ContainerUID *int `json:"container_uid,omitempty"`
 	// Unit is the innermost systemd unit in the process's cgroup (.service or .scope).
 	Unit string `json:"unit"`
 	// Container is a container id (Docker, Podman, containerd, CRI-O; 12 hex digits) or an
@@ -103,6 +112,9 @@ func (p Process) Label() string {
 	var b strings.Builder
 	b.WriteString(cmp.Or(p.Name, "?"))
 	fmt.Fprintf(&b, " (pid %d", p.PID)
+	if p.ContainerPID != 0 && p.ContainerPID != p.PID {
+		fmt.Fprintf(&b, ", pid %d inside", p.ContainerPID)
+	}
 	if p.Unit != "" && (p.Container == "" || !strings.Contains(p.Unit, p.Container)) {
 		fmt.Fprintf(&b, ", unit %s", p.Unit)
 	}

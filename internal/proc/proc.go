@@ -9,8 +9,6 @@
 package proc
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -74,8 +72,10 @@ type Scanner struct {
 	Root string
 	// Workers bounds the parallel scan; 0 means twice GOMAXPROCS, at most 16.
 	Workers int
-	// Users maps uids to names; nil uses the system's user database.
-	Users func(uid int) string
+	// Users and Groups map the uids and gids of processes in bindguard's own mount namespace
+	// to names; nil uses the system's databases. Processes of other mount namespaces
+	// (containers) are named from their own root's /etc/passwd and /etc/group.
+	Users, Groups func(id int) string
 	// Scan chooses the owner scan; empty is OwnerScanAuto.
 	Scan OwnerScan
 }
@@ -203,10 +203,7 @@ func kernelHolders(recs []kernelRecord, want map[uint64]bool) []holders {
 
 // collect reads the processes that hold wanted sockets and builds the result.
 func (s *Scanner) collect(res []holders) *Owners {
-	users := s.Users
-	if users == nil {
-		users = newUserCache()
-	}
+	names := s.newNamer()
 	var owning []int
 	for i := range res {
 		if len(res[i].inodes) > 0 {
@@ -236,11 +233,9 @@ func (s *Scanner) collect(res []holders) *Owners {
 		for _, ino := range r.inodes {
 			o.ByInode[ino] = append(o.ByInode[ino], r.pid)
 		}
-		// User names are looked up here, in one goroutine, through the cache.
+		// Names are looked up here, in one goroutine, through the caches.
 		p := procs[i]
-		if p.UID >= 0 {
-			p.User = users(p.UID)
-		}
+		names.name(&p)
 		o.Procs[r.pid] = p
 	}
 	for _, v := range o.ByInode {
@@ -289,7 +284,7 @@ const maxSmallFile = cgroup.MaxFile
 // process no longer exists.
 func (s *Scanner) readProcess(pid int) (p observed.Process, gone bool) {
 	dir := filepath.Join(s.root(), strconv.Itoa(pid))
-	p = observed.Process{PID: pid, UID: -1}
+	p = observed.Process{PID: pid, UID: -1, GID: -1}
 	b, err := readSmall(filepath.Join(dir, "comm"))
 	switch {
 	case err == nil:
@@ -301,30 +296,14 @@ func (s *Scanner) readProcess(pid int) (p observed.Process, gone bool) {
 		p.Exe = cgroup.Sanitize(strings.TrimSuffix(exe, " (deleted)"))
 	}
 	if b, err := readSmall(filepath.Join(dir, "status")); err == nil {
-		if uid, ok := parseStatusUID(b); ok {
-			p.UID = uid
+		st := parseStatus(b)
+		p.UID, p.GID = st.uid, st.gid
+		if st.nspid != 0 && st.nspid != pid {
+			p.ContainerPID = st.nspid
 		}
 	}
 	if b, err := readSmall(filepath.Join(dir, "cgroup")); err == nil {
 		p.Unit, p.Container = cgroup.Parse(b)
 	}
 	return p, false
-}
-
-// parseStatusUID returns the real uid from a /proc/PID/status "Uid:" line.
-func parseStatusUID(b []byte) (int, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Uid:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		if len(f) == 0 {
-			return 0, false
-		}
-		uid, err := strconv.ParseUint(string(f[0]), 10, 32)
-		return int(uid), err == nil
-	}
-	return 0, false
 }
