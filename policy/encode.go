@@ -150,7 +150,7 @@ func quotedList(items []string) string {
 // writeComment writes one comment line, control characters replaced.
 func writeComment(b *bytes.Buffer, indent, text string) {
 	text = strings.Map(func(r rune) rune {
-		if isControl(r) || r == 0x2028 || r == 0x2029 || r == 0xfeff {
+		if UnsafeRune(r) || r == 0xfeff {
 			return '?'
 		}
 		return r

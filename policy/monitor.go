@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
 )
@@ -21,27 +22,41 @@ const seedMonitorKey = "monitor"
 
 var monitorKeys = []string{"redis"}
 
-// monitor decodes the monitor section.
-func (d *decoder) monitor(n ast.Node, path string) *Monitor {
+// monitor decodes the monitor section, recording in at where its values stand.
+func (d *decoder) monitor(n ast.Node, path string, at *locs) *Monitor {
 	o, ok := d.object(n, path, "a mapping (redis:)", monitorKeys...)
 	if !ok {
 		return nil
 	}
 	m := &Monitor{Pos: o.pos}
-	if n, ok := o.get("redis"); ok {
-		if s, ok := d.str(n, o.field("redis")); ok {
-			if why := checkRedisURL(s); why != "" {
-				d.ps.add(posOf(unwrap(n)), o.field("redis"), "%s", why)
-			} else {
-				m.Redis = s
-			}
+	at.set("monitor", loc{path: path, pos: o.pos})
+	proxyDecoder{d: d, at: at}.str(o, "redis", "monitor.redis", &m.Redis)
+	return m
+}
+
+// validateMonitor checks the monitor section.
+func validateMonitor(ps *problems, p *Policy, at *locs) {
+	m := p.Monitor
+	if m == nil || at.failed("monitor.redis") || (m.Redis == "" && !at.written("monitor.redis")) {
+		return
+	}
+	l := at.at("monitor.redis")
+	for _, r := range m.Redis {
+		if UnsafeRune(r) {
+			ps.add(l.pos, l.path, "%s", unsafeRuneMsg(r))
+			return
 		}
 	}
-	return m
+	if why := checkRedisURL(m.Redis); why != "" {
+		ps.add(l.pos, l.path, "%s", why)
+	}
 }
 
 // checkRedisURL says what is wrong with a Redis URL, or "".
 func checkRedisURL(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Opaque != "" {
 		return "want redis://HOST:PORT/DB (or rediss:// for TLS)"
