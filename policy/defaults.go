@@ -40,8 +40,11 @@ func applyDefaults(p *Policy, sm *sourceMap) {
 		vals = sm.vals
 	}
 	wroteTop := func(key string) bool {
+		if !file {
+			return false
+		}
 		_, ok := sm.top[key]
-		return file && ok
+		return ok
 	}
 	if file && !wroteTop("trusted_proxies") {
 		p.TrustedProxies = DefaultTrustedProxies()

@@ -121,7 +121,7 @@ func writeProxy(b *bytes.Buffer, px *Proxy) {
 		px.Rate, px.Burst, px.Connections, quote(px.BodySize), px.Timeout)
 	if st := px.Status; st != nil {
 		fmt.Fprintf(b, "  status:\n    service: %s\n    path: %s\n    allow: %s\n", quote(st.Service), quote(st.Path), quotedList(st.Allow))
-		if st.DetailPath != "" {
+		if st.DetailPath != "" || st.DetailService != "" || st.DetailUpstream != "" {
 			fmt.Fprintf(b, "    detail:\n      path: %s\n      service: %s\n      upstream_path: %s\n",
 				quote(st.DetailPath), quote(st.DetailService), quote(st.DetailUpstream))
 		}

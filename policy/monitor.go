@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -52,6 +54,8 @@ func validateMonitor(ps *problems, p *Policy, at *locs) {
 	}
 }
 
+var redisHostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+
 // checkRedisURL says what is wrong with a Redis URL, or "".
 func checkRedisURL(s string) string {
 	if !utf8.ValidString(s) {
@@ -60,6 +64,11 @@ func checkRedisURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Opaque != "" {
 		return "want redis://HOST:PORT/DB (or rediss:// for TLS)"
+	}
+	if h := u.Hostname(); !redisHostRE.MatchString(h) {
+		if _, err := netip.ParseAddr(h); err != nil || strings.Contains(h, "%") {
+			return "the host must be a host name or an IP address"
+		}
 	}
 	if u.Port() != "" {
 		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
