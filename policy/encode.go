@@ -133,10 +133,12 @@ func writeMonitor(b *bytes.Buffer, m *Monitor) {
 	if m == nil {
 		return
 	}
-	b.WriteString("monitor:\n")
-	if m.Redis != "" {
-		fmt.Fprintf(b, "  redis: %s\n", quote(m.Redis))
+	if m.Redis == "" {
+		b.WriteString("monitor: {}\n") // "monitor:" alone would read back as null
+		return
 	}
+	b.WriteString("monitor:\n")
+	fmt.Fprintf(b, "  redis: %s\n", quote(m.Redis))
 }
 
 func quotedList(items []string) string {
