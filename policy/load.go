@@ -177,6 +177,8 @@ type svcLoc struct {
 	fields map[string]loc
 	allow  []loc
 	bad    map[string]bool
+	// misspelled are fields an unknown key was taken for: they are not also called missing.
+	misspelled map[string]bool
 }
 
 // at is where a service's field stands, or the service itself if the field was not written.

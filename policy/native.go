@@ -100,18 +100,9 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fields[k] = loc{path: o.field(k), pos: e.keyPos}
 		}
 	}
-	required := func(field, why string) (ast.Node, bool) {
-		n, ok := o.get(field)
-		if !ok {
-			if !o.misspelled[field] {
-				d.ps.add(o.pos, o.field(field), "missing; %s", why)
-			}
-			sl.fail(field)
-		}
-		return n, ok
-	}
+	sl.misspelled = o.misspelled
 
-	if n, ok := required("name", "every service needs a unique name"); ok {
+	if n, ok := o.get("name"); ok {
 		if s.Name, ok = d.str(n, o.field("name")); !ok {
 			sl.fail("name")
 		}
@@ -123,7 +114,7 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fail("protocol")
 		}
 	}
-	if n, ok := required("port", "every service listens on a port 1-65535"); ok {
+	if n, ok := o.get("port"); ok {
 		if s.Port, ok = d.port(n, o.field("port")); !ok {
 			sl.fail("port")
 		}
@@ -138,7 +129,7 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fail("v6only")
 		}
 	}
-	if n, ok := required("access", "say who may reach it: localhost_only, proxy_only, lan, restricted or public"); ok {
+	if n, ok := o.get("access"); ok {
 		v, ok := d.str(n, o.field("access"))
 		s.Access = Access(v)
 		if !ok {

@@ -31,6 +31,9 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 	names := make(map[string]int, len(p.Services))
 	for i := range p.Services {
 		s, sl := &p.Services[i], &sm.services[i]
+		if !sm.synthetic {
+			checkRequired(ps, s, sl)
+		}
 		if first, dup := names[s.Name]; dup && sl.ok("name") {
 			l := sl.at("name")
 			ps.add(l.pos, l.path, "duplicate service name %q (first at line %d); names must be unique", s.Name, p.Services[first].Pos.Line)
@@ -130,6 +133,27 @@ func validateNetworks(ps *problems, p *Policy, sm *sourceMap) map[string]*Networ
 		}
 	}
 	return byName
+}
+
+// checkRequired reports the fields a decoded service must write and did not. (A Service built
+// in code always has them: its zero values are refused by validateService.)
+func checkRequired(ps *problems, s *Service, sl *svcLoc) {
+	for _, f := range []struct {
+		field, why string
+		zero       bool
+	}{
+		{"name", "every service needs a unique name", s.Name == ""},
+		{"port", "every service listens on a port 1-65535", s.Port == 0},
+		{"access", "say who may reach it: localhost_only, proxy_only, lan, restricted or public", s.Access == ""},
+	} {
+		if _, wrote := sl.fields[f.field]; wrote || !f.zero || !sl.ok(f.field) {
+			continue
+		}
+		if !sl.misspelled[f.field] {
+			ps.add(sl.self.pos, joinPath(sl.self.path, f.field), "missing; %s", f.why)
+		}
+		sl.fail(f.field)
+	}
 }
 
 // validateService checks one service; s is read, never written. derived says to check that
