@@ -100,6 +100,7 @@ func parseCatalogue() (*Policy, []CatalogueEntry) {
 		p, sm = d.native(root)
 	}
 	if p != nil {
+		applyDefaults(p, sm)
 		validate(ps, p, sm)
 	}
 	for i, c := range d.categories {

@@ -121,7 +121,7 @@ func writeProxy(b *bytes.Buffer, px *Proxy) {
 		px.Rate, px.Burst, px.Connections, quote(px.BodySize), px.Timeout)
 	if st := px.Status; st != nil {
 		fmt.Fprintf(b, "  status:\n    service: %s\n    path: %s\n    allow: %s\n", quote(st.Service), quote(st.Path), quotedList(st.Allow))
-		if st.DetailPath != "" {
+		if st.DetailPath != "" || st.DetailService != "" || st.DetailUpstream != "" {
 			fmt.Fprintf(b, "    detail:\n      path: %s\n      service: %s\n      upstream_path: %s\n",
 				quote(st.DetailPath), quote(st.DetailService), quote(st.DetailUpstream))
 		}
@@ -133,10 +133,12 @@ func writeMonitor(b *bytes.Buffer, m *Monitor) {
 	if m == nil {
 		return
 	}
-	b.WriteString("monitor:\n")
-	if m.Redis != "" {
-		fmt.Fprintf(b, "  redis: %s\n", quote(m.Redis))
+	if m.Redis == "" {
+		b.WriteString("monitor: {}\n") // "monitor:" alone would read back as null
+		return
 	}
+	b.WriteString("monitor:\n")
+	fmt.Fprintf(b, "  redis: %s\n", quote(m.Redis))
 }
 
 func quotedList(items []string) string {
@@ -150,7 +152,7 @@ func quotedList(items []string) string {
 // writeComment writes one comment line, control characters replaced.
 func writeComment(b *bytes.Buffer, indent, text string) {
 	text = strings.Map(func(r rune) rune {
-		if isControl(r) || r == 0x2028 || r == 0x2029 || r == 0xfeff {
+		if UnsafeRune(r) || r == 0xfeff {
 			return '?'
 		}
 		return r

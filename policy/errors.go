@@ -84,7 +84,12 @@ type problems struct {
 	truncated bool
 }
 
+// add records a problem. A nil *problems records nothing: the defaults step resolves allow lists
+// with the validator's code and leaves the reporting to it.
 func (ps *problems) add(at Position, path, format string, args ...any) {
+	if ps == nil {
+		return
+	}
 	if len(ps.list) >= MaxProblems {
 		ps.truncated = true
 		return

@@ -14,7 +14,8 @@ import (
 
 // FuzzParse seeds from every policy in testdata (valid, hostile and the seed's) and checks that
 // Parse never panics, returns a policy or an *InvalidError (never both, never neither), names
-// the file in every problem, and that whatever it accepts survives Marshal and Parse unchanged.
+// the file in every problem, and that whatever it accepts survives Marshal and Parse unchanged,
+// in every field with meaning.
 func FuzzParse(f *testing.F) {
 	for _, glob := range []string{"../testdata/policy/*/*.yaml", "../testdata/seed/*.yaml"} {
 		files, _ := filepath.Glob(glob)
@@ -50,6 +51,10 @@ func FuzzParse(f *testing.F) {
 		}
 		if diff := cmp.Diff(matrix(p), matrix(back)); diff != "" {
 			t.Fatalf("Marshal changed the matrix (-orig +back):\n%s", diff)
+		}
+		// Parse -> Marshal -> Parse keeps every field with meaning, not only the matrix.
+		if diff := cmp.Diff(p, back, meaning); diff != "" {
+			t.Fatalf("Marshal changed the policy (-orig +back):\n%s\n--- marshalled\n%s", diff, out)
 		}
 	})
 }

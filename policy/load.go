@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/goccy/go-yaml/ast"
 )
@@ -26,7 +27,10 @@ func Load(path string) (*Policy, error) {
 	return Parse(path, src)
 }
 
-// Parse validates a policy held in memory; name is used in problems and as Source.
+// Parse reads a policy held in memory; name is used in problems and as Source. It decodes the
+// YAML (syntax and types: unknown keys, a list where a string belongs), applies Defaults (except
+// to fields the file wrote), then Validate: every semantic and safety rule, each problem at its
+// line and column.
 func Parse(name string, src []byte) (*Policy, error) {
 	ps := &problems{file: name}
 	d := &decoder{ps: ps}
@@ -43,6 +47,7 @@ func Parse(name string, src []byte) (*Policy, error) {
 		}
 	}
 	if p != nil {
+		applyDefaults(p, sm)
 		validate(ps, p, sm)
 	}
 	slices.SortStableFunc(ps.list, func(a, b *Problem) int {
@@ -58,9 +63,13 @@ func Parse(name string, src []byte) (*Policy, error) {
 	return p, nil
 }
 
-// Validate checks a Policy built in code by the rules Load applies to files, and resolves each
-// service's Allow into AllowPrefixes. Problems name fields by path (services[2].address) and
-// carry no line.
+// Validate checks a Policy by every rule Load applies to a file: the same checks, the same
+// messages. Problems name fields by path (services[2].address, proxy.server_names[0]) and carry
+// the positions recorded in the Policy (Service.Pos) where there are any. A Policy built in code
+// goes through Defaults first, as Load's does: Validate does not fill defaults, and refuses
+// AllowPrefixes that do not match the allow lists they are resolved from.
+//
+// Validate never changes p.
 func Validate(p *Policy) error {
 	ps := &problems{file: cmp.Or(p.Source, "policy")}
 	validate(ps, p, nil)
@@ -107,8 +116,55 @@ type sourceMap struct {
 	networks    []netLoc
 	badNetworks []string // networks that failed to decode: allow lists naming them are not checked
 	services    []svcLoc
-	proxy       *proxyLocs
-	synthetic   bool // built by syntheticMap for a Policy made in code
+	// vals records where the top-level scalars, the proxy section and the monitor section stand,
+	// by their path in the Policy's Go values.
+	vals      *locs
+	root      Position
+	synthetic bool // built by syntheticMap for a Policy made in code
+}
+
+// locs maps paths of Go values (proxy.routes[1].path: indexes into the decoded slices) to where
+// the value stands in the file (its path there and its position), and records values that were
+// written but failed to decode. The zero *locs knows of no file: every path stands where it is,
+// at no position.
+type locs struct {
+	m   map[string]loc
+	bad map[string]bool
+}
+
+func newLocs() *locs { return &locs{m: map[string]loc{}, bad: map[string]bool{}} }
+
+func (l *locs) set(path string, at loc) { l.m[path] = at }
+
+func (l *locs) fail(path string) { l.bad[path] = true }
+
+// written reports whether the file wrote the value at path (decoded or not).
+func (l *locs) written(path string) bool {
+	if l == nil {
+		return false
+	}
+	_, ok := l.m[path]
+	return ok
+}
+
+// failed reports whether the value at path was written but could not be decoded: its problem is
+// reported, and nothing more is said of it.
+func (l *locs) failed(path string) bool { return l != nil && l.bad[path] }
+
+// at is where the value at path stands; for a value not written, where its parent stands, with
+// the parent's file path extended by the rest of path.
+func (l *locs) at(path string) loc {
+	if l != nil {
+		if v, ok := l.m[path]; ok {
+			return v
+		}
+	}
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return loc{path: path}
+	}
+	parent := l.at(path[:i])
+	return loc{path: parent.path + path[i:], pos: parent.pos}
 }
 
 type netLoc struct {
@@ -121,6 +177,8 @@ type svcLoc struct {
 	fields map[string]loc
 	allow  []loc
 	bad    map[string]bool
+	// misspelled are fields an unknown key was taken for: they are not also called missing.
+	misspelled map[string]bool
 }
 
 // at is where a service's field stands, or the service itself if the field was not written.
@@ -144,7 +202,7 @@ func (s *svcLoc) fail(field string) { s.bad[field] = true }
 
 // syntheticMap is the source map of a Policy built in code: paths, no positions.
 func syntheticMap(p *Policy) *sourceMap {
-	sm := &sourceMap{top: map[string]loc{}, synthetic: true}
+	sm := &sourceMap{top: map[string]loc{}, vals: newLocs(), synthetic: true}
 	for _, f := range nativeKeys {
 		sm.top[f] = loc{path: f}
 	}

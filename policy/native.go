@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
@@ -16,30 +17,29 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 	if !ok {
 		return nil, nil
 	}
-	p := &Policy{Format: FormatNative, ClientIPHeader: HeaderXForwardedFor}
-	sm := &sourceMap{top: map[string]loc{}}
+	p := &Policy{Format: FormatNative}
+	sm := &sourceMap{top: map[string]loc{}, vals: newLocs(), root: o.pos}
 	for k, e := range o.fields {
 		sm.top[k] = loc{path: k, pos: e.keyPos}
 	}
 
 	if n, ok := o.get("version"); ok {
-		p.Version = d.version(n, "version")
-	} else {
-		d.ps.add(o.pos, "version", "missing; a native policy starts with `version: 1`")
+		sm.vals.set("version", loc{path: "version", pos: posOf(unwrap(n))})
+		var good bool
+		if p.Version, good = d.version(n, "version"); !good {
+			sm.vals.fail("version")
+		}
 	}
 
-	p.TrustedProxies = DefaultTrustedProxies()
 	if n, ok := o.get("trusted_proxies"); ok {
 		p.TrustedProxies, sm.trusted, sm.trustedBad = d.prefixList(n, "trusted_proxies", "; write [] to trust no proxy")
 	}
 
 	if n, ok := o.get("client_ip_header"); ok {
-		if s, ok := d.str(n, "client_ip_header"); ok {
-			if h, known := canonicalHeader(s); known {
-				p.ClientIPHeader = h
-			} else {
-				d.ps.add(posOf(n), "client_ip_header", "%q is not supported; use X-Forwarded-For, Forwarded or X-Real-IP", s)
-			}
+		sm.vals.set("client_ip_header", loc{path: "client_ip_header", pos: posOf(n)})
+		var good bool
+		if p.ClientIPHeader, good = d.str(n, "client_ip_header"); !good {
+			sm.vals.fail("client_ip_header")
 		}
 	}
 
@@ -65,14 +65,12 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 				sm.services = append(sm.services, sl)
 			}
 		}
-	} else {
-		d.ps.add(o.pos, "services", "missing; list the services this host may run (services: [] declares none)")
 	}
 	if n, ok := o.get("proxy"); ok {
-		p.Proxy, sm.proxy = d.proxy(n, "proxy")
+		p.Proxy = d.proxy(n, "proxy", sm.vals)
 	}
 	if n, ok := o.get(seedMonitorKey); ok {
-		p.Monitor = d.monitor(n, seedMonitorKey)
+		p.Monitor = d.monitor(n, seedMonitorKey, sm.vals)
 	}
 	return p, sm
 }
@@ -94,7 +92,7 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 		}
 		d.categories = append(d.categories, Category(c))
 	}
-	s := Service{Protocol: TCP, Pos: o.pos}
+	s := Service{Pos: o.pos}
 	sl := svcLoc{self: loc{path: path, pos: o.pos}, fields: map[string]loc{}, bad: map[string]bool{}}
 	for k, e := range o.fields {
 		sl.fields[k] = loc{path: o.field(k), pos: posOf(unwrap(e.value))}
@@ -102,18 +100,9 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fields[k] = loc{path: o.field(k), pos: e.keyPos}
 		}
 	}
-	required := func(field, why string) (ast.Node, bool) {
-		n, ok := o.get(field)
-		if !ok {
-			if !o.misspelled[field] {
-				d.ps.add(o.pos, o.field(field), "missing; %s", why)
-			}
-			sl.fail(field)
-		}
-		return n, ok
-	}
+	sl.misspelled = o.misspelled
 
-	if n, ok := required("name", "every service needs a unique name"); ok {
+	if n, ok := o.get("name"); ok {
 		if s.Name, ok = d.str(n, o.field("name")); !ok {
 			sl.fail("name")
 		}
@@ -125,7 +114,7 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fail("protocol")
 		}
 	}
-	if n, ok := required("port", "every service listens on a port 1-65535"); ok {
+	if n, ok := o.get("port"); ok {
 		if s.Port, ok = d.port(n, o.field("port")); !ok {
 			sl.fail("port")
 		}
@@ -140,7 +129,7 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fail("v6only")
 		}
 	}
-	if n, ok := required("access", "say who may reach it: localhost_only, proxy_only, lan, restricted or public"); ok {
+	if n, ok := o.get("access"); ok {
 		v, ok := d.str(n, o.field("access"))
 		s.Access = Access(v)
 		if !ok {
@@ -153,7 +142,6 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 			sl.fail("allow")
 		}
 	}
-	s.HostCheck = s.Access == LocalhostOnly
 	if n, ok := o.get("host_check"); ok {
 		if s.HostCheck, ok = d.boolean(n, o.field("host_check")); !ok {
 			sl.fail("host_check")
@@ -172,20 +160,23 @@ func (d *decoder) service(n ast.Node, path string) (Service, svcLoc, bool) {
 	return s, sl, true
 }
 
-// version reads the format version, which must be 1.
-func (d *decoder) version(n ast.Node, path string) int {
+// version reads the format version as written: a plain decimal number (validate says which
+// versions are supported).
+func (d *decoder) version(n ast.Node, path string) (int, bool) {
 	n = unwrap(n)
 	if v, ok := n.(*ast.IntegerNode); ok {
-		if v.GetToken().Value == "1" {
-			return 1
+		text := v.GetToken().Value
+		if decimalRE.MatchString(text) && (len(text) == 1 || text[0] != '0') && len(text) < 10 {
+			n, _ := strconv.Atoi(text)
+			return n, true
 		}
-		d.ps.add(posOf(n), path, "unsupported version %s; this bindguard reads version 1", v.GetToken().Value)
-		return 0
+		d.ps.add(posOf(n), path, "unsupported version %s; this bindguard reads version 1", text)
+		return 0, false
 	}
 	if n != nil {
 		d.ps.add(posOf(n), path, "must be the number 1, got %s", describe(n))
 	}
-	return 0
+	return 0, false
 }
 
 // addr reads an IP literal.

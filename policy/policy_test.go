@@ -267,11 +267,12 @@ func TestValidateBuiltPolicy(t *testing.T) {
 			{Name: "metrics", Protocol: policy.TCP, Port: 9100, Access: policy.LAN, Allow: []string{"lan"}},
 		},
 	}
+	policy.Defaults(good)
 	if err := policy.Validate(good); err != nil {
 		t.Fatal(err)
 	}
 	if got := good.Services[1].AllowPrefixes; len(got) != 1 || got[0].String() != "10.1.1.0/24" {
-		t.Errorf("Validate did not resolve the allow list: %v", got)
+		t.Errorf("Defaults did not resolve the allow list: %v", got)
 	}
 	bad := &policy.Policy{
 		Version: 2, ClientIPHeader: "X-Client",

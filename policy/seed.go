@@ -48,20 +48,17 @@ func (d *decoder) seed(root ast.Node) (*Policy, *sourceMap) {
 	if !ok {
 		return nil, nil
 	}
-	p := &Policy{
-		Format:         FormatSeed,
-		Version:        1,
-		TrustedProxies: DefaultTrustedProxies(),
-		ClientIPHeader: HeaderXForwardedFor,
-	}
-	sm := &sourceMap{top: map[string]loc{}}
+	// The seed format has no version, trusted_proxies or client_ip_header: it is version 1, and
+	// the defaults step gives it the default proxies and header.
+	p := &Policy{Format: FormatSeed, Version: 1}
+	sm := &sourceMap{top: map[string]loc{}, vals: newLocs(), root: posOf(unwrap(root))}
 	for _, g := range groups {
 		if g.key == seedProxyKey {
-			p.Proxy, sm.proxy = d.proxy(g.value, seedProxyKey)
+			p.Proxy = d.proxy(g.value, seedProxyKey, sm.vals)
 			continue
 		}
 		if g.key == seedMonitorKey {
-			p.Monitor = d.monitor(g.value, seedMonitorKey)
+			p.Monitor = d.monitor(g.value, seedMonitorKey, sm.vals)
 			continue
 		}
 		entries, _ := d.mapping(g.value, joinPath("", g.key), "a mapping of service names to bindings")
@@ -87,7 +84,7 @@ func (d *decoder) seedService(group string, e entry) []seedSvc {
 	if !ok {
 		return nil
 	}
-	base := Service{Name: e.key, Protocol: TCP, Pos: e.keyPos}
+	base := Service{Name: e.key, Pos: e.keyPos}
 	fields := map[string]loc{}
 	bad := map[string]bool{}
 	fieldLoc := func(seedKey string) loc {
@@ -129,7 +126,6 @@ func (d *decoder) seedService(group string, e entry) []seedSvc {
 		d.ps.add(o.pos, o.field("access"), "missing; outside %s a seed service must say who may reach it (localhost_only, nginx_only, zabbix_server_only, ...)", seedPublicGroup)
 		bad["access"] = true
 	}
-	base.HostCheck = base.Access == LocalhostOnly
 
 	var allowLocs []loc
 	if n, ok := o.get("allowed_hosts"); ok {

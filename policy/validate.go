@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
@@ -16,37 +17,56 @@ const (
 	maxDescriptionLen = 1024
 )
 
-// validate applies the semantic rules to a decoded policy. sm is nil for a Policy built in
-// code. It fills in each service's AllowPrefixes.
+// validate applies every semantic and safety rule to a policy, decoded (sm from the decoder, for
+// positions and for values that failed to decode) or built in code (sm nil). It never writes to
+// p: derived fields are computed again and compared.
 func validate(ps *problems, p *Policy, sm *sourceMap) {
 	if sm == nil {
 		sm = syntheticMap(p)
 	}
-	if sm.synthetic {
-		// A decoded policy had these checked as they were read.
-		if p.Version != 1 {
-			ps.add(Position{}, "version", "unsupported version %d; this bindguard reads version 1", p.Version)
-		}
-		if h, known := canonicalHeader(p.ClientIPHeader); !known || h != p.ClientIPHeader {
-			ps.add(Position{}, "client_ip_header", "%q is not supported; use X-Forwarded-For, Forwarded or X-Real-IP", p.ClientIPHeader)
-		}
-	}
+	validateTop(ps, p, sm)
 	validateTrusted(ps, p, sm)
 	networks := validateNetworks(ps, p, sm)
 	budget := MaxAllowPrefixes
 	names := make(map[string]int, len(p.Services))
 	for i := range p.Services {
 		s, sl := &p.Services[i], &sm.services[i]
+		if !sm.synthetic {
+			checkRequired(ps, s, sl)
+		}
 		if first, dup := names[s.Name]; dup && sl.ok("name") {
 			l := sl.at("name")
 			ps.add(l.pos, l.path, "duplicate service name %q (first at line %d); names must be unique", s.Name, p.Services[first].Pos.Line)
 		} else if sl.ok("name") {
 			names[s.Name] = i
 		}
-		validateService(ps, p, s, sl, networks, sm.badNetworks, &budget)
+		validateService(ps, p, s, sl, networks, sm.badNetworks, &budget, sm.synthetic)
 	}
 	checkOverlaps(ps, p, sm)
-	validateProxy(ps, p, sm.proxy, networks)
+	validateProxy(ps, p, sm.vals, networks, &budget, sm.synthetic)
+	validateMonitor(ps, p, sm.vals)
+}
+
+// validateTop checks the policy's own fields. A native file must write version and services; a
+// Go value always has them.
+func validateTop(ps *problems, p *Policy, sm *sourceMap) {
+	_, wroteVersion := sm.top["version"]
+	_, wroteServices := sm.top["services"]
+	switch {
+	case !wroteVersion && p.Format == FormatNative:
+		ps.add(sm.root, "version", "missing; a native policy starts with `version: 1`")
+	case sm.vals.failed("version"):
+	case p.Version != 1:
+		l := sm.vals.at("version")
+		ps.add(l.pos, l.path, "unsupported version %d; this bindguard reads version 1", p.Version)
+	}
+	if !wroteServices && p.Format == FormatNative {
+		ps.add(sm.root, "services", "missing; list the services this host may run (services: [] declares none)")
+	}
+	if h, known := canonicalHeader(p.ClientIPHeader); !sm.vals.failed("client_ip_header") && (!known || h != p.ClientIPHeader) {
+		l := sm.vals.at("client_ip_header")
+		ps.add(l.pos, l.path, "%q is not supported; use X-Forwarded-For, Forwarded or X-Real-IP", p.ClientIPHeader)
+	}
 }
 
 func validateTrusted(ps *problems, p *Policy, sm *sourceMap) {
@@ -115,7 +135,30 @@ func validateNetworks(ps *problems, p *Policy, sm *sourceMap) map[string]*Networ
 	return byName
 }
 
-func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) {
+// checkRequired reports the fields a decoded service must write and did not. (A Service built
+// in code always has them: its zero values are refused by validateService.)
+func checkRequired(ps *problems, s *Service, sl *svcLoc) {
+	for _, f := range []struct {
+		field, why string
+		zero       bool
+	}{
+		{"name", "every service needs a unique name", s.Name == ""},
+		{"port", "every service listens on a port 1-65535", s.Port == 0},
+		{"access", "say who may reach it: localhost_only, proxy_only, lan, restricted or public", s.Access == ""},
+	} {
+		if _, wrote := sl.fields[f.field]; wrote || !f.zero || !sl.ok(f.field) {
+			continue
+		}
+		if !sl.misspelled[f.field] {
+			ps.add(sl.self.pos, joinPath(sl.self.path, f.field), "missing; %s", f.why)
+		}
+		sl.fail(f.field)
+	}
+}
+
+// validateService checks one service; s is read, never written. derived says to check that
+// AllowPrefixes agrees with Allow (a decoded policy's was just computed from it).
+func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int, derived bool) {
 	if sl.ok("name") && !nameRE.MatchString(s.Name) {
 		l := sl.at("name")
 		ps.add(l.pos, l.path, "%q is not a valid service name: use [a-z0-9][a-z0-9_.-]{0,62} (lowercase letters, digits, _ . -)", s.Name)
@@ -169,10 +212,14 @@ func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks m
 		l := sl.at("access")
 		ps.add(l.pos, l.path, "proxy_only needs trusted_proxies, and they are empty: no proxy could ever reach this service")
 	}
+	resolved := *s
 	if sl.ok("allow") {
-		resolveAllow(ps, s, sl, networks, badNetworks, budget)
+		var ok bool
+		if resolved.AllowPrefixes, ok = resolveAllow(ps, s, sl, networks, badNetworks, budget); ok && derived {
+			checkResolved(ps, sl.at("allow"), s.AllowPrefixes, resolved.AllowPrefixes, true)
+		}
 	}
-	if sl.ok("address", "allow") && s.Address.IsValid() && !s.PermitsBind(s.Address) {
+	if sl.ok("address", "allow") && s.Address.IsValid() && !resolved.PermitsBind(s.Address) {
 		l := sl.at("address")
 		switch s.Access.Bind() {
 		case BindLoopbackOrAllow:
@@ -192,34 +239,41 @@ func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks m
 	}
 }
 
+// checkText checks a free-text field: at most max bytes of UTF-8 with no UnsafeRune.
 func checkText(ps *problems, l loc, s string, max int) {
 	if len(s) > max {
 		ps.add(l.pos, l.path, "is %d bytes long; the limit is %d", len(s), max)
 	}
+	if !utf8.ValidString(s) {
+		ps.add(l.pos, l.path, "is not valid UTF-8")
+		return
+	}
 	for _, r := range s {
-		if isControl(r) {
-			ps.add(l.pos, l.path, "control character %U is not allowed", r)
+		if UnsafeRune(r) {
+			ps.add(l.pos, l.path, "%s", unsafeRuneMsg(r))
 			return
 		}
 	}
 }
 
-// resolveAllow checks a service's allow list against its class and expands network names.
+// resolveAllow checks a service's allow list against its class and expands network names,
+// reporting to ps (nil: report nothing). It returns the prefixes, nil for classes without an
+// allow list, and false when the list does not resolve. s is read, never written.
 //
 // budget is what is left of MaxAllowPrefixes for the whole policy.
-func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) {
-	s.AllowPrefixes = nil
+func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) ([]netip.Prefix, bool) {
 	if !s.Access.TakesAllow() {
 		if len(s.Allow) > 0 {
 			l := sl.at("allow")
 			ps.add(l.pos, l.path, "applies only to lan and restricted services; %s", s.Access.Admits())
+			return nil, false
 		}
-		return
+		return nil, true
 	}
 	if len(s.Allow) == 0 {
 		l := sl.at("allow")
 		ps.add(l.pos, l.path, "a %s service needs an allow list: the IPs, CIDRs or networks that may reach it", s.Access)
-		return
+		return nil, false
 	}
 	var prefixes []netip.Prefix
 	if n, isNet := networks[s.Allow[0]]; isNet && len(s.Allow) == 1 {
@@ -244,7 +298,7 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 			if *budget < 0 {
 				ps.add(l.pos, l.path, "allow lists expand to more than %d prefixes in total (MaxAllowPrefixes); name fewer or smaller networks", MaxAllowPrefixes)
 				sl.fail("allow")
-				return
+				return nil, false
 			}
 			if len(s.Allow) > 1 {
 				prefixes = append(prefixes, n.Prefixes...)
@@ -283,15 +337,15 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 	}
 	if !ok {
 		sl.fail("allow")
-		return
+		return nil, false
 	}
 	if fam := coversFamily(prefixes); fam != "" {
 		l := sl.at("allow")
 		ps.add(l.pos, l.path, "allows every %s address; that is access: public, so say so", fam)
 		sl.fail("allow")
-		return
+		return nil, false
 	}
-	s.AllowPrefixes = prefixes
+	return prefixes, true
 }
 
 // bindGroup tracks the services declared on one (protocol, port), to find overlapping binds in

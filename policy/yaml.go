@@ -105,20 +105,15 @@ func (d *decoder) checkText(src string) bool {
 			i += size
 			continue
 		}
-		if r != '\t' && r != '\r' && isControl(r) {
+		// Tab and CR are YAML whitespace; U+2028 and U+2029 are plain characters to YAML 1.2, and
+		// Validate refuses them in every value they could reach.
+		if r != '\t' && r != '\r' && r != 0x2028 && r != 0x2029 && UnsafeRune(r) {
 			d.ps.add(Position{Line: line, Column: col}, "", "control character %U is not allowed", r)
 		}
 		i += size
 		col++
 	}
 	return true
-}
-
-// isControl reports C0 and C1 control characters, DEL, and the Unicode bidirectional
-// overrides and isolates that make text display in another order than it reads.
-func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) ||
-		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }
 
 // checkNesting bounds nesting before the parser sees the tokens: the parser's cost grows
@@ -302,8 +297,8 @@ func (d *decoder) str(n ast.Node, path string) (string, bool) {
 		return "", false
 	}
 	for _, r := range s {
-		if isControl(r) {
-			d.ps.add(posOf(n), path, "control character %U is not allowed", r)
+		if UnsafeRune(r) {
+			d.ps.add(posOf(n), path, "%s", unsafeRuneMsg(r))
 			return "", false
 		}
 	}
@@ -313,13 +308,28 @@ func (d *decoder) str(n ast.Node, path string) (string, bool) {
 // port reads a port number: a plain decimal integer 1-65535, unquoted, without sign, leading
 // zeros, digit separators or a fraction.
 func (d *decoder) port(n ast.Node, path string) (uint16, bool) {
+	v, ok := d.number(n, path)
+	if !ok {
+		return 0, false
+	}
+	if v < 1 || v > 65535 {
+		d.ps.add(posOf(unwrap(n)), path, "%d is out of range 1-65535", v)
+		return 0, false
+	}
+	return uint16(v), true
+}
+
+// number reads a whole number as a port is written: plain decimal, unquoted, without sign,
+// leading zeros, digit separators or a fraction. Its range is the validator's business, except
+// that a number too large to hold is refused here.
+func (d *decoder) number(n ast.Node, path string) (int, bool) {
 	n = unwrap(n)
 	switch v := n.(type) {
 	case *ast.IntegerNode:
-		return d.portText(v.GetToken().Value, posOf(n), path)
+		return d.decimal(v.GetToken().Value, posOf(n), path)
 	case *ast.StringNode:
 		if v.GetToken().Type == token.StringType && decimalRE.MatchString(v.Value) {
-			return d.portText(v.Value, posOf(n), path)
+			return d.decimal(v.Value, posOf(n), path)
 		}
 		if v.GetToken().Type == token.StringType {
 			// Plain scalars such as 1e3 are strings to the YAML parser.
@@ -338,8 +348,21 @@ func (d *decoder) port(n ast.Node, path string) (uint16, bool) {
 
 var decimalRE = regexp.MustCompile(`^[0-9]+$`)
 
-// portText checks the written form of an integer port. Used for both formats.
+// portText checks the written form of an integer port and its range. Used for both formats.
 func (d *decoder) portText(text string, at Position, path string) (uint16, bool) {
+	v, ok := d.decimal(text, at, path)
+	if !ok {
+		return 0, false
+	}
+	if v < 1 || v > 65535 {
+		d.ps.add(at, path, "%s is out of range 1-65535", text)
+		return 0, false
+	}
+	return uint16(v), true
+}
+
+// decimal checks the written form of a whole number: plain decimal digits, no leading zero.
+func (d *decoder) decimal(text string, at Position, path string) (int, bool) {
 	switch {
 	case !decimalRE.MatchString(text):
 		d.ps.add(at, path, "%s is not a port: ports are plain decimal numbers 1-65535 (no sign, hex, octal, binary or \"_\")", text)
@@ -348,12 +371,12 @@ func (d *decoder) portText(text string, at Position, path string) (uint16, bool)
 		d.ps.add(at, path, "%s has a leading zero; ports are plain decimal numbers 1-65535", text)
 		return 0, false
 	}
-	v, err := strconv.ParseUint(text, 10, 32)
-	if err != nil || v < 1 || v > 65535 {
+	v, err := strconv.ParseUint(text, 10, 31)
+	if err != nil {
 		d.ps.add(at, path, "%s is out of range 1-65535", text)
 		return 0, false
 	}
-	return uint16(v), true
+	return int(v), true
 }
 
 // boolean reads true or false. YAML 1.1 spellings (yes, no, on, off) are refused rather than

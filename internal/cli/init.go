@@ -44,6 +44,7 @@ reported. Without --output the policy goes to standard output.`,
 				return fmt.Errorf("cannot observe sockets: %w", err)
 			}
 			p, comments := policyFromSockets(snap.Sockets)
+			policy.Defaults(p)
 			if err := policy.Validate(p); err != nil {
 				return fmt.Errorf("init: the generated policy does not validate (please report this): %w", err)
 			}

@@ -260,6 +260,7 @@ func selfPolicy(p *policy.Policy, addr netip.AddrPort, listenSet bool) (*policy.
 	}
 	sp := &policy.Policy{Source: p.Source, Format: policy.FormatNative, Version: 1, ClientIPHeader: policy.HeaderXForwardedFor,
 		Networks: p.Networks, Services: []policy.Service{svc}}
+	policy.Defaults(sp)
 	if err := policy.Validate(sp); err != nil {
 		return nil, fmt.Errorf("bindguard's own listener: %w", err)
 	}
