@@ -1,0 +1,108 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// SocketFD is one socket file held by a process, as the owner scan found it.
+type SocketFD struct {
+	// PID is the process (thread-group leader) as bindguard's own pid namespace numbers it.
+	PID uint32
+	// FD is the file descriptor number in that process.
+	FD uint32
+	// Inode is the socket's inode (the number in /proc/PID/fd/FD's "socket:[N]").
+	Inode uint64
+}
+
+// socketRecordSize is the size of one iterator record: {u32 tgid, u32 fd, u64 inode}.
+const socketRecordSize = 16
+
+// headerFD marks the record the program writes first: its pid is the reader's own.
+const headerFD = ^uint32(0)
+
+// ErrSocketScan wraps every reason the kernel-side owner scan could not run.
+var ErrSocketScan = errors.New("kernel socket scan unavailable")
+
+// SocketFDs runs the owner scan: a BPF task_file iterator walks every open file of every
+// process in the kernel and returns only the sockets, in one read(2) instead of a readlinkat
+// per open file. Pids are the kernel's task_tgid_nr_ns() for the caller's pid namespace, so
+// inside a container they are the container's pids; processes not visible from the caller's
+// namespace are left out. It needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and a kernel with
+// BTF and BPF iterators (5.8+); every failure wraps ErrSocketScan and says why.
+func SocketFDs() ([]SocketFD, error) {
+	spec, err := loadOwners()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)
+	}
+	var objs ownersObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("%w: load task_file iterator: %w", ErrSocketScan, explain(err))
+	}
+	defer func() { _ = objs.Close() }()
+	it, err := link.AttachIter(link.IterOptions{Program: objs.BindguardSocks})
+	if err != nil {
+		return nil, fmt.Errorf("%w: attach task_file iterator: %w", ErrSocketScan, explain(err))
+	}
+	defer func() { _ = it.Close() }()
+	rd, err := it.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%w: open task_file iterator: %w", ErrSocketScan, err)
+	}
+	defer func() { _ = rd.Close() }()
+	return decodeSocketFDs(rd, os.Getpid())
+}
+
+// decodeSocketFDs reads the iterator's output: the header record, then socket records. The
+// header carries the reader's pid as the program computed it; it must be os.Getpid(), or the
+// program's pid namespace logic does not hold on this kernel and the pids cannot be trusted.
+func decodeSocketFDs(r io.Reader, self int) ([]SocketFD, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read task_file iterator: %w", ErrSocketScan, err)
+	}
+	if len(data)%socketRecordSize != 0 {
+		return nil, fmt.Errorf("%w: iterator output of %d bytes is not whole records", ErrSocketScan, len(data))
+	}
+	recs := make([]SocketFD, 0, len(data)/socketRecordSize)
+	header := false
+	for off := 0; off < len(data); off += socketRecordSize {
+		r := SocketFD{
+			PID:   binary.NativeEndian.Uint32(data[off:]),
+			FD:    binary.NativeEndian.Uint32(data[off+4:]),
+			Inode: binary.NativeEndian.Uint64(data[off+8:]),
+		}
+		if r.FD == headerFD {
+			if int64(r.PID) != int64(self) {
+				return nil, fmt.Errorf("%w: the iterator numbers this process %d, getpid %d", ErrSocketScan, r.PID, self)
+			}
+			header = true
+			continue
+		}
+		recs = append(recs, r)
+	}
+	if !header {
+		return nil, fmt.Errorf("%w: iterator wrote no header", ErrSocketScan)
+	}
+	return recs, nil
+}
+
+// explain adds what a load or attach failure usually means; the error stays wrapped.
+func explain(err error) error {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w (needs root, or CAP_BPF and CAP_PERFMON; cgroup attach also CAP_NET_ADMIN)", err)
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("%w (kernel too old or built without BTF at /sys/kernel/btf/vmlinux)", err)
+	case errors.As(err, &ve):
+		return fmt.Errorf("the kernel's verifier refused the program: %w", err)
+	}
+	return err
+}
