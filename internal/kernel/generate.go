@@ -5,3 +5,4 @@ package kernel
 // `make generate-check` fails when the committed files differ from a fresh build.
 
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror" owners bpf/owners.c -- -I./bpf -I./bpf/include
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror" live bpf/live.c -- -I./bpf -I./bpf/include

@@ -11,24 +11,11 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// SocketFD is one socket file held by a process, as the owner scan found it.
-type SocketFD struct {
-	// PID is the process (thread-group leader) as bindguard's own pid namespace numbers it.
-	PID uint32
-	// FD is the file descriptor number in that process.
-	FD uint32
-	// Inode is the socket's inode (the number in /proc/PID/fd/FD's "socket:[N]").
-	Inode uint64
-}
-
 // socketRecordSize is the size of one iterator record: {u32 tgid, u32 fd, u64 inode}.
 const socketRecordSize = 16
 
 // headerFD marks the record the program writes first: its pid is the reader's own.
 const headerFD = ^uint32(0)
-
-// ErrSocketScan wraps every reason the kernel-side owner scan could not run.
-var ErrSocketScan = errors.New("kernel socket scan unavailable")
 
 // SocketFDs runs the owner scan: a BPF task_file iterator walks every open file of every
 // process in the kernel and returns only the sockets, in one read(2) instead of a readlinkat
@@ -97,12 +84,12 @@ func decodeSocketFDs(r io.Reader, self int) ([]SocketFD, error) {
 func explain(err error) error {
 	var ve *ebpf.VerifierError
 	switch {
+	case errors.As(err, &ve):
+		return fmt.Errorf("the kernel's verifier refused the program: %w", err)
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("%w (needs root, or CAP_BPF and CAP_PERFMON; cgroup attach also CAP_NET_ADMIN)", err)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("%w (kernel too old or built without BTF at /sys/kernel/btf/vmlinux)", err)
-	case errors.As(err, &ve):
-		return fmt.Errorf("the kernel's verifier refused the program: %w", err)
 	}
 	return err
 }

@@ -102,6 +102,11 @@ struct sock {
 	__u16 sk_type;
 } __attribute__((preserve_access_index));
 
+struct inet_sock {
+	struct sock sk;
+	__be16 inet_sport;
+} __attribute__((preserve_access_index));
+
 struct tcp_sock {
 	struct sock sk; /* not the real layout: only used through bpf_skc_to_tcp_sock */
 } __attribute__((preserve_access_index));
