@@ -200,6 +200,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(pidnsHelperEnv) != "" {
 		os.Exit(runPidnsHelper())
 	}
+	if cg := os.Getenv(watchHelperEnv); cg != "" {
+		os.Exit(runWatchHelper(cg))
+	}
 	os.Exit(m.Run())
 }
 
