@@ -44,8 +44,7 @@ func BenchmarkListenLatency(b *testing.B) {
 	b.ResetTimer()
 	inNetns(b, nsPath, func() {
 		for range b.N {
-			fd, port, e := spec.open() // returns right after listen() (and getsockname)
-			t0 := time.Now()
+			fd, port, t0, e := spec.openTimed() // t0: when listen() returned
 			if e != nil {
 				err = e
 				return
@@ -86,4 +85,14 @@ func percentile(d []time.Duration, p int) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// BenchmarkSocketFDs is one owner scan of this host: load, attach, walk every open file, read.
+func BenchmarkSocketFDs(b *testing.B) {
+	requireRoot(b)
+	for b.Loop() {
+		if _, err := SocketFDs(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -133,6 +134,12 @@ type sockSpec struct {
 
 // open creates, binds (port 0) and listens as the spec says; it returns the fd and the port.
 func (s sockSpec) open() (int, uint16, error) {
+	fd, port, _, err := s.openTimed()
+	return fd, port, err
+}
+
+// openTimed is open, and also returns when listen() (or for UDP bind()) returned.
+func (s sockSpec) openTimed() (int, uint16, time.Time, error) {
 	family := unix.AF_INET
 	if s.addr.Is6() {
 		family = unix.AF_INET6
@@ -143,9 +150,10 @@ func (s sockSpec) open() (int, uint16, error) {
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, 0, err
+		return -1, 0, time.Time{}, err
 	}
-	fail := func(err error) (int, uint16, error) { _ = unix.Close(fd); return -1, 0, err }
+	var at time.Time
+	fail := func(err error) (int, uint16, time.Time, error) { _ = unix.Close(fd); return -1, 0, at, err }
 	if family == unix.AF_INET6 {
 		v := 0
 		if s.v6only {
@@ -165,11 +173,13 @@ func (s sockSpec) open() (int, uint16, error) {
 		if err := unix.Bind(fd, sa); err != nil {
 			return fail(err)
 		}
+		at = time.Now()
 	}
 	if typ == unix.SOCK_STREAM {
 		if err := unix.Listen(fd, 16); err != nil {
 			return fail(err)
 		}
+		at = time.Now()
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -177,9 +187,9 @@ func (s sockSpec) open() (int, uint16, error) {
 	}
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return fd, uint16(a.Port), nil // #nosec G115 -- a port
+		return fd, uint16(a.Port), at, nil // #nosec G115 -- a port
 	case *unix.SockaddrInet6:
-		return fd, uint16(a.Port), nil // #nosec G115 -- a port
+		return fd, uint16(a.Port), at, nil // #nosec G115 -- a port
 	}
 	return fail(os.ErrInvalid)
 }

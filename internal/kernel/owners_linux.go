@@ -87,7 +87,7 @@ func explain(err error) error {
 	case errors.As(err, &ve):
 		return fmt.Errorf("the kernel's verifier refused the program: %w", err)
 	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%w (needs root, or CAP_BPF and CAP_PERFMON; cgroup attach also CAP_NET_ADMIN)", err)
+		return fmt.Errorf("%w (needs root, or CAP_BPF and CAP_PERFMON, and CAP_NET_ADMIN for the cgroup programs)", err)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("%w (kernel too old or built without BTF at /sys/kernel/btf/vmlinux)", err)
 	}
