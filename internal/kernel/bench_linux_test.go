@@ -96,3 +96,18 @@ func BenchmarkSocketFDs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSocketScannerScan is one scan with the program already loaded (a daemon's case).
+func BenchmarkSocketScannerScan(b *testing.B) {
+	requireRoot(b)
+	s, err := NewSocketScanner()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	for b.Loop() {
+		if _, err := s.Scan(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

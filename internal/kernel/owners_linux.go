@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -17,23 +18,52 @@ const socketRecordSize = 16
 // headerFD marks the record the program writes first: its pid is the reader's own.
 const headerFD = ^uint32(0)
 
-// SocketFDs runs the owner scan: a BPF task_file iterator walks every open file of every
+// SocketFDs runs the owner scan once: a BPF task_file iterator walks every open file of every
 // process in the kernel and returns only the sockets, in one read(2) instead of a readlinkat
 // per open file. Pids are the kernel's task_tgid_nr_ns() for the caller's pid namespace, so
 // inside a container they are the container's pids; processes not visible from the caller's
 // namespace are left out. It needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and a kernel with
-// BTF and BPF iterators (5.8+); every failure wraps ErrSocketScan and says why.
+// BTF and BPF iterators (5.8+); every failure wraps ErrSocketScan and says why. It loads the
+// program and frees it again; a daemon that scans repeatedly keeps a SocketScanner instead.
 func SocketFDs() ([]SocketFD, error) {
+	s, err := NewSocketScanner()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = s.Close() }()
+	return s.Scan()
+}
+
+// SocketScanner is the owner scan's program loaded once and run by Scan as often as needed:
+// loading (relocating the program against the kernel's BTF, verifying it) costs tens of
+// milliseconds, a scan only the walk. It is safe for concurrent use (scans run one at a time).
+type SocketScanner struct {
+	mu   sync.Mutex
+	objs ownersObjects
+}
+
+// NewSocketScanner loads the owner scan's program. Close frees it.
+func NewSocketScanner() (*SocketScanner, error) {
 	spec, err := loadOwners()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)
 	}
-	var objs ownersObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	s := &SocketScanner{}
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, fmt.Errorf("%w: load task_file iterator: %w", ErrSocketScan, explain(err))
 	}
-	defer func() { _ = objs.Close() }()
-	it, err := link.AttachIter(link.IterOptions{Program: objs.BindguardSocks})
+	return s, nil
+}
+
+// Scan walks every open file of every process visible in the caller's pid namespace and
+// returns the sockets (see SocketFDs).
+func (s *SocketScanner) Scan() ([]SocketFD, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.objs.BindguardSocks == nil {
+		return nil, fmt.Errorf("%w: scanner closed", ErrSocketScan)
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: s.objs.BindguardSocks})
 	if err != nil {
 		return nil, fmt.Errorf("%w: attach task_file iterator: %w", ErrSocketScan, explain(err))
 	}
@@ -44,6 +74,15 @@ func SocketFDs() ([]SocketFD, error) {
 	}
 	defer func() { _ = rd.Close() }()
 	return decodeSocketFDs(rd, os.Getpid())
+}
+
+// Close frees the program; Scan fails afterwards.
+func (s *SocketScanner) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.objs.Close()
+	s.objs = ownersObjects{}
+	return err
 }
 
 // decodeSocketFDs reads the iterator's output: the header record, then socket records. The

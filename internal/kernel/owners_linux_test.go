@@ -93,6 +93,49 @@ func TestSocketFDsSeesOwnSocket(t *testing.T) {
 	}
 }
 
+// TestSocketScannerRepeats: a loaded scanner scans again and again with fresh results, and
+// fails clearly once closed.
+func TestSocketScannerRepeats(t *testing.T) {
+	requireRoot(t)
+	s, err := NewSocketScanner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	has := func(fd int) bool {
+		recs, err := s.Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(recs, SocketFD{PID: uint32(os.Getpid()), FD: uint32(fd), Inode: fdInode(t, fd)})
+	}
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(p[0]) {
+		t.Error("first scan misses the socket")
+	}
+	ino := fdInode(t, p[1])
+	_ = unix.Close(p[0])
+	_ = unix.Close(p[1])
+	recs, err := s.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Inode == ino {
+			t.Errorf("second scan still reports the closed socket %+v", r)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Scan(); !errors.Is(err, ErrSocketScan) {
+		t.Errorf("Scan after Close: %v", err)
+	}
+}
+
 func fdInode(t testing.TB, fd int) uint64 {
 	t.Helper()
 	var st unix.Stat_t
