@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -48,8 +49,12 @@ func NewSocketScanner() (*SocketScanner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)
 	}
+	opts, err := loadOptions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)
+	}
 	s := &SocketScanner{}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&s.objs, opts); err != nil {
 		return nil, fmt.Errorf("%w: load task_file iterator: %w", ErrSocketScan, explain(err))
 	}
 	return s, nil
@@ -117,6 +122,19 @@ func decodeSocketFDs(r io.Reader, self int) ([]SocketFD, error) {
 		return nil, fmt.Errorf("%w: iterator wrote no header", ErrSocketScan)
 	}
 	return recs, nil
+}
+
+// kernelTypes holds the running kernel's BTF once parsed (about 15 ms of CPU), for every load
+// in this process: CO-RE relocations and attach targets are resolved against it. It is a
+// cache safe for concurrent use, not state: what it holds never changes.
+var kernelTypes = btf.NewCache()
+
+// loadOptions shares the kernel's BTF across loads.
+func loadOptions() (*ebpf.CollectionOptions, error) {
+	if _, err := kernelTypes.Kernel(); err != nil {
+		return nil, fmt.Errorf("kernel BTF (/sys/kernel/btf/vmlinux): %w", explain(err))
+	}
+	return &ebpf.CollectionOptions{Cache: kernelTypes}, nil
 }
 
 // explain adds what a load or attach failure usually means; the error stays wrapped.

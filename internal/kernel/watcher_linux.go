@@ -80,8 +80,12 @@ func OpenWatcher(opts WatchOptions) (w *Watcher, err error) {
 	if opts.RingBufferBytes != 0 {
 		spec.Maps[liveMapEvents].MaxEntries = opts.RingBufferBytes
 	}
+	lopts, err := loadOptions()
+	if err != nil {
+		return fail("load", err)
+	}
 	w = &Watcher{log: log}
-	if err := spec.LoadAndAssign(&w.objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&w.objs, lopts); err != nil {
 		return fail("load", err)
 	}
 	defer func() {
