@@ -19,6 +19,7 @@ const (
 	liveMapEvents                = "events"
 	liveMapLost                  = "lost"
 	liveMapPending               = "pending"
+	liveMapUdpBound              = "udp_bound"
 	liveProgBindguardPostBind4   = "bindguard_post_bind4"
 	liveProgBindguardPostBind6   = "bindguard_post_bind6"
 	liveProgBindguardSockRelease = "bindguard_sock_release"
@@ -80,9 +81,10 @@ type liveProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type liveMapSpecs struct {
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Lost    *ebpf.MapSpec `ebpf:"lost"`
-	Pending *ebpf.MapSpec `ebpf:"pending"`
+	Events   *ebpf.MapSpec `ebpf:"events"`
+	Lost     *ebpf.MapSpec `ebpf:"lost"`
+	Pending  *ebpf.MapSpec `ebpf:"pending"`
+	UdpBound *ebpf.MapSpec `ebpf:"udp_bound"`
 }
 
 // liveVariableSpecs contains global variables before they are loaded into the kernel.
@@ -112,9 +114,10 @@ func (o *liveObjects) Close() error {
 //
 // It can be passed to loadLiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type liveMaps struct {
-	Events  *ebpf.Map `ebpf:"events"`
-	Lost    *ebpf.Map `ebpf:"lost"`
-	Pending *ebpf.Map `ebpf:"pending"`
+	Events   *ebpf.Map `ebpf:"events"`
+	Lost     *ebpf.Map `ebpf:"lost"`
+	Pending  *ebpf.Map `ebpf:"pending"`
+	UdpBound *ebpf.Map `ebpf:"udp_bound"`
 }
 
 func (m *liveMaps) Close() error {
@@ -122,6 +125,7 @@ func (m *liveMaps) Close() error {
 		m.Events,
 		m.Lost,
 		m.Pending,
+		m.UdpBound,
 	)
 }
 

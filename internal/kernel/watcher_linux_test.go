@@ -3,6 +3,8 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"net/netip"
 	"os"
 	"strings"
@@ -115,6 +117,56 @@ func TestWatcherEvents(t *testing.T) {
 	}
 	if n := w.Lost(); n != 0 {
 		t.Errorf("%d events lost", n)
+	}
+}
+
+// TestWatcherUDPConnectedAfterBind: a UDP socket bound, then connected, is reported bound and
+// its release is reported too (it was reported, so its end must be); a connected socket that
+// was never bound explicitly (a client's) is not reported at all.
+func TestWatcherUDPConnectedAfterBind(t *testing.T) {
+	w, _ := openTestWatcher(t, 0)
+	nsPath, nsIno := testNetns(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	var bound, client, marker int
+	var port, markerPort uint16
+	var err error
+	inNetns(t, nsPath, func() {
+		if bound, port, err = (sockSpec{network: "udp", addr: lo}).open(); err != nil {
+			return
+		}
+		// connect to our own port: a UDP connect sends nothing
+		if err = unix.Connect(bound, &unix.SockaddrInet4{Addr: lo.As4(), Port: int(port)}); err != nil {
+			return
+		}
+		if client, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return
+		}
+		if err = unix.Connect(client, &unix.SockaddrInet4{Addr: lo.As4(), Port: int(port)}); err != nil {
+			return
+		}
+		if err = unix.Close(client); err != nil {
+			return
+		}
+		if err = unix.Close(bound); err != nil {
+			return
+		}
+		marker, markerPort, err = sockSpec{network: "tcp", addr: lo}.open()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Close(marker) }()
+	var got []string
+	for {
+		e := nextIn(t, w, nsIno)
+		got = append(got, fmt.Sprintf("%s %s %d", e.Kind, e.Protocol, e.Port))
+		if e.Kind == KindListen && e.Port == markerPort {
+			break
+		}
+	}
+	want := []string{fmt.Sprintf("bind udp %d", port), fmt.Sprintf("unbind udp %d", port), fmt.Sprintf("listen tcp %d", markerPort)}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
 	}
 }
 

@@ -11,7 +11,8 @@
  *                                    after the kernel picked the port.
  *   sockops (TCP_LISTEN_CB)      TCP  the listen of a pending (autobound) socket, real port.
  *   cgroup/post_bind4, _bind6    UDP  bind (the port is the one bind chose, also for port 0).
- *   cgroup/sock_release          UDP  close of a bound, unconnected UDP socket.
+ *   cgroup/sock_release          UDP  close of a UDP socket reported bound, or of any bound
+ *                                    and unconnected one.
  *
  * The cgroup programs see sockets created in the cgroup they are attached to and below it.
  */
@@ -70,6 +71,14 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } pending SEC(".maps");
+
+/* Cookies of UDP sockets reported bound: their release is reported even if they connected. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} udp_bound SEC(".maps");
 
 static __always_inline struct event *reserve(void)
 {
@@ -180,7 +189,10 @@ static __always_inline void udp_bind(struct bpf_sock *ctx)
 {
 	if (ctx->protocol != IPPROTO_UDP)
 		return;
-	emit((struct sock *)ctx, KIND_BIND, IPPROTO_UDP, bpf_get_socket_cookie(ctx));
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u8 one = 1;
+	bpf_map_update_elem(&udp_bound, &cookie, &one, BPF_ANY);
+	emit((struct sock *)ctx, KIND_BIND, IPPROTO_UDP, cookie);
 }
 
 SEC("cgroup/post_bind4")
@@ -200,14 +212,18 @@ int bindguard_post_bind6(struct bpf_sock *ctx)
 SEC("cgroup/sock_release")
 int bindguard_sock_release(struct bpf_sock *ctx)
 {
-	/* a bound UDP socket that is not connected: what the audit lists as listening (the
-	 * context's src_port and state are readable only in post_bind: read the struct sock) */
+	/* A UDP socket reported bound, or any bound and unconnected one (what the audit lists
+	 * as listening, also when it existed before the watcher); not the many connected client
+	 * sockets that were never reported. The context's src_port and state are readable only
+	 * in post_bind: read the struct sock. */
 	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM)
 		return 1;
 	struct sock *sk = (struct sock *)ctx;
-	if (BPF_CORE_READ(sk, __sk_common.skc_num) == 0 ||
-	    BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE)
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	int reported = bpf_map_delete_elem(&udp_bound, &cookie) == 0;
+	if (!reported && (BPF_CORE_READ(sk, __sk_common.skc_num) == 0 ||
+			  BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE))
 		return 1;
-	emit(sk, KIND_UNBIND, IPPROTO_UDP, bpf_get_socket_cookie(ctx));
+	emit(sk, KIND_UNBIND, IPPROTO_UDP, cookie);
 	return 1;
 }
