@@ -12,9 +12,9 @@ BIN         := $(CURDIR)/.bin
 DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2
 FUZZTIME    ?= 30s
 
-.PHONY: test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build
+.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build
 
-test: deps lint unit
+test: deps lint generate-check unit
 
 build:
 	$(GO) build -o $(BIN)/bindguard ./cmd/bindguard
@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzParseIPv4$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzLocalHost$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzNeedsClean$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kernel -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5
@@ -76,3 +77,27 @@ bench-serve:
 # The audit against ss, netstat and lsof on a namespace with 10,000 listeners (root).
 bench-audit:
 	bench/audit-vs-peers.sh 10000 500 1500 50 7
+
+# The BPF programs (internal/kernel/bpf/*.c) compiled by bpf2go (go.mod's tool directive) with
+# Debian's clang into the committed objects. generate-check rebuilds them and fails when the
+# committed files differ, so the objects always match their sources.
+BPF_DEB_PACKAGES := clang llvm libbpf-dev linux-libc-dev
+
+generate-deps:
+	@scripts/install-deps.sh $(BPF_DEB_PACKAGES)
+
+generate: generate-deps
+	$(GO) generate ./internal/kernel/...
+
+generate-check: generate
+	@git diff --exit-code --stat -- internal/kernel || { echo "generate-check: the committed BPF objects differ from their sources; run make generate and commit"; exit 1; }
+	@out=$$(git ls-files --others --exclude-standard -- internal/kernel); \
+	if [ -n "$$out" ]; then echo "generate-check: make generate wrote untracked files:"; echo "$$out"; exit 1; fi
+
+# The kernel event source's latency: listen() returning to the event in Go, 1,000 listeners x 5 (root).
+bench-live:
+	bench/live-latency.sh 1000 5
+
+# The audit against ss with 1,000 UDP sockets too, on the host and inside a child pid namespace (root).
+bench-audit-pidns:
+	bench/audit-vs-peers.sh 10000 500 1500 50 7 1000 both

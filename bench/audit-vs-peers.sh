@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Compare `bindguard audit --format json` (sockets, owners and policy) with `ss -tulnp`,
 # `netstat -tulnp` and `lsof -nP -i` on the same host state: a network namespace of its own
-# holding N listening sockets over P processes, plus I idle processes with F open files each.
+# holding N listening TCP sockets and U bound UDP sockets over P processes, plus I idle
+# processes with F open files each.
 #
-#   sudo bench/audit-vs-peers.sh [N] [P] [I] [F] [RUNS]     (defaults: 10000 500 1500 50 7)
+#   sudo bench/audit-vs-peers.sh [N] [P] [I] [F] [RUNS] [U] [PIDNS]
+#                                   (defaults: 10000 500 1500 50 7 0 host)
+#
+# PIDNS=child runs the processes and every tool inside a pid namespace of their own with its own
+# /proc (unshare --pid --fork --mount-proc), as in a container; PIDNS=both runs host, then child.
 #
 # Prints the median wall time and peak RSS of each tool and the ratio to ss -tulnp. bindguard runs
 # twice: as shipped (owner scan auto: the BPF iterator at this many processes) and with the
 # /proc scan forced. Needs root (network namespace, BPF), gcc, iproute2, net-tools, lsof and
 # GNU time (installed when missing).
 set -euo pipefail
-N=${1:-10000} P=${2:-500} I=${3:-1500} F=${4:-50} RUNS=${5:-7}
+N=${1:-10000} P=${2:-500} I=${3:-1500} F=${4:-50} RUNS=${5:-7} U=${6:-0} PIDNS=${7:-host}
 cd "$(dirname "$0")/.."
+if [[ $PIDNS == both ]]; then
+  "$0" "$N" "$P" "$I" "$F" "$RUNS" "$U" host
+  echo
+  exec "$0" "$N" "$P" "$I" "$F" "$RUNS" "$U" child
+fi
 [[ $(id -u) -eq 0 ]] || { echo "needs root: it creates a network namespace" >&2; exit 2; }
 need=()
 for p in gcc iproute2 net-tools lsof time; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
@@ -19,9 +29,9 @@ if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive ap
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-bench_start "$N" "$P" "$I" "$F"
-procs=$(ls -d /proc/[0-9]* | wc -l)
-echo "host state: $N listeners over $P processes, $I idle processes with $F files each; $procs processes in /proc; $(nproc) CPUs"
+bench_start "$N" "$P" "$I" "$F" "$U" "$PIDNS"
+procs=$("${in_ns[@]}" sh -c 'ls -d /proc/[0-9]* | wc -l')
+echo "state ($PIDNS pid namespace): $N TCP listeners and $U UDP sockets over $P processes, $I idle processes with $F files each; $procs processes in the tools' /proc; $(nproc) CPUs"
 
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -29,9 +39,9 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 run_tool() { # name, command...
   local name=$1; shift
   local times=() rss=() lines
-  lines=$(nsenter --net="/run/netns/$ns" "$@" 2>/dev/null | wc -l)
+  lines=$("${in_ns[@]}" "$@" 2>/dev/null | wc -l)
   for _ in $(seq 1 "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$work/t" nsenter --net="/run/netns/$ns" "$@" >/dev/null 2>&1 || true
+    /usr/bin/time -f "%e %M" -o "$work/t" "${in_ns[@]}" "$@" >/dev/null 2>&1 || true
     read -r s kb <"$work/t"
     times+=("$s"); rss+=("$kb")
   done
@@ -44,6 +54,12 @@ run_tool() { # name, command...
 cd "$work" # no ./bindguard.yaml here: the audit uses the built-in catalogue
 run_tool "bindguard audit --format json" "$work/bindguard" audit --format json
 run_tool "  ... --owner-scan procfs" "$work/bindguard" audit --format json --owner-scan procfs
+run_tool "  ... --owner-scan bpf" "$work/bindguard" audit --format json --owner-scan bpf
+# every socket's owner must be found, in either pid namespace (the iterator's pids are the tools')
+for scan in auto procfs bpf; do
+  owned=$("${in_ns[@]}" "$work/bindguard" audit --format json --owner-scan "$scan" 2>/dev/null | grep -c '"pid":' || true)
+  echo "owners found with --owner-scan $scan: $owned of $((N + U)) sockets"
+done
 run_tool "ss -tulnp" ss -tulnp
 run_tool "netstat -tulnp" netstat -tulnp
 run_tool "lsof -nP -i" lsof -nP -i

@@ -13,7 +13,7 @@ import (
 )
 
 func TestOwnersFixture(t *testing.T) {
-	sc := proc.Scanner{Root: "../../testdata/proc/basic", Workers: 3, Users: func(uid int) string { return map[int]string{0: "root", 65534: "nobody"}[uid] }}
+	sc := proc.Scanner{Root: "../../testdata/proc/basic", Workers: 3, Users: func(uid int) string { return map[int]string{0: "root", 65534: "nobody"}[uid] }, Groups: func(gid int) string { return map[int]string{0: "root"}[gid] }}
 	o, err := sc.Owners(map[uint64]bool{1001: true, 1002: true, 1003: true, 1004: true, 1007: true})
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestOwnersFixture(t *testing.T) {
 		t.Errorf("owners (-want +got):\n%s", d)
 	}
 	p, ok := o.Owner(1003)
-	wantP := observed.Process{PID: 1200, Name: "postgres", Exe: "/usr/lib/postgresql/15/bin/postgres", User: "nobody", UID: 65534,
+	wantP := observed.Process{PID: 1200, Name: "postgres", Exe: "/usr/lib/postgresql/15/bin/postgres", User: "nobody", UID: 65534, Group: "root",
 		Unit: "docker-4f2a9c1be3d5a7f60c8e1d2b3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e.scope", Container: "4f2a9c1be3d5"}
 	if !ok || p != wantP {
 		t.Errorf("Owner(1003) = %+v, want %+v", p, wantP)

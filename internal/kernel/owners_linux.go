@@ -1,0 +1,152 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+)
+
+// socketRecordSize is the size of one iterator record: {u32 tgid, u32 fd, u64 inode}.
+const socketRecordSize = 16
+
+// headerFD marks the record the program writes first: its pid is the reader's own.
+const headerFD = ^uint32(0)
+
+// SocketFDs runs the owner scan once: a BPF task_file iterator walks every open file of every
+// process in the kernel and returns only the sockets, in one read(2) instead of a readlinkat
+// per open file. Pids are the kernel's task_tgid_nr_ns() for the caller's pid namespace, so
+// inside a container they are the container's pids; processes not visible from the caller's
+// namespace are left out. It needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and a kernel with
+// BTF and BPF iterators (5.8+); every failure wraps ErrSocketScan and says why. It loads the
+// program and frees it again; a daemon that scans repeatedly keeps a SocketScanner instead.
+func SocketFDs() ([]SocketFD, error) {
+	s, err := NewSocketScanner()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = s.Close() }()
+	return s.Scan()
+}
+
+// SocketScanner is the owner scan's program loaded once and run by Scan as often as needed:
+// loading (relocating the program against the kernel's BTF, verifying it) costs tens of
+// milliseconds, a scan only the walk. It is safe for concurrent use (scans run one at a time).
+type SocketScanner struct {
+	mu   sync.Mutex
+	objs ownersObjects
+}
+
+// NewSocketScanner loads the owner scan's program. Close frees it.
+func NewSocketScanner() (*SocketScanner, error) {
+	spec, err := loadOwners()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)
+	}
+	opts, err := loadOptions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)
+	}
+	s := &SocketScanner{}
+	if err := spec.LoadAndAssign(&s.objs, opts); err != nil {
+		return nil, fmt.Errorf("%w: load task_file iterator: %w", ErrSocketScan, explain(err))
+	}
+	return s, nil
+}
+
+// Scan walks every open file of every process visible in the caller's pid namespace and
+// returns the sockets (see SocketFDs).
+func (s *SocketScanner) Scan() ([]SocketFD, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.objs.BindguardSocks == nil {
+		return nil, fmt.Errorf("%w: scanner closed", ErrSocketScan)
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: s.objs.BindguardSocks})
+	if err != nil {
+		return nil, fmt.Errorf("%w: attach task_file iterator: %w", ErrSocketScan, explain(err))
+	}
+	defer func() { _ = it.Close() }()
+	rd, err := it.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%w: open task_file iterator: %w", ErrSocketScan, err)
+	}
+	defer func() { _ = rd.Close() }()
+	return decodeSocketFDs(rd, os.Getpid())
+}
+
+// Close frees the program; Scan fails afterwards.
+func (s *SocketScanner) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.objs.Close()
+	s.objs = ownersObjects{}
+	return err
+}
+
+// decodeSocketFDs reads the iterator's output: the header record, then socket records. The
+// header carries the reader's pid as the program computed it; it must be os.Getpid(), or the
+// program's pid namespace logic does not hold on this kernel and the pids cannot be trusted.
+func decodeSocketFDs(r io.Reader, self int) ([]SocketFD, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read task_file iterator: %w", ErrSocketScan, err)
+	}
+	if len(data)%socketRecordSize != 0 {
+		return nil, fmt.Errorf("%w: iterator output of %d bytes is not whole records", ErrSocketScan, len(data))
+	}
+	recs := make([]SocketFD, 0, len(data)/socketRecordSize)
+	header := false
+	for off := 0; off < len(data); off += socketRecordSize {
+		r := SocketFD{
+			PID:   binary.NativeEndian.Uint32(data[off:]),
+			FD:    binary.NativeEndian.Uint32(data[off+4:]),
+			Inode: binary.NativeEndian.Uint64(data[off+8:]),
+		}
+		if r.FD == headerFD {
+			if int64(r.PID) != int64(self) {
+				return nil, fmt.Errorf("%w: the iterator numbers this process %d, getpid %d", ErrSocketScan, r.PID, self)
+			}
+			header = true
+			continue
+		}
+		recs = append(recs, r)
+	}
+	if !header {
+		return nil, fmt.Errorf("%w: iterator wrote no header", ErrSocketScan)
+	}
+	return recs, nil
+}
+
+// kernelTypes holds the running kernel's BTF once parsed (about 15 ms of CPU), for every load
+// in this process: CO-RE relocations and attach targets are resolved against it. It is a
+// cache safe for concurrent use, not state: what it holds never changes.
+var kernelTypes = btf.NewCache()
+
+// loadOptions shares the kernel's BTF across loads.
+func loadOptions() (*ebpf.CollectionOptions, error) {
+	if _, err := kernelTypes.Kernel(); err != nil {
+		return nil, fmt.Errorf("kernel BTF (/sys/kernel/btf/vmlinux): %w", explain(err))
+	}
+	return &ebpf.CollectionOptions{Cache: kernelTypes}, nil
+}
+
+// explain adds what a load or attach failure usually means; the error stays wrapped.
+func explain(err error) error {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.As(err, &ve):
+		return fmt.Errorf("the kernel's verifier refused the program: %w", err)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w (needs root, or CAP_BPF and CAP_PERFMON, and CAP_NET_ADMIN for the cgroup programs)", err)
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("%w (kernel too old or built without BTF at /sys/kernel/btf/vmlinux)", err)
+	}
+	return err
+}
