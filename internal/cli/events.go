@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bindguard/bindguard/internal/monitor"
+	"github.com/bindguard/bindguard/internal/report"
 )
 
 func newEventsCmd(s Streams) *cobra.Command {
@@ -54,16 +54,7 @@ the store: then ask it over HTTP with --url (its /api/v1/events).`,
 				return err
 			}
 			if f.value == "json" {
-				enc := json.NewEncoder(s.Out)
-				enc.SetIndent("", "  ")
-				if events == nil {
-					events = []monitor.Event{}
-				}
-				return enc.Encode(struct {
-					Schema string          `json:"schema"`
-					Since  string          `json:"since"`
-					Events []monitor.Event `json:"events"`
-				}{"bindguard.events.v1", from.UTC().Format(time.RFC3339), events})
+				return report.NewEvents(from, events).Encode(s.Out, true)
 			}
 			return eventsTable(s.Out, events, from)
 		},
@@ -91,10 +82,8 @@ func fetchEvents(base string, from time.Time) ([]monitor.Event, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("events: %s answered %s: %s", u.Host, resp.Status, strings.TrimSpace(string(b)))
 	}
-	var doc struct {
-		Events []monitor.Event `json:"events"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&doc); err != nil {
+	doc, err := report.DecodeEvents[monitor.Event](io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
 		return nil, fmt.Errorf("events: reading the answer: %w", err)
 	}
 	return doc.Events, nil

@@ -107,11 +107,7 @@ func (m *Monitor) Handler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(struct {
-			Schema string  `json:"schema"`
-			Since  string  `json:"since"`
-			Events []Event `json:"events"`
-		}{"bindguard.events.v1", since.UTC().Format(time.RFC3339), nonNil(events)})
+		_ = report.NewEvents(since, events).Encode(w, false)
 	})
 	return mux
 }
@@ -122,13 +118,6 @@ type ZabbixDoc struct {
 	Schema   string         `json:"schema"`
 	Fields   map[string]any `json:"fields"`
 	Services []string       `json:"services"`
-}
-
-func nonNil(e []Event) []Event {
-	if e == nil {
-		return []Event{}
-	}
-	return e
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
