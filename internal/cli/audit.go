@@ -65,6 +65,7 @@ func newAuditCmd(s Streams) *cobra.Command {
 		policyPath string
 		failOn     string
 		host       string
+		prefix     string
 		obs        observeFlags
 	)
 	var f *formatFlag
@@ -96,12 +97,18 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
   bindguard audit --policy service-bindings.yaml --fail-on high
 
   # For the node exporter's textfile collector
-  bindguard audit --format prometheus > /var/lib/node_exporter/bindguard.prom`,
+  bindguard audit --format prometheus > /var/lib/node_exporter/bindguard.prom
+
+  # To Zabbix, with the seed's keys (the template of gen zabbix --prefix aktienanalyse)
+  bindguard audit --format zabbix --prefix aktienanalyse | zabbix_sender -z SERVER -i -`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			threshold, err := audit.ParseSeverity(failOn)
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--fail-on: %w", err)}
+			}
+			if _, err := report.NewZabbixKeys(prefix); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
 			p, err := findPolicy(s, policyPath)
 			if err != nil {
@@ -113,6 +120,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 			}
 			rep := audit.Judge(p, snap.Sockets)
 			meta := reportMeta(s, host, p, snap)
+			meta.ZabbixPrefix = prefix
 			format := f.value
 			if !cmd.Flags().Changed("format") && !isTerminal(s.Out) {
 				format = "json"
@@ -132,6 +140,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file, native or seed format (default: ./bindguard.yaml, /etc/bindguard/bindguard.yaml, else the built-in catalogue)")
 	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical")
 	cmd.Flags().StringVar(&host, "host", "", "host name to put in the report (default: this host's name)")
+	cmd.Flags().StringVar(&prefix, "prefix", report.DefaultZabbixPrefix, "item key prefix of --format zabbix, as given to gen zabbix (the seed's is aktienanalyse)")
 	obs.add(cmd)
 	return cmd
 }

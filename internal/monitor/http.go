@@ -56,7 +56,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-// Handler serves /metrics, /health, /api/v1/audit and /api/v1/events.
+// Handler serves /metrics, /health, /api/v1/audit, /api/v1/zabbix and /api/v1/events; the
+// documents are report's (bindguard.audit.v1, bindguard.zabbix.v1, bindguard.events.v1).
 func (m *Monitor) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{m})
@@ -87,12 +88,8 @@ func (m *Monitor) Handler() http.Handler {
 			httpError(w, http.StatusServiceUnavailable, why)
 			return
 		}
-		doc := ZabbixDoc{Schema: "bindguard.zabbix.v1", Fields: SeedFields(rep)}
-		for _, s := range rep.Services {
-			doc.Services = append(doc.Services, s.Name)
-		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(doc)
+		_ = report.NewZabbixDoc(rep).Encode(w)
 	})
 	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		since, err := ParseSince(r.URL.Query().Get("since"), time.Now())
@@ -110,14 +107,6 @@ func (m *Monitor) Handler() http.Handler {
 		_ = report.NewEvents(since, events).Encode(w, false)
 	})
 	return mux
-}
-
-// ZabbixDoc is /api/v1/zabbix: the seed's zabbix:port_bindings fields and the policy's
-// services, for `bindguard zabbix get`.
-type ZabbixDoc struct {
-	Schema   string         `json:"schema"`
-	Fields   map[string]any `json:"fields"`
-	Services []string       `json:"services"`
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
