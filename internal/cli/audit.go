@@ -67,6 +67,7 @@ func newAuditCmd(s Streams) *cobra.Command {
 		failOn     string
 		host       string
 		output     string
+		prefix     string
 		obs        observeFlags
 	)
 	var f *formatFlag
@@ -99,13 +100,19 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 
   # For the node exporter's textfile collector, from cron: the file is replaced
   # atomically, and findings do not make cron mail an error
-  bindguard audit --format prometheus --fail-on never --output /var/lib/node_exporter/textfile/bindguard.prom`,
+  bindguard audit --format prometheus --fail-on never --output /var/lib/node_exporter/textfile/bindguard.prom
+
+  # To Zabbix, with the seed's keys (the template of gen zabbix --prefix aktienanalyse)
+  bindguard audit --format zabbix --prefix aktienanalyse | zabbix_sender -z SERVER -i -`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			never := failOn == "never"
 			threshold, err := audit.ParseSeverity(failOn)
 			if err != nil && !never {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--fail-on: %w, or never", err)}
+			}
+			if _, err := report.NewZabbixKeys(prefix); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
 			p, err := findPolicy(s, policyPath)
 			if err != nil {
@@ -117,6 +124,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 			}
 			rep := audit.Judge(p, snap.Sockets)
 			meta := reportMeta(s, host, p, snap)
+			meta.ZabbixPrefix = prefix
 			format := f.value
 			if output != "" {
 				var buf bytes.Buffer
@@ -141,6 +149,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical; never: exit 0 whatever is found")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the report to this file, replaced atomically (a temporary file in the same directory, then a rename), instead of standard output")
 	cmd.Flags().StringVar(&host, "host", "", "host name to put in the report (default: this host's name)")
+	cmd.Flags().StringVar(&prefix, "prefix", report.DefaultZabbixPrefix, "item key prefix of --format zabbix, as given to gen zabbix (the seed's is aktienanalyse)")
 	obs.add(cmd)
 	return cmd
 }

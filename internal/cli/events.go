@@ -3,7 +3,6 @@ package cli
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bindguard/bindguard/internal/monitor"
+	"github.com/bindguard/bindguard/internal/report"
 )
 
 func newEventsCmd(s Streams) *cobra.Command {
@@ -81,16 +81,7 @@ command line.`,
 				return err
 			}
 			if f.value == "json" {
-				enc := json.NewEncoder(s.Out)
-				enc.SetIndent("", "  ")
-				if events == nil {
-					events = []monitor.Event{}
-				}
-				return enc.Encode(struct {
-					Schema string          `json:"schema"`
-					Since  string          `json:"since"`
-					Events []monitor.Event `json:"events"`
-				}{"bindguard.events.v1", from.UTC().Format(time.RFC3339), events})
+				return report.NewEvents(from, events).Encode(s.Out, true)
 			}
 			return eventsTable(s.Out, events, from)
 		},
@@ -205,10 +196,8 @@ func fetchEvents(ec eventsClient, from time.Time) ([]monitor.Event, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("events: %s answered %s: %s", u.Host, resp.Status, strings.TrimSpace(string(b)))
 	}
-	var doc struct {
-		Events []monitor.Event `json:"events"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&doc); err != nil {
+	doc, err := report.DecodeEvents[monitor.Event](io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
 		return nil, fmt.Errorf("events: reading the answer: %w", err)
 	}
 	return doc.Events, nil

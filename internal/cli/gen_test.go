@@ -10,7 +10,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/bindguard/bindguard/internal/monitor"
+	"github.com/bindguard/bindguard/internal/report"
 )
 
 const seedProxy = "../../testdata/seed/service-bindings-proxy.yaml"
@@ -116,7 +116,7 @@ func TestGenZabbix(t *testing.T) {
 }
 
 func TestZabbixValue(t *testing.T) {
-	doc := &monitor.ZabbixDoc{Fields: map[string]any{"port_binding_security_score": 85, "port_bindings_invalid": 2, "service_binding_correct_zabbix_agent": 1}, Services: []string{"zabbix-agent"}}
+	doc := &report.ZabbixDoc{Fields: map[string]int{"port_binding_security_score": 85, "port_bindings_invalid": 2, "service_binding_correct_zabbix_agent": 1}, Services: []string{"zabbix-agent"}}
 	for key, want := range map[string]string{
 		"aktienanalyse.binding.security.score":        "85",
 		"aktienanalyse.port.bindings[invalid]":        "2",

@@ -1,17 +1,16 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bindguard/bindguard/internal/report"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -187,70 +186,11 @@ addresses that contradict the access class, allow lists covering everything).`,
 	}
 }
 
-// policyView is the JSON form of a policy, schema bindguard.policy.v1.
-type policyView struct {
-	Schema         string        `json:"schema"`
-	Source         string        `json:"source"`
-	Format         policy.Format `json:"format"`
-	TrustedProxies []string      `json:"trusted_proxies"`
-	ClientIPHeader string        `json:"client_ip_header"`
-	Networks       []networkView `json:"networks"`
-	Services       []serviceView `json:"services"`
-}
-
-type networkView struct {
-	Name     string   `json:"name"`
-	Prefixes []string `json:"prefixes"`
-}
-
-type serviceView struct {
-	Name        string          `json:"name"`
-	Protocol    policy.Protocol `json:"protocol"`
-	Address     *string         `json:"address"`
-	V6Only      bool            `json:"v6only"`
-	Port        uint16          `json:"port"`
-	Access      policy.Access   `json:"access"`
-	Allow       []string        `json:"allow"`
-	HostCheck   bool            `json:"host_check"`
-	Process     string          `json:"process,omitempty"`
-	Description string          `json:"description,omitempty"`
-}
-
-func prefixStrings(ps []netip.Prefix) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return out
-}
-
-func writePolicyJSON(w io.Writer, p *policy.Policy) error {
-	v := policyView{
-		Schema: "bindguard.policy.v1", Source: p.Source, Format: p.Format,
-		TrustedProxies: prefixStrings(p.TrustedProxies), ClientIPHeader: p.ClientIPHeader,
-		Networks: []networkView{}, Services: []serviceView{},
-	}
-	for _, n := range p.Networks {
-		v.Networks = append(v.Networks, networkView{Name: n.Name, Prefixes: prefixStrings(n.Prefixes)})
-	}
-	for _, s := range p.Services {
-		sv := serviceView{
-			Name: s.Name, Protocol: s.Protocol, V6Only: s.V6Only, Port: s.Port, Access: s.Access,
-			Allow: prefixStrings(s.AllowPrefixes), HostCheck: s.HostCheck, Process: s.Process, Description: s.Description,
-		}
-		if s.Address.IsValid() {
-			a := s.Address.String()
-			sv.Address = &a
-		}
-		v.Services = append(v.Services, sv)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+// writePolicyJSON writes the policy view (report.PolicyDoc, bindguard.policy.v1).
+func writePolicyJSON(w io.Writer, p *policy.Policy) error { return report.NewPolicyDoc(p).Encode(w) }
 
 func writePolicyTable(w io.Writer, p *policy.Policy) error {
-	proxies := strings.Join(prefixStrings(p.TrustedProxies), ", ")
+	proxies := strings.Join(report.PrefixStrings(p.TrustedProxies), ", ")
 	if proxies == "" {
 		proxies = "none"
 	}
@@ -286,7 +226,7 @@ func clientsCell(p *policy.Policy, s policy.Service) string {
 	var parts []string
 	for _, a := range s.Allow {
 		if n, ok := p.Network(a); ok {
-			parts = append(parts, fmt.Sprintf("%s (%s)", a, shortList(prefixStrings(n.Prefixes), 3)))
+			parts = append(parts, fmt.Sprintf("%s (%s)", a, shortList(report.PrefixStrings(n.Prefixes), 3)))
 		} else {
 			parts = append(parts, a)
 		}

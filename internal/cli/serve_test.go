@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -512,8 +513,10 @@ func TestServeRedis(t *testing.T) {
 	}
 }
 
-// TestZabbixAgent2: the real zabbix_agent2 answers the seed's keys through the generated
-// UserParameter file, bindguard zabbix get and the daemon.
+// TestZabbixAgent2: with --prefix aktienanalyse, the real zabbix_agent2 answers the seed's keys
+// through the UserParameter file gen zabbix writes, bindguard zabbix get and the daemon; and
+// audit --format zabbix --prefix aktienanalyse, for the same state, sends the same keys with
+// the same values, discovery included.
 func TestZabbixAgent2(t *testing.T) {
 	agent := netnstest.RequireTool(t, "zabbix_agent2", "zabbix-agent2")
 	ns := netnstest.New(t, "bgzbx")
@@ -532,25 +535,55 @@ func TestZabbixAgent2(t *testing.T) {
 		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
 		return err == nil && code == 200, fmt.Sprint(code, body, err)
 	})
-	if _, errOut, code := run(t, "", "gen", "zabbix", "--bindguard", bin, "--url", "http://127.0.0.1:9847", "-o", dir); code != 0 {
+	if _, errOut, code := run(t, "", "gen", "zabbix", "--prefix", "aktienanalyse", "--bindguard", bin, "--url", "http://127.0.0.1:9847", "-o", dir); code != 0 {
 		t.Fatalf("gen zabbix: %s", errOut)
 	}
 	conf := filepath.Join(dir, "agent.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("Server=127.0.0.1\nHostname=bindguard-test\nLogType=console\nControlSocket=%s/agent.sock\nPluginSocket=%s/plugin.sock\nInclude=%s/bindguard.conf\n", dir, dir, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// agentTest is the agent's answer to a key: its value, or the whole output when the key
+	// is not supported.
+	answer := regexp.MustCompile(`(?m)^\S+\s+\[s\|(.*)\]\s*$`)
+	agentTest := func(key string) (string, bool) {
+		out, err := exec.Command("nsenter", "--net="+ns.Path, agent, "-c", conf, "-t", key).CombinedOutput() // #nosec G204 G702 -- the agent on our own configuration
+		m := answer.FindStringSubmatch(string(out))
+		if err != nil || m == nil {
+			return fmt.Sprintf("%v\n%s", err, out), false
+		}
+		return m[1], true
+	}
 	for key, want := range map[string]string{
 		// redis declared and missing, bindguard valid: 1 of 2 = 50.
-		"aktienanalyse.binding.security.score":     "[s|50]",
-		"aktienanalyse.port.bindings[missing]":     "[s|1]",
-		"aktienanalyse.port.bindings[valid]":       "[s|1]",
-		"aktienanalyse.service.binding[redis]":     "[s|0]",
-		"aktienanalyse.service.binding[bindguard]": "[s|1]",
-		"aktienanalyse.service.discovery":          `[s|[{"{#SERVICE}":"redis"},{"{#SERVICE}":"bindguard"}]]`,
+		"aktienanalyse.binding.security.score":     "50",
+		"aktienanalyse.port.bindings[missing]":     "1",
+		"aktienanalyse.port.bindings[valid]":       "1",
+		"aktienanalyse.service.binding[redis]":     "0",
+		"aktienanalyse.service.binding[bindguard]": "1",
+		"aktienanalyse.service.discovery":          `[{"{#SERVICE}":"redis","{#PROTOCOL}":"tcp","{#PORT}":6379},{"{#SERVICE}":"bindguard","{#PROTOCOL}":"tcp","{#PORT}":9847}]`,
 	} {
-		out, err := exec.Command("nsenter", "--net="+ns.Path, agent, "-c", conf, "-t", key).CombinedOutput() // #nosec G204 G702 -- the agent on our own configuration
-		if err != nil || !strings.Contains(string(out), want) {
-			t.Errorf("zabbix_agent2 -t %s: %v\n%s\nwant %s", key, err, out, want)
+		if got, ok := agentTest(key); !ok || got != want {
+			t.Errorf("zabbix_agent2 -t %s: %s, want %s", key, got, want)
+		}
+	}
+	// An unknown service is not a made-up 0: agent 2 passes on the error text, which the
+	// numeric item refuses (the item becomes unsupported).
+	if got, _ := agentTest("aktienanalyse.service.binding[nope]"); !strings.Contains(got, `the policy declares no service "nope"`) {
+		t.Errorf("zabbix_agent2 -t aktienanalyse.service.binding[nope] = %s, want the error", got)
+	}
+
+	// audit --format zabbix in the same namespace sends what the agent answers, key for key.
+	out, err := exec.Command("nsenter", "--net="+ns.Path, bin, "audit", "--policy", pol, "--format", "zabbix", "--prefix", "aktienanalyse", "--fail-on", "critical").Output() // #nosec G204 G702 -- the binary built above
+	if err != nil {
+		t.Fatalf("audit --format zabbix: %v\n%s", err, out)
+	}
+	keys, values := senderItems(t, string(out))
+	if len(keys) != 8 {
+		t.Errorf("audit sends %d items, want 8 (discovery, score, 4 statuses, 2 services):\n%s", len(keys), out)
+	}
+	for _, key := range keys {
+		if got, ok := agentTest(key); !ok || got != values[key] {
+			t.Errorf("audit sends %s = %s; zabbix_agent2 -t answers %s", key, values[key], got)
 		}
 	}
 }

@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +11,7 @@ import (
 
 	"github.com/bindguard/bindguard/internal/gen/systemd"
 	"github.com/bindguard/bindguard/internal/gen/zabbix"
-	"github.com/bindguard/bindguard/internal/monitor"
+	"github.com/bindguard/bindguard/internal/report"
 )
 
 var defaultServeURL = fmt.Sprintf("http://127.0.0.1:%d", systemd.DefaultSelfPort)
@@ -35,9 +32,16 @@ func newGenZabbixCmd(s Streams) *cobra.Command {
   bindguard_template.yaml   a Zabbix 6.0 template: the items, low-level discovery of the
                             policy's services with an item and trigger each, and triggers
 
+'bindguard audit --format zabbix' with the same --prefix sends the same keys and
+values. SERVICE in keys and in the discovery macro {#SERVICE} is the policy's
+name with "-" written "_", as the seed writes it.
+
 Without --output both are written to standard output, each after "# ==> NAME <==".`,
 		Example: `  bindguard gen zabbix --output /etc/zabbix/zabbix_agent2.d
-  zabbix_agent2 -t aktienanalyse.binding.security.score`,
+  zabbix_agent2 -t bindguard.binding.security.score
+
+  # The seed's keys
+  bindguard gen zabbix --prefix aktienanalyse --output /etc/zabbix/zabbix_agent2.d`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			files, err := zabbix.Generate(o)
@@ -51,7 +55,7 @@ Without --output both are written to standard output, each after "# ==> NAME <==
 			return writeGenerated(s, output, force, out)
 		},
 	}
-	cmd.Flags().StringVar(&o.Prefix, "prefix", zabbix.DefaultPrefix, "item key prefix")
+	cmd.Flags().StringVar(&o.Prefix, "prefix", report.DefaultZabbixPrefix, "item key prefix (the seed's is aktienanalyse)")
 	cmd.Flags().StringVar(&o.Bindguard, "bindguard", "/usr/local/bin/bindguard", "the bindguard executable the agent runs")
 	cmd.Flags().StringVar(&o.URL, "url", "", "the bindguard serve to ask (default "+defaultServeURL+")")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "directory to write the files to (default: standard output)")
@@ -65,15 +69,13 @@ func newZabbixCmd(s Streams) *cobra.Command {
 		Short: "Answer Zabbix agent items from bindguard serve",
 		Long: `Commands for the Zabbix agent: 'zabbix get KEY' answers the UserParameter items
 'bindguard gen zabbix' writes.`,
-		Example: `  bindguard zabbix get aktienanalyse.binding.security.score`,
+		Example: `  bindguard zabbix get --prefix aktienanalyse aktienanalyse.binding.security.score`,
 		Args:    args(0, 0),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newZabbixGetCmd(s))
 	return cmd
 }
-
-var itemKeyRE = regexp.MustCompile(`^([a-z0-9_.]+?)\.(port\.bindings|service\.binding)\[([^\]]*)\]$`)
 
 func newZabbixGetCmd(s Streams) *cobra.Command {
 	var url, prefix string
@@ -87,14 +89,21 @@ func newZabbixGetCmd(s Streams) *cobra.Command {
   PREFIX.binding.security.score                            0-100
   PREFIX.service.discovery                                 low-level discovery JSON
 
+PREFIX is --prefix (default bindguard; the seed's is aktienanalyse). SERVICE may
+be spelt as in the policy or with "-" written "_", as discovery writes it. The
+values are those 'bindguard audit --format zabbix --prefix PREFIX' sends.
+
 An unknown key, an unknown service, or a daemon that cannot be reached is an
 error (exit 2): Zabbix then marks the item unsupported instead of recording a
 made-up 0.`,
-		Example: `  bindguard zabbix get 'aktienanalyse.port.bindings[invalid]'
-  bindguard zabbix get --url http://127.0.0.1:9847 'aktienanalyse.service.binding[redis]'`,
+		Example: `  bindguard zabbix get 'bindguard.port.bindings[invalid]'
+  bindguard zabbix get --prefix aktienanalyse --url http://127.0.0.1:9847 'aktienanalyse.service.binding[redis]'`,
 		Args: args(1, 1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			key := a[0]
+			if _, err := report.NewZabbixKeys(prefix); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			doc, err := fetchZabbix(url)
 			if err != nil {
 				return err
@@ -108,11 +117,11 @@ made-up 0.`,
 		},
 	}
 	cmd.Flags().StringVar(&url, "url", defaultServeURL, "bindguard serve's base URL")
-	cmd.Flags().StringVar(&prefix, "prefix", zabbix.DefaultPrefix, "item key prefix")
+	cmd.Flags().StringVar(&prefix, "prefix", report.DefaultZabbixPrefix, "item key prefix, as given to gen zabbix")
 	return cmd
 }
 
-func fetchZabbix(base string) (*monitor.ZabbixDoc, error) {
+func fetchZabbix(base string) (*report.ZabbixDoc, error) {
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		return nil, fmt.Errorf("--url %q: want http://HOST:PORT", base)
 	}
@@ -126,45 +135,18 @@ func fetchZabbix(base string) (*monitor.ZabbixDoc, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 		return nil, fmt.Errorf("bindguard serve at %s answered %s: %s", base, resp.Status, strings.TrimSpace(string(b)))
 	}
-	var doc monitor.ZabbixDoc
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&doc); err != nil {
+	doc, err := report.DecodeZabbixDoc(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
 		return nil, fmt.Errorf("bindguard serve at %s: %w", base, err)
 	}
-	return &doc, nil
+	return doc, nil
 }
 
-// zabbixValue answers one item key from the daemon's figures.
-func zabbixValue(doc *monitor.ZabbixDoc, prefix, key string) (string, error) {
-	switch key {
-	case prefix + ".binding.security.score":
-		return fmt.Sprint(doc.Fields["port_binding_security_score"]), nil
-	case prefix + ".service.discovery":
-		type macro struct {
-			Service string `json:"{#SERVICE}"`
-		}
-		out := []macro{}
-		for _, s := range doc.Services {
-			out = append(out, macro{monitor.SeedServiceName(s)})
-		}
-		b, err := json.Marshal(out)
-		return string(b), err
+// zabbixValue answers one item key from the daemon's figures, by the report's key scheme.
+func zabbixValue(doc *report.ZabbixDoc, prefix, key string) (string, error) {
+	k, err := report.NewZabbixKeys(prefix)
+	if err != nil {
+		return "", err
 	}
-	m := itemKeyRE.FindStringSubmatch(key)
-	if m == nil || m[1] != prefix {
-		return "", fmt.Errorf("unknown item key %q (prefix %q): see bindguard zabbix get --help", key, prefix)
-	}
-	arg := strings.Trim(m[3], `"`)
-	switch m[2] {
-	case "port.bindings":
-		if !slices.Contains([]string{"valid", "invalid", "missing", "unexpected"}, arg) {
-			return "", fmt.Errorf("%s: want valid, invalid, missing or unexpected", key)
-		}
-		return fmt.Sprint(doc.Fields["port_bindings_"+arg]), nil
-	default:
-		v, ok := doc.Fields[monitor.ServiceField(arg)]
-		if !ok {
-			return "", fmt.Errorf("%s: the policy declares no service %q", key, arg)
-		}
-		return fmt.Sprint(v), nil
-	}
+	return doc.Value(k, key)
 }

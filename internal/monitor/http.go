@@ -116,7 +116,8 @@ var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
 // landingCSP allows the landing page nothing beyond its own HTML.
 const landingCSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Handler serves /metrics, /health, /api/v1/audit, /api/v1/events and /api/v1/zabbix.
+// Handler serves /metrics, /health, /api/v1/audit, /api/v1/zabbix and /api/v1/events; the
+// documents are report's (bindguard.audit.v1, bindguard.zabbix.v1, bindguard.events.v1).
 func (m *Monitor) Handler() http.Handler { return m.HandlerWith(HandlerOptions{}) }
 
 // HandlerWith is Handler with build information, the reload status, Go and process metrics
@@ -170,12 +171,8 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 			httpError(w, http.StatusServiceUnavailable, why)
 			return
 		}
-		doc := ZabbixDoc{Schema: "bindguard.zabbix.v1", Fields: SeedFields(rep)}
-		for _, s := range rep.Services {
-			doc.Services = append(doc.Services, s.Name)
-		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(doc)
+		_ = report.NewZabbixDoc(rep).Encode(w)
 	})
 	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		since, err := ParseSince(r.URL.Query().Get("since"), time.Now())
@@ -190,28 +187,9 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(struct {
-			Schema string  `json:"schema"`
-			Since  string  `json:"since"`
-			Events []Event `json:"events"`
-		}{"bindguard.events.v1", since.UTC().Format(time.RFC3339), nonNil(events)})
+		_ = report.NewEvents(since, events).Encode(w, false)
 	})
 	return mux
-}
-
-// ZabbixDoc is /api/v1/zabbix: the seed's zabbix:port_bindings fields and the policy's
-// services, for `bindguard zabbix get`.
-type ZabbixDoc struct {
-	Schema   string         `json:"schema"`
-	Fields   map[string]any `json:"fields"`
-	Services []string       `json:"services"`
-}
-
-func nonNil(e []Event) []Event {
-	if e == nil {
-		return []Event{}
-	}
-	return e
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

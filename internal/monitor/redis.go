@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/report"
 )
 
 // Redis keys, as the seed's Zabbix integration reads them.
@@ -67,39 +67,16 @@ func (r *RedisSink) Name() string { return "redis" }
 // Close closes the connection pool.
 func (r *RedisSink) Close() error { return r.client.Close() }
 
-// SeedServiceName is a service's name as the seed writes it in keys: "-" becomes "_".
-func SeedServiceName(name string) string { return strings.ReplaceAll(name, "-", "_") }
-
-// ServiceField is the seed's hash field for a service: service_binding_correct_<name>.
-func ServiceField(name string) string { return "service_binding_correct_" + SeedServiceName(name) }
-
-// SeedFields are the seed's zabbix:port_bindings fields for a report: counts by status, the
-// score, and service_binding_correct_<service> (1 when the declared service is compliant;
-// "-" in names becomes "_", as the seed writes them).
-func SeedFields(rep *audit.Report) map[string]any {
-	f := map[string]any{
-		"port_bindings_valid":         rep.Summary.Count(audit.Valid),
-		"port_bindings_invalid":       rep.Summary.Count(audit.Invalid),
-		"port_bindings_missing":       rep.Summary.Count(audit.Missing),
-		"port_bindings_unexpected":    rep.Summary.Count(audit.Unexpected),
-		"port_binding_security_score": rep.Score,
-	}
-	for _, s := range rep.Services {
-		v := 0
-		if s.Compliant {
-			v = 1
-		}
-		f[ServiceField(s.Name)] = v
-	}
-	return f
-}
-
 // Snapshot replaces the hash in one transaction and gives it the seed's 300 s TTL, so stale
 // figures vanish when the monitor stops.
 func (r *RedisSink) Snapshot(ctx context.Context, rep *audit.Report) error {
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, RedisHashKey)
-		p.HSet(ctx, RedisHashKey, SeedFields(rep))
+		fields := map[string]any{}
+		for k, v := range report.SeedFields(rep) {
+			fields[k] = v
+		}
+		p.HSet(ctx, RedisHashKey, fields)
 		p.Expire(ctx, RedisHashKey, RedisHashTTL)
 		return nil
 	})

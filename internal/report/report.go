@@ -1,6 +1,10 @@
 // Package report renders an audit report: a table for people (grouped by status, worst first,
 // colour only when asked), versioned JSON (bindguard.audit.v1), Prometheus text exposition and
 // zabbix_sender input with low-level discovery.
+//
+// It owns every versioned document bindguard writes and reads: the audit (bindguard.audit.v1),
+// the drift events' envelope (bindguard.events.v1), the Zabbix values (bindguard.zabbix.v1)
+// and the policy view (bindguard.policy.v1), and the one Zabbix key scheme (zabbix.go).
 package report
 
 import (
@@ -29,6 +33,8 @@ type Meta struct {
 	Namespaces []string
 	// Warnings are observation problems that did not stop the audit.
 	Warnings []string
+	// ZabbixPrefix starts the item keys of the zabbix format ("" is DefaultZabbixPrefix).
+	ZabbixPrefix string
 }
 
 // Render writes r in the named format.

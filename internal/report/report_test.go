@@ -120,7 +120,7 @@ func TestZabbixQuoting(t *testing.T) {
 			t.Errorf("line %q splits into %q, want 3 fields starting with -", line, f)
 		}
 	}
-	if !strings.Contains(b.String(), "- bindguard.score 0\n") {
+	if !strings.Contains(b.String(), "- bindguard.binding.security.score 0\n") {
 		t.Errorf("no score line:\n%s", b.String())
 	}
 }

@@ -1,6 +1,7 @@
 // Package zabbix writes the Zabbix agent side of bindguard: a UserParameter file with the
-// seed's keys (aktienanalyse.port.bindings[*], aktienanalyse.service.binding[*],
-// aktienanalyse.binding.security.score; the prefix is configurable) answered by
+// seed's keys (PREFIX.port.bindings[*], PREFIX.service.binding[*],
+// PREFIX.binding.security.score; PREFIX is bindguard unless given, the seed's aktienanalyse;
+// the key scheme is report.ZabbixKeys) answered by
 // `bindguard zabbix get`, plus a low-level discovery key for the policy's services, and a
 // Zabbix 6.0 template with the items, the discovery rule and triggers.
 package zabbix
@@ -14,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+
+	"github.com/bindguard/bindguard/internal/report"
 )
 
 // Files Generate writes.
@@ -22,28 +25,24 @@ const (
 	TemplateFile   = "bindguard_template.yaml"
 )
 
-// DefaultPrefix is the seed's key prefix.
-const DefaultPrefix = "aktienanalyse"
-
 var (
 	//go:embed userparams.tmpl
 	userParamsText string
 	//go:embed template.yaml.tmpl
 	templateText string
 
-	funcs = template.FuncMap{"uuid": uuid, "list": func(s ...string) []string { return s }}
+	funcs = template.FuncMap{"uuid": uuid}
 
 	userParamsTmpl = template.Must(template.New("userparams").Funcs(funcs).Parse(userParamsText))
 	templateTmpl   = template.Must(template.New("template").Funcs(funcs).Parse(templateText))
 
-	prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)
-	pathRE   = regexp.MustCompile(`^/[A-Za-z0-9._/+-]+$`)
-	urlRE    = regexp.MustCompile(`^https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?$`)
+	pathRE = regexp.MustCompile(`^/[A-Za-z0-9._/+-]+$`)
+	urlRE  = regexp.MustCompile(`^https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?$`)
 )
 
 // Options say what to generate.
 type Options struct {
-	// Prefix of the item keys (DefaultPrefix when empty).
+	// Prefix of the item keys (report.DefaultZabbixPrefix when empty).
 	Prefix string
 	// Bindguard is the bindguard executable the agent runs.
 	Bindguard string
@@ -59,12 +58,11 @@ type File struct {
 
 // Generate renders the UserParameter file and the template.
 func Generate(o Options) ([]File, error) {
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
+	keys, err := report.NewZabbixKeys(o.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if !prefixRE.MatchString(o.Prefix) {
-		return nil, fmt.Errorf("--prefix %q: want lower-case words joined by dots, such as aktienanalyse", o.Prefix)
-	}
+	o.Prefix = keys.Prefix
 	if o.Bindguard == "" {
 		o.Bindguard = "/usr/local/bin/bindguard"
 	}
@@ -75,11 +73,17 @@ func Generate(o Options) ([]File, error) {
 	if o.URL != "" && (!urlRE.MatchString(o.URL) || len(o.URL) > 256) {
 		return nil, fmt.Errorf("--url %q: want http://HOST:PORT, at most 256 bytes", o.URL)
 	}
+	// The keys come from the one key scheme (report.ZabbixKeys), shared with
+	// `audit --format zabbix` and `zabbix get`.
+	data := struct {
+		Options
+		Keys report.ZabbixKeys
+	}{o, keys}
 	var up, tpl bytes.Buffer
-	if err := userParamsTmpl.Execute(&up, o); err != nil {
+	if err := userParamsTmpl.Execute(&up, data); err != nil {
 		return nil, err
 	}
-	if err := templateTmpl.Execute(&tpl, o); err != nil {
+	if err := templateTmpl.Execute(&tpl, data); err != nil {
 		return nil, err
 	}
 	return []File{{UserParamsFile, up.Bytes()}, {TemplateFile, tpl.Bytes()}}, nil

@@ -1,0 +1,47 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// SchemaEvents names the version of the drift events' document.
+const SchemaEvents = "bindguard.events.v1"
+
+// Events is the document of drift events (schema bindguard.events.v1), from the monitor's
+// /api/v1/events and `bindguard events --format json`. The event record is the monitor's
+// (monitor.Event): the envelope is generic so that report does not import the monitor.
+type Events[E any] struct {
+	Schema string `json:"schema"`
+	// Since is the start of the window, RFC 3339 in UTC.
+	Since  string `json:"since"`
+	Events []E    `json:"events"`
+}
+
+// NewEvents is the document of the events since a time; nil events are written as [].
+func NewEvents[E any](since time.Time, events []E) Events[E] {
+	return Events[E]{Schema: SchemaEvents, Since: since.UTC().Format(time.RFC3339), Events: nonNil(events)}
+}
+
+// Encode writes the document as JSON; indent makes it two-space indented, for people.
+func (d Events[E]) Encode(w io.Writer, indent bool) error {
+	enc := json.NewEncoder(w)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	return enc.Encode(d)
+}
+
+// DecodeEvents reads an events document and checks its schema.
+func DecodeEvents[E any](r io.Reader) (*Events[E], error) {
+	var d Events[E]
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
+		return nil, err
+	}
+	if d.Schema != SchemaEvents {
+		return nil, fmt.Errorf("schema %q, want %s", d.Schema, SchemaEvents)
+	}
+	return &d, nil
+}
