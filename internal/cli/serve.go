@@ -127,7 +127,7 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			defer func() { _ = store.Close() }()
 			m, err := monitor.New(monitor.Config{
 				PolicyPath: path, Interval: interval, Retention: retention, Logger: logger,
-				Observe: obs.options(),
+				Observer: monitor.HostObserver(obs.options()),
 			}, store)
 			if err != nil {
 				return err

@@ -24,18 +24,38 @@ type Sink interface {
 	Snapshot(ctx context.Context, r *audit.Report) error
 }
 
+// Observer observes the host for one audit: its listening sockets and their owners.
+// HostObserver is the real one; tests give scripted snapshots.
+type Observer interface {
+	Observe(ctx context.Context) (*observe.Snapshot, error)
+}
+
+// ObserverFunc is a function used as an Observer.
+type ObserverFunc func(ctx context.Context) (*observe.Snapshot, error)
+
+// Observe implements Observer.
+func (f ObserverFunc) Observe(ctx context.Context) (*observe.Snapshot, error) { return f(ctx) }
+
+// HostObserver observes this host with observe.Observe and o.
+func HostObserver(o observe.Options) Observer {
+	return ObserverFunc(func(context.Context) (*observe.Snapshot, error) { return observe.Observe(o) })
+}
+
 // Config configures a Monitor.
 type Config struct {
 	PolicyPath string
 	Interval   time.Duration
 	// Retention is how long delivered events are kept.
 	Retention time.Duration
-	Observe   observe.Options
-	Host      string
-	Logger    *slog.Logger
-	Sinks     []Sink
+	// Observer observes the host for each audit (HostObserver in the daemon); required.
+	Observer Observer
+	Host     string
+	Logger   *slog.Logger
+	Sinks    []Sink
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// After is the timer of the sinks' backoff and idle waits (tests); nil is time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Monitor audits on an interval and keeps what changed.
@@ -66,6 +86,9 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 	if cfg.Interval <= 0 {
 		return nil, errors.New("monitor: the interval must be positive")
 	}
+	if cfg.Observer == nil {
+		return nil, errors.New("monitor: no observer")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +102,9 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.cfg.After == nil {
+		m.cfg.After = time.After
 	}
 	pol, err := loadPolicy(cfg.PolicyPath)
 	if err != nil {
@@ -142,7 +168,7 @@ func (m *Monitor) Audit(ctx context.Context) error {
 	defer m.audits.Unlock()
 	start := m.now()
 	pol := m.Policy()
-	snap, err := observe.Observe(m.cfg.Observe)
+	snap, err := m.cfg.Observer.Observe(ctx)
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -240,7 +266,7 @@ func (m *Monitor) deliver(ctx context.Context, s Sink, kick <-chan struct{}) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-m.cfg.After(backoff):
 			}
 			backoff = min(2*backoff, time.Minute)
 			continue
@@ -250,7 +276,7 @@ func (m *Monitor) deliver(ctx context.Context, s Sink, kick <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-kick:
-		case <-time.After(m.cfg.Interval):
+		case <-m.cfg.After(m.cfg.Interval):
 		}
 	}
 }

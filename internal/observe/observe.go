@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/mdlayher/netlink"
+
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/internal/socket"
@@ -47,6 +49,9 @@ type Options struct {
 	Netns string
 	// OwnerScan chooses how socket owners are found (proc.OwnerScanAuto when empty).
 	OwnerScan proc.OwnerScan
+	// Dial opens the NETLINK_SOCK_DIAG connection of a namespace (socket.Dial when nil);
+	// tests give fakes from mdlayher/netlink/nltest.
+	Dial func(netnsFD int) (*netlink.Conn, error)
 }
 
 // Snapshot is what was observed.
@@ -74,6 +79,9 @@ func Observe(o Options) (*Snapshot, error) {
 			return nil, fmt.Errorf("--source netlink reads the kernel, not %s: use --source procfs with a proc root", root)
 		}
 		o.Source = SourceProcfs
+	}
+	if o.Dial == nil {
+		o.Dial = socket.Dial
 	}
 	finder := proc.NamespaceFinder{Root: root, NetnsDir: o.NetnsDir}
 	var namespaces []proc.Namespace
@@ -105,7 +113,7 @@ func Observe(o Options) (*Snapshot, error) {
 	}
 	var got []nsSockets
 	for _, ns := range namespaces {
-		socks, warns, err := readNamespace(root, ns, o.Source)
+		socks, warns, err := readNamespace(root, ns, o.Source, o.Dial)
 		snap.Warnings = append(snap.Warnings, warns...)
 		if err != nil {
 			if o.Netns == NetnsAll && !ns.Current {
@@ -156,7 +164,7 @@ func Observe(o Options) (*Snapshot, error) {
 }
 
 // readNamespace reads one namespace's sockets from the chosen source.
-func readNamespace(root string, ns proc.Namespace, src Source) ([]observed.Socket, []string, error) {
+func readNamespace(root string, ns proc.Namespace, src Source, dial func(int) (*netlink.Conn, error)) ([]observed.Socket, []string, error) {
 	if src == SourceProcfs {
 		return readProcfs(root, ns)
 	}
@@ -165,7 +173,7 @@ func readNamespace(root string, ns proc.Namespace, src Source) ([]observed.Socke
 		return nil, nil, err
 	}
 	defer closeNS()
-	socks, err := dump(fd)
+	socks, err := dump(dial, fd)
 	if err == nil {
 		return socks, nil, nil
 	}
@@ -217,8 +225,8 @@ func readProcfs(root string, ns proc.Namespace) ([]observed.Socket, []string, er
 }
 
 // dump reads a namespace's sockets through sock_diag.
-func dump(netnsFD int) ([]observed.Socket, error) {
-	c, err := socket.Dial(netnsFD)
+func dump(dial func(int) (*netlink.Conn, error), netnsFD int) ([]observed.Socket, error) {
+	c, err := dial(netnsFD)
 	if err != nil {
 		return nil, err
 	}
