@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bindguard/bindguard/internal/report"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -171,9 +172,9 @@ func TestHandler(t *testing.T) {
 	}
 
 	w = get(t, h, "/api/v1/zabbix")
-	zd := decode[ZabbixDoc](t, w, "application/json")
-	if w.Code != http.StatusOK || zd.Schema != "bindguard.zabbix.v1" || zd.Fields["port_bindings_unexpected"] != 1.0 ||
-		zd.Fields["service_binding_correct_redis"] != 1.0 || strings.Join(zd.Services, ",") != "redis,web" {
+	zd := decode[report.ZabbixDoc](t, w, "application/json")
+	if w.Code != http.StatusOK || zd.Schema != "bindguard.zabbix.v1" || zd.Fields["port_bindings_unexpected"] != 1 ||
+		zd.Fields["service_binding_correct_redis"] != 1 || strings.Join(zd.Services, ",") != "redis,web" {
 		t.Errorf("/api/v1/zabbix: %d %+v", w.Code, zd)
 	}
 

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bindguard/bindguard/access"
+	"github.com/bindguard/bindguard/internal/observe"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -199,12 +200,13 @@ func TestHandlerExporterConventions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = st.Close() }()
-	m, err := New(Config{Interval: time.Hour}, st)
+	empty := ObserverFunc(func(context.Context) (*observe.Snapshot, error) { return &observe.Snapshot{}, nil })
+	m, err := New(Config{Interval: time.Hour, Observer: empty}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Audit(context.Background()); err != nil {
-		t.Skipf("no audit possible here: %v", err)
+		t.Fatal(err)
 	}
 	rs := NewReloadStatus(time.Unix(1700000000, 0))
 	h := m.HandlerWith(HandlerOptions{Version: "v1.2.3", Revision: "abc", Reloads: rs})
