@@ -9,6 +9,8 @@ import (
 	"cmp"
 	"regexp"
 	"strings"
+
+	"github.com/bindguard/bindguard/internal/text"
 )
 
 // MaxFile bounds the cgroup file (and other small /proc files) read.
@@ -83,11 +85,5 @@ func Parse(b []byte) (unit, container string) {
 // Sanitize replaces control characters, bidirectional overrides and invalid UTF-8 with "?", so
 // a process cannot forge report lines or terminal escapes through its name or cgroup.
 func Sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0xFFFD ||
-			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x2028 || r == 0x2029 {
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?"))
+	return text.Sanitize(s, '?')
 }

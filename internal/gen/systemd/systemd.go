@@ -17,6 +17,7 @@ import (
 	"text/template"
 	"unicode"
 
+	"github.com/bindguard/bindguard/internal/text"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -152,12 +153,7 @@ func description(s policy.Service) string {
 	}
 	// A unit file line: no control characters (C0, C1 with NEL, DEL), no line or paragraph
 	// separators, and % is systemd's specifier character.
-	d = strings.Map(func(r rune) rune {
-		if !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, d)
+	d = text.Sanitize(d, ' ')
 	return strings.ReplaceAll(d, "%", "%%")
 }
 
