@@ -17,10 +17,10 @@ func TestUnsafe(t *testing.T) {
 
 func TestSanitize(t *testing.T) {
 	for in, want := range map[string]string{
-		"redis-server":           "redis-server",
-		"evil\nline\x1b[31m":     "evil?line?[31m",
-		"bad\xffutf8":            "bad?utf8",
-		"rtl\u202eexe.txt":       "rtl?exe.txt",
+		"redis-server":          "redis-server",
+		"evil\nline\x1b[31m":    "evil?line?[31m",
+		"bad\xffutf8":           "bad?utf8",
+		"rtl\u202eexe.txt":      "rtl?exe.txt",
 		"already\ufffdreplaced": "already?replaced",
 	} {
 		if got := Sanitize(in, '?'); got != want {
