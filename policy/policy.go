@@ -95,8 +95,11 @@ type Policy struct {
 	ClientIPHeader string
 	// Networks are the named prefix lists services can use in their allow lists.
 	Networks []Network
-	// Services are the declared services, in file order.
+	// Services are the declared services of the host scope, in file order: the host's own
+	// network namespace, and every namespace no scope matches.
 	Services []Service
+	// Scopes are the named scopes for containers and network namespaces (ScopeFor).
+	Scopes []Scope
 	// Proxy is the front door `bindguard gen nginx` writes, nil when the policy has none.
 	Proxy *Proxy
 	// Monitor configures `bindguard serve`, nil when the policy says nothing of it.
