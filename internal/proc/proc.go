@@ -78,6 +78,10 @@ type Scanner struct {
 	Users, Groups func(id int) string
 	// Scan chooses the owner scan; empty is OwnerScanAuto.
 	Scan OwnerScan
+
+	// kernelScan and kernelMin replace kernelSockets and KernelScanMinProcs in tests.
+	kernelScan func() ([]kernelRecord, error)
+	kernelMin  int
 }
 
 func (s *Scanner) root() string { return cmp.Or(s.Root, DefaultRoot) }
@@ -124,8 +128,15 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 		return nil, fmt.Errorf("proc: the bpf owner scan reads the kernel, not %s", root)
 	}
 	var kernelErr error
-	if scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= KernelScanMinProcs) {
-		recs, err := kernelSockets()
+	kernelScan, kernelMin := s.kernelScan, KernelScanMinProcs
+	if kernelScan == nil {
+		kernelScan = kernelSockets
+	}
+	if s.kernelMin > 0 {
+		kernelMin = s.kernelMin
+	}
+	if scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
+		recs, err := kernelScan()
 		if err == nil {
 			o := s.collect(kernelHolders(recs, want))
 			o.Scanned, o.Method = len(pids), OwnerScanBPF
