@@ -160,6 +160,9 @@ const (
 	// OwnerGone: no visible process holds it: its owner is in another PID namespace, or it
 	// closed during the scan.
 	OwnerGone
+	// OwnerUnknown: the socket table's record of the owner is unreadable (a /proc/net line
+	// whose inode does not parse), so it cannot be looked up.
+	OwnerUnknown
 )
 
 // Observed is one listening socket with where it was seen and who holds it.

@@ -297,6 +297,8 @@ func ownerWords(o Observed) string {
 		return "a process whose files bindguard may not read (owner hidden)"
 	case OwnerKernel:
 		return "the kernel"
+	case OwnerUnknown:
+		return "an unknown owner (its /proc/net line has no readable inode)"
 	}
 	return "a process not visible here (another PID namespace, or it has just closed the socket)"
 }

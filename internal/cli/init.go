@@ -173,6 +173,8 @@ func ownerWordsFor(o audit.Observed) string {
 		return "an owner hidden from this user (run as root)"
 	case o.Owner == audit.OwnerKernel:
 		return "the kernel"
+	case o.Owner == audit.OwnerUnknown:
+		return "an unknown owner (unreadable /proc/net inode)"
 	}
 	return "an unknown owner"
 }

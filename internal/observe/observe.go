@@ -138,6 +138,8 @@ func Observe(o Options) (*Snapshot, error) {
 		for _, s := range g.sockets {
 			ob := audit.Observed{Socket: s, Netns: g.ns.Label}
 			switch {
+			case s.OwnerUnknown:
+				ob.Owner = audit.OwnerUnknown
 			case s.Inode == 0:
 				ob.Owner = audit.OwnerKernel
 			case len(owners.ByInode[s.Inode]) > 0:
@@ -211,6 +213,9 @@ func readProcfs(root string, ns proc.Namespace) ([]socket.Socket, []string, erro
 	}
 	for _, w := range res.Warnings {
 		warns = append(warns, w.Error())
+	}
+	if n := res.Unowned - socket.MaxLineProblems; n > 0 {
+		warns = append(warns, fmt.Sprintf("kept %d more listeners whose uid or inode did not parse (owner unknown)", n))
 	}
 	return res.Sockets, warns, nil
 }

@@ -54,6 +54,9 @@ type Socket struct {
 	// UID owns the socket; Inode identifies it across the whole host (all namespaces).
 	UID   uint32
 	Inode uint64
+	// OwnerUnknown says the source's inode for the socket was unreadable (a corrupt /proc/net
+	// line): Inode is 0 but the kernel does not hold it, and its owner cannot be looked up.
+	OwnerUnknown bool
 	// Interface is the index of the device the socket is bound to (SO_BINDTODEVICE), 0 if none.
 	// Only the netlink source reports it.
 	Interface uint32
