@@ -58,6 +58,13 @@ func validateTrusted(ps *problems, p *Policy, sm *sourceMap) {
 			ps.add(sm.trusted[i].pos, sm.trusted[i].path, "%v", err)
 		}
 	}
+	if sm.synthetic { // decoded zoned entries were checked as they were read
+		for i, z := range p.TrustedZoned {
+			if err := checkZoned(z); err != nil {
+				ps.add(Position{}, indexPath("trusted_proxies", len(p.TrustedProxies)+i), "%v", err)
+			}
+		}
+	}
 	if fam := coversFamily(p.TrustedProxies); fam != "" {
 		l := sm.top["trusted_proxies"]
 		ps.add(l.pos, "trusted_proxies", "trusts every %s address: any client could then claim any IP; list only your proxies' addresses", fam)
@@ -165,7 +172,7 @@ func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks m
 		l := sl.at("host_check")
 		ps.add(l.pos, l.path, "applies only to localhost_only services")
 	}
-	if s.Access == ProxyOnly && len(p.TrustedProxies) == 0 {
+	if s.Access == ProxyOnly && len(p.TrustedProxies) == 0 && len(p.TrustedZoned) == 0 {
 		l := sl.at("access")
 		ps.add(l.pos, l.path, "proxy_only needs trusted_proxies, and they are empty: no proxy could ever reach this service")
 	}
@@ -208,7 +215,7 @@ func checkText(ps *problems, l loc, s string, max int) {
 //
 // budget is what is left of MaxAllowPrefixes for the whole policy.
 func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) {
-	s.AllowPrefixes = nil
+	s.AllowPrefixes, s.AllowZoned = nil, nil
 	if !s.Access.TakesAllow() {
 		if len(s.Allow) > 0 {
 			l := sl.at("allow")
@@ -227,6 +234,7 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		prefixes = n.Prefixes[:len(n.Prefixes):len(n.Prefixes)]
 	}
 	ok := true
+	var zoned []ZonedPrefix
 	seen := make(map[string]int, len(s.Allow))
 	for i, entry := range s.Allow {
 		l := sl.at("allow")
@@ -253,6 +261,16 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		}
 		if slices.Contains(badNetworks, entry) {
 			ok = false // the network's own problem is reported
+			continue
+		}
+		if isZoned(entry) {
+			z, err := parseZonedPrefix(entry)
+			if err != nil {
+				ps.add(l.pos, l.path, "%v", err)
+				ok = false
+				continue
+			}
+			zoned = append(zoned, z)
 			continue
 		}
 		if strings.ContainsAny(entry, ".:/") {
@@ -291,7 +309,7 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		sl.fail("allow")
 		return
 	}
-	s.AllowPrefixes = prefixes
+	s.AllowPrefixes, s.AllowZoned = prefixes, zoned
 }
 
 // admits says in words who a class admits.

@@ -224,10 +224,18 @@ func prefixStrings(ps []netip.Prefix) []string {
 	return out
 }
 
+// withZoned appends zoned entries (fe80::1%eth0) to prefix strings.
+func withZoned(out []string, zs []policy.ZonedPrefix) []string {
+	for _, z := range zs {
+		out = append(out, z.String())
+	}
+	return out
+}
+
 func writePolicyJSON(w io.Writer, p *policy.Policy) error {
 	v := policyView{
 		Schema: "bindguard.policy.v1", Source: p.Source, Format: p.Format,
-		TrustedProxies: prefixStrings(p.TrustedProxies), ClientIPHeader: p.ClientIPHeader,
+		TrustedProxies: withZoned(prefixStrings(p.TrustedProxies), p.TrustedZoned), ClientIPHeader: p.ClientIPHeader,
 		Networks: []networkView{}, Services: []serviceView{},
 	}
 	for _, n := range p.Networks {
@@ -236,7 +244,7 @@ func writePolicyJSON(w io.Writer, p *policy.Policy) error {
 	for _, s := range p.Services {
 		sv := serviceView{
 			Name: s.Name, Protocol: s.Protocol, V6Only: s.V6Only, Port: s.Port, Access: s.Access,
-			Allow: prefixStrings(s.AllowPrefixes), HostCheck: s.HostCheck, Process: s.Process, Description: s.Description,
+			Allow: withZoned(prefixStrings(s.AllowPrefixes), s.AllowZoned), HostCheck: s.HostCheck, Process: s.Process, Description: s.Description,
 		}
 		if s.Address.IsValid() {
 			a := s.Address.String()
@@ -250,7 +258,7 @@ func writePolicyJSON(w io.Writer, p *policy.Policy) error {
 }
 
 func writePolicyTable(w io.Writer, p *policy.Policy) error {
-	proxies := strings.Join(prefixStrings(p.TrustedProxies), ", ")
+	proxies := strings.Join(withZoned(prefixStrings(p.TrustedProxies), p.TrustedZoned), ", ")
 	if proxies == "" {
 		proxies = "none"
 	}
