@@ -422,7 +422,7 @@ func nextForwarded(s string) (rest, elem string, ok bool) {
 // parseForwardedElement reads the for= parameter of one Forwarded element (RFC 7239 section
 // 4): pairs token=value separated by ";", values tokens or quoted-strings, exactly one "for".
 // The node must be an IPv4 address (a token, or quoted with an optional port) or a bracketed,
-// quoted IPv6 address with an optional port. A quoted-pair ("\\1") in a quoted-string stands
+// quoted IPv6 address with an optional port. A quoted-pair (\1) in a quoted-string stands
 // for the character after the backslash (RFC 7230 section 3.2.6); the value is unescaped, then
 // read like any other. "unknown", obfuscated identifiers, unquoted IPv6 or ip:port, and
 // malformed quoted-pairs are refused.
