@@ -348,6 +348,11 @@ func parsePeer(remote string) (netip.Addr, bool) {
 			return a, true
 		}
 	}
+	return parsePeerSlow(remote, i)
+}
+
+// parsePeerSlow is parsePeer for everything but IPv4:port; i is the index of the last ':'.
+func parsePeerSlow(remote string, i int) (netip.Addr, bool) {
 	switch {
 	case remote == "":
 		return netip.Addr{}, false

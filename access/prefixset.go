@@ -66,12 +66,7 @@ func (s *PrefixSet) Contains(a netip.Addr) bool {
 		return false
 	}
 	if a.Zone() != "" {
-		for _, z := range s.zoned {
-			if z.Contains(a) {
-				return true
-			}
-		}
-		a = a.WithZone("")
+		return s.containsZoned(a)
 	}
 	a = a.Unmap()
 	if s.trie != nil {
@@ -83,6 +78,17 @@ func (s *PrefixSet) Contains(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// containsZoned is Contains for an address with a zone: a zoned entry of that zone, or any
+// entry without a zone. Kept apart so that the common, zone-less lookup stays small.
+func (s *PrefixSet) containsZoned(a netip.Addr) bool {
+	for _, z := range s.zoned {
+		if z.Contains(a) {
+			return true
+		}
+	}
+	return s.Contains(a.WithZone(""))
 }
 
 // Len is the number of prefixes and zoned entries the set was built from (duplicates included).
