@@ -12,12 +12,19 @@ BIN         := $(CURDIR)/.bin
 DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2
 FUZZTIME    ?= 30s
 
-.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build
+.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package
 
 test: deps lint generate-check unit
 
 build:
 	$(GO) build -o $(BIN)/bindguard ./cmd/bindguard
+
+# The Debian package, in .bin: the binary, man pages and shell completions generated from the
+# command tree, the systemd unit (not enabled or started), /etc/bindguard with an example
+# policy and /var/lib/bindguard. nfpm is installed into .bin at a pinned version
+# (scripts/package.sh). packaging/package_test.go installs and purges it as root.
+package:
+	@GO=$(GO) scripts/package.sh $(BIN)
 
 deps:
 	@scripts/install-deps.sh $(DEB_PACKAGES)

@@ -47,6 +47,29 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
+// BenchmarkDecideZonedPeer: a link-local peer (fe80::1%eth0) through a zoned trusted proxy,
+// then an allow list with a zoned and an unzoned entry: the zone path allocates nothing either.
+func BenchmarkDecideZonedPeer(b *testing.B) {
+	zoned := []policy.ZonedPrefix{{Prefix: netip.MustParsePrefix("fe80::1/128"), Zone: "eth0"}}
+	res, err := NewZonedResolver(nil, zoned, "X-Forwarded-For")
+	if err != nil {
+		b.Fatal(err)
+	}
+	allow := NewZonedPrefixSet([]netip.Prefix{netip.MustParsePrefix("fe80::/10")}, []policy.ZonedPrefix{{Prefix: netip.MustParsePrefix("fe80::/64"), Zone: "eth1"}})
+	g := &Guard{service: "bench", resolver: res, base: Rule{Access: policy.Restricted, Allow: allow, class: classAllow}}
+	req := Request{RemoteAddr: "[fe80::1%eth0]:41000", Host: "api", Path: "/api/x",
+		Header: http.Header{"X-Forwarded-For": {"fe80::7"}}}
+	if d := g.Decide(req); !d.Allowed || !d.Client.Proxied {
+		b.Fatalf("bench request: %s", d.Explain())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !g.Decide(req).Allowed {
+			b.Fatal("denied")
+		}
+	}
+}
+
 // BenchmarkStdlibParseFloor is the same-run reference for BenchmarkDecide: only parsing the
 // peer and the three hops with net/netip, deciding nothing.
 func BenchmarkStdlibParseFloor(b *testing.B) {

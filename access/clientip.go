@@ -24,7 +24,7 @@ type Reason uint8
 // The reasons.
 const (
 	ReasonNone           Reason = iota // allowed
-	ReasonBadPeer                      // the connection's remote address is not an IP:port
+	ReasonBadPeer                      // the connection's remote address is not an IP address, with or without a port
 	ReasonNoHeader                     // a trusted proxy sent no client-IP header
 	ReasonHeaderTooLong                // over MaxHeaderElements or MaxHeaderBytes
 	ReasonBadHop                       // the walk reached an element that is not a plain IP
@@ -37,7 +37,7 @@ const (
 
 var reasonText = [...]string{
 	ReasonNone:           "allowed",
-	ReasonBadPeer:        "the peer address is not an IP address and port",
+	ReasonBadPeer:        "the peer address is not an IP address (with or without a port)",
 	ReasonNoHeader:       "a trusted proxy sent no client-IP header",
 	ReasonHeaderTooLong:  "the client-IP header is too long",
 	ReasonBadHop:         "the client-IP header holds an element that is not a plain IP address",
@@ -61,7 +61,8 @@ func (r Reason) Error() string { return r.String() }
 // Client is the result of resolving a request's client address.
 type Client struct {
 	// Addr is the client: the peer, or the hop the header walk stopped at. IPv4-mapped
-	// addresses are unmapped; a peer's IPv6 zone is kept (a zone never matches a prefix).
+	// addresses are unmapped; a peer's IPv6 zone is kept (it matches prefixes without a zone
+	// on any interface, and zoned entries of that zone only).
 	Addr netip.Addr
 	// Peer is the connection's remote address.
 	Peer netip.Addr
@@ -96,7 +97,17 @@ type Resolver struct {
 // NewResolver makes a resolver trusting the given proxies and believing the one header name
 // (X-Forwarded-For, Forwarded or X-Real-IP; case-insensitive; empty is X-Forwarded-For).
 func NewResolver(trusted []netip.Prefix, header string) (*Resolver, error) {
-	r := &Resolver{trusted: NewPrefixSet(trusted)}
+	return newResolver(NewPrefixSet(trusted), header)
+}
+
+// NewZonedResolver is NewResolver with zoned trusted proxies as well (a policy's
+// TrustedZoned: fe80::1%eth0 trusts that address on eth0 only).
+func NewZonedResolver(trusted []netip.Prefix, zoned []policy.ZonedPrefix, header string) (*Resolver, error) {
+	return newResolver(NewZonedPrefixSet(trusted, zoned), header)
+}
+
+func newResolver(trusted *PrefixSet, header string) (*Resolver, error) {
+	r := &Resolver{trusted: trusted}
 	switch {
 	case header == "" || strings.EqualFold(header, policy.HeaderXForwardedFor):
 		r.kind = kindXFF
@@ -114,6 +125,13 @@ func NewResolver(trusted []netip.Prefix, header string) (*Resolver, error) {
 
 // Resolve returns the client of a request whose connection comes from remoteAddr (as in
 // http.Request.RemoteAddr) with header h. The error is a Reason.
+//
+// remoteAddr is "IPv4:port", "[IPv6]:port" or, as some servers and middleware set it, the
+// address alone: "IPv4", "IPv6" or "[IPv6]"; an IPv6 address may carry a zone
+// ("[fe80::1%eth0]:80"). An unbracketed IPv6 address is read as an address, never as
+// address:port (a port needs brackets: RFC 3986, and net.JoinHostPort writes them). Anything
+// else — an empty or out-of-range port, IPv4 in brackets or with a zone, a hostname,
+// non-decimal IPv4, surrounding space — is ReasonBadPeer.
 func (r *Resolver) Resolve(remoteAddr string, h http.Header) (Client, error) {
 	var c Client
 	if reason := r.resolve(remoteAddr, h, &c); reason != ReasonNone {
@@ -321,19 +339,57 @@ func parseIPv4(s string) (netip.Addr, bool) {
 }
 
 // parsePeer parses an http.Request.RemoteAddr ("1.2.3.4:5", "[::1]:5", "[fe80::1%eth0]:5"),
-// with a fast path for IPv4.
+// with a fast path for IPv4, or an address without a port ("1.2.3.4", "::1", "[::1]"); see
+// Resolve.
 func parsePeer(remote string) (netip.Addr, bool) {
-	if i := strings.LastIndexByte(remote, ':'); i > 0 && remote[0] != '[' {
-		if !validPortSuffix(remote[i:]) {
+	i := strings.LastIndexByte(remote, ':')
+	if i > 0 && remote[0] != '[' && validPortSuffix(remote[i:]) {
+		if a, ok := parseIPv4(remote[:i]); ok {
+			return a, true
+		}
+	}
+	return parsePeerSlow(remote, i)
+}
+
+// parsePeerSlow is parsePeer for everything but IPv4:port; i is the index of the last ':'.
+func parsePeerSlow(remote string, i int) (netip.Addr, bool) {
+	switch {
+	case remote == "":
+		return netip.Addr{}, false
+	case i < 0:
+		return parseIPv4(remote) // a bare IPv4 address
+	case remote[0] == '[' && remote[len(remote)-1] == ']':
+		return parsePeerIPv6(remote[1 : len(remote)-1]) // "[IPv6]" without a port
+	case remote[0] == '[':
+		end := strings.LastIndexByte(remote, ']')
+		if end < 0 || !validPortSuffix(remote[end+1:]) || end+1 == len(remote) {
 			return netip.Addr{}, false
 		}
-		return parseIPv4(remote[:i])
+		return parsePeerIPv6(remote[1:end])
 	}
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
+	return parsePeerIPv6(remote) // a bare IPv6 address, or nothing valid
+}
+
+// parsePeerIPv6 parses an IPv6 literal, perhaps with a zone; the result is unmapped. An
+// IPv4-mapped address with a zone is refused (IPv4 has no zones), and so is a zone that no
+// Linux interface could have (with ':', '/', brackets, '%', space or control characters):
+// "fe80::1%eth0:80" is not read as an address.
+func parsePeerIPv6(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() {
 		return netip.Addr{}, false
 	}
-	return ap.Addr().Unmap(), true
+	if z := a.Zone(); z != "" {
+		if a.Is4In6() || len(z) > 15 {
+			return netip.Addr{}, false
+		}
+		for i := 0; i < len(z); i++ {
+			if c := z[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(":/[]%", c) >= 0 {
+				return netip.Addr{}, false
+			}
+		}
+	}
+	return a.Unmap(), true
 }
 
 // nextForwarded splits off the last element of an RFC 7239 Forwarded list, honouring
@@ -371,8 +427,10 @@ func nextForwarded(s string) (rest, elem string, ok bool) {
 // parseForwardedElement reads the for= parameter of one Forwarded element (RFC 7239 section
 // 4): pairs token=value separated by ";", values tokens or quoted-strings, exactly one "for".
 // The node must be an IPv4 address (a token, or quoted with an optional port) or a bracketed,
-// quoted IPv6 address with an optional port. "unknown", obfuscated identifiers, unquoted IPv6
-// or ip:port, and any quoted-pair escape are refused.
+// quoted IPv6 address with an optional port. A quoted-pair (\1) in a quoted-string stands
+// for the character after the backslash (RFC 7230 section 3.2.6); the value is unescaped, then
+// read like any other. "unknown", obfuscated identifiers, unquoted IPv6 or ip:port, and
+// malformed quoted-pairs are refused.
 func parseForwardedElement(s string) (netip.Addr, bool) {
 	s = trimOWS(s)
 	var node string
@@ -432,8 +490,14 @@ func parseForwardedElement(s string) (netip.Addr, bool) {
 			node, quoted, found = val, q, true
 		}
 	}
-	if !found || strings.IndexByte(node, '\\') >= 0 {
+	if !found {
 		return netip.Addr{}, false
+	}
+	if quoted && strings.IndexByte(node, '\\') >= 0 {
+		var ok bool
+		if node, ok = unescapeQuoted(node); !ok {
+			return netip.Addr{}, false
+		}
 	}
 	if !quoted {
 		a, ok := parseIP(node, false)
@@ -455,6 +519,33 @@ func parseForwardedElement(s string) (netip.Addr, bool) {
 	}
 	a, ok := parseIP(host, false)
 	return a, ok && a.Is4()
+}
+
+// maxNode bounds an unescaped Forwarded node: "[" + the longest IPv6 text (45) + "]:65535" is 53.
+const maxNode = 64
+
+// unescapeQuoted removes the quoted-pair escapes of a quoted-string's content (checked as it
+// was scanned: each backslash is followed by one character). ok is false when the result is
+// too long to be a node.
+func unescapeQuoted(s string) (string, bool) {
+	var buf [maxNode]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\\' {
+			i++
+			if i == len(s) {
+				return "", false
+			}
+			c = s[i]
+		}
+		if n == len(buf) {
+			return "", false
+		}
+		buf[n] = c
+		n++
+	}
+	return string(buf[:n]), true
 }
 
 // isToken reports whether s is an RFC 9110 token.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/bindguard/bindguard/policy"
 )
 
 func mustResolver(t testing.TB, header string, trusted ...string) *Resolver {
@@ -107,9 +109,75 @@ func TestResolveXFF(t *testing.T) {
 		{"too many over lines", "127.0.0.1:80", append(make([]string, 0, 65), strings.Split(strings.Repeat("1.1.1.1 ", 65), " ")[:65]...), "", ReasonHeaderTooLong},
 		{"too long", "127.0.0.1:80", []string{strings.Repeat(" ", 8200) + "8.8.8.8"}, "", ReasonHeaderTooLong},
 		{"bad peer", "nonsense", []string{"8.8.8.8"}, "", ReasonBadPeer},
-		{"peer without port", "127.0.0.1", []string{"8.8.8.8"}, "", ReasonBadPeer},
-		{"zoned peer is never trusted", "[fe80::1%eth0]:80", []string{"127.0.0.1"}, "fe80::1%eth0", 0},
+		{"zoned peer outside the trusted proxies", "[fe80::1%eth0]:80", []string{"127.0.0.1"}, "fe80::1%eth0", 0},
 	})
+}
+
+// TestResolvePeerForms: a RemoteAddr without a port (set so by some servers and middleware)
+// is read when it is a bare or bracketed IP literal; anything ambiguous is refused.
+func TestResolvePeerForms(t *testing.T) {
+	runResolve(t, "X-Forwarded-For", []resolveCase{
+		{"ipv4 without port", "127.0.0.1", []string{"8.8.8.8"}, "8.8.8.8", 0},
+		{"untrusted ipv4 without port", "203.0.113.9", nil, "203.0.113.9", 0},
+		{"bare ipv6", "::1", []string{"8.8.8.8"}, "8.8.8.8", 0},
+		{"bracketed ipv6 without port", "[::1]", []string{"8.8.8.8"}, "8.8.8.8", 0},
+		{"bare untrusted ipv6", "2001:db8::9", nil, "2001:db8::9", 0},
+		{"bare mapped ipv6", "::ffff:127.0.0.1", []string{"8.8.8.8"}, "8.8.8.8", 0},
+		{"bare zoned ipv6", "fe80::1%eth0", nil, "fe80::1%eth0", 0},
+		{"bracketed zoned ipv6", "[fe80::1%eth0]", nil, "fe80::1%eth0", 0},
+		{"ipv4 with port", "127.0.0.1:1", []string{"8.8.8.8"}, "8.8.8.8", 0},
+		{"empty", "", nil, "", ReasonBadPeer},
+		{"empty port", "127.0.0.1:", nil, "", ReasonBadPeer},
+		{"empty port ipv6", "[::1]:", nil, "", ReasonBadPeer},
+		{"port too big", "127.0.0.1:65536", nil, "", ReasonBadPeer},
+		{"two ports", "127.0.0.1:80:80", nil, "", ReasonBadPeer},
+		{"bracketed ipv4", "[127.0.0.1]", nil, "", ReasonBadPeer},
+		{"bracketed ipv4 with port", "[127.0.0.1]:80", nil, "", ReasonBadPeer},
+		{"zoned ipv4", "127.0.0.1%eth0", nil, "", ReasonBadPeer},
+		{"zoned mapped", "[::ffff:127.0.0.1%eth0]:80", nil, "", ReasonBadPeer},
+		{"bare zoned mapped", "::ffff:127.0.0.1%eth0", nil, "", ReasonBadPeer},
+		{"unclosed bracket", "[::1", nil, "", ReasonBadPeer},
+		{"junk after bracket", "[::1]x", nil, "", ReasonBadPeer},
+		{"stray bracket", "::1]", nil, "", ReasonBadPeer},
+		{"hostname", "localhost", nil, "", ReasonBadPeer},
+		{"hostname with port", "localhost:80", nil, "", ReasonBadPeer},
+		{"octal ipv4", "0177.0.0.1", nil, "", ReasonBadPeer},
+		{"short ipv4", "127.1", nil, "", ReasonBadPeer},
+		{"space", " 127.0.0.1", nil, "", ReasonBadPeer},
+		{"trailing space", "127.0.0.1 ", nil, "", ReasonBadPeer},
+		{"ipv6 with too many groups", "2001:db8:0:0:0:0:0:1:443", nil, "", ReasonBadPeer},
+		{"bare zoned ipv6 with port", "fe80::1%eth0:80", nil, "", ReasonBadPeer},
+		{"zone with bracket", "[fe80::1%a]b]", nil, "", ReasonBadPeer},
+		{"zone with space", "[fe80::1%a b]:80", nil, "", ReasonBadPeer},
+		{"zone too long", "[fe80::1%abcdefghijklmnop]:80", nil, "", ReasonBadPeer},
+	})
+}
+
+// TestZonedPeer: a zoned IPv6 peer is matched by unzoned trusted prefixes on any interface,
+// and by zoned ones on their interface only.
+func TestZonedPeer(t *testing.T) {
+	zoned := []policy.ZonedPrefix{{Prefix: netip.MustParsePrefix("fe80::2/128"), Zone: "eth1"}}
+	r, err := NewZonedResolver([]netip.Prefix{netip.MustParsePrefix("fe80::1/128")}, zoned, "X-Forwarded-For")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hdr("X-Forwarded-For", "198.51.100.7")
+	for _, tc := range []struct {
+		peer, want string
+	}{
+		{"[fe80::1%eth0]:80", "198.51.100.7"}, // unzoned entry, any interface
+		{"[fe80::1%eth9]:80", "198.51.100.7"}, // the same
+		{"[fe80::2%eth1]:80", "198.51.100.7"}, // zoned entry, its interface
+		{"[fe80::2%eth0]:80", "fe80::2%eth0"}, // zoned entry, another interface: not a proxy
+		{"[fe80::2]:80", "fe80::2"},           // no zone: a zoned entry does not match
+		{"[fe80::3%eth1]:80", "fe80::3%eth1"}, // outside both
+		{"fe80::2%eth1", "198.51.100.7"},      // no port
+	} {
+		c, err := r.Resolve(tc.peer, h)
+		if err != nil || c.Addr.String() != tc.want {
+			t.Errorf("Resolve(%s) = %v, %v; want %s", tc.peer, c.Addr, err, tc.want)
+		}
+	}
 }
 
 func TestResolveForwarded(t *testing.T) {
@@ -138,7 +206,17 @@ func TestResolveForwarded(t *testing.T) {
 		{"space around =", "127.0.0.1:80", []string{"for = 1.1.1.1"}, "", ReasonBadHop},
 		{"unterminated quote", "127.0.0.1:80", []string{`for="1.1.1.1`}, "", ReasonBadHop},
 		{"stray quote", "127.0.0.1:80", []string{`for=1.1.1.1"`}, "", ReasonBadHop},
-		{"escape inside node", "127.0.0.1:80", []string{`for="1.1.1\.1"`}, "", ReasonBadHop},
+		{"escape inside node", "127.0.0.1:80", []string{`for="1.1.1\.1"`}, "1.1.1.1", 0},
+		{"quoted-pair digit", "127.0.0.1:80", []string{`for="\1\9\2.0.2.43"`}, "192.0.2.43", 0},
+		{"quoted-pair brackets and port", "127.0.0.1:80", []string{`for="\[2001:db8::1\]:4\711"`}, "2001:db8::1", 0},
+		{"escaped backslash", "127.0.0.1:80", []string{`for="\\1.1.1.1"`}, "", ReasonBadHop},
+		{"escaped quote in node", "127.0.0.1:80", []string{`for="\"1.1.1.1"`}, "", ReasonBadHop},
+		{"escaped closing quote", "127.0.0.1:80", []string{`for="1.1.1.1\"`}, "", ReasonBadHop},
+		{"escaped zone", "127.0.0.1:80", []string{`for="[fe80::1\%eth0]"`}, "", ReasonBadHop},
+		{"escaped DEL", "127.0.0.1:80", []string{"for=\"1.1.1.1\\\x7f\""}, "", ReasonBadHop},
+		{"escaped space", "127.0.0.1:80", []string{`for="1.1.1.1\ "`}, "", ReasonBadHop},
+		{"escapes too long", "127.0.0.1:80", []string{`for="` + strings.Repeat(`\0`, 65) + `"`}, "", ReasonBadHop},
+		{"escaped node then trusted", "127.0.0.1:80", []string{`for="\1\9\8.51.100.17", for="\1\0.0.0.1"`}, "198.51.100.17", 0},
 		{"empty element", "127.0.0.1:80", []string{"for=1.1.1.1,"}, "", ReasonBadHop},
 		{"zone", "127.0.0.1:80", []string{`for="[fe80::1%25eth0]"`}, "", ReasonBadHop},
 		{"octal", "127.0.0.1:80", []string{"for=0177.0.0.1"}, "", ReasonBadHop},
@@ -196,7 +274,7 @@ func TestPrefixSet(t *testing.T) {
 	for name, s := range map[string]*PrefixSet{"trie": NewPrefixSet(big), "slice": NewPrefixSet(small)} {
 		for addr, want := range map[string]bool{
 			"10.0.5.9": true, "::ffff:10.0.5.9": true, "192.168.3.4": true, "2001:db8::1": true,
-			"11.0.0.1": false, "fe80::1%eth0": false, "2001:db9::1": false,
+			"11.0.0.1": false, "fe80::1%eth0": false, "2001:db9::1": false, "2001:db8::1%eth0": true,
 		} {
 			if got := s.Contains(netip.MustParseAddr(addr)); got != want {
 				t.Errorf("%s: Contains(%s) = %v, want %v", name, addr, got, want)

@@ -12,8 +12,9 @@
 // Contract: the package fails closed. When the client cannot be determined — a trusted peer
 // without the header, a header over 64 elements or 8 KiB, an X-Real-IP on several lines, an
 // element the walk reaches that is not a plain IP address — the request is denied. Addresses are
-// compared unmapped (::ffff:127.0.0.1 is 127.0.0.1); an address with an IPv6 zone never matches
-// a prefix.
+// compared unmapped (::ffff:127.0.0.1 is 127.0.0.1). A peer with an IPv6 zone (fe80::1%eth0)
+// matches a prefix without a zone on any interface, and a zoned entry (fe80::1%eth0,
+// fe80::%eth0/64) on that interface only.
 //
 // Resolver finds the client, Guard decides for one service (and per-route overrides), and
 // Middleware wraps an http.Handler, answering refusals 403 with an RFC 9457 problem body.

@@ -5,14 +5,17 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/bindguard/bindguard/policy"
 )
 
 var fuzzHeaders = []string{"X-Forwarded-For", "Forwarded", "X-Real-IP"}
 
 // candidates returns every address that can be read out of s: the pieces between delimiters,
-// with and without a trailing :port.
+// with and without a trailing :port, and with RFC 7230 quoted-pair backslashes removed.
 func candidates(s string) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
+	s += "," + strings.ReplaceAll(s, "\\", "")
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(",;=\"[] \t\n", r) }) {
 		for _, piece := range []string{f, f[:max(strings.LastIndexByte(f, ':'), 0)]} {
 			if a, err := netip.ParseAddr(piece); err == nil {
@@ -41,13 +44,30 @@ func FuzzResolve(f *testing.F) {
 		{1, "127.0.0.1:80", `for="_hidden", for=unknown`},
 		{2, "127.0.0.1:80", "198.51.100.7"},
 		{2, "[fe80::1%eth0]:80", "::1"},
+		{0, "127.0.0.1", "198.51.100.7"},
+		{0, "[::1]", "198.51.100.7"},
+		{0, "fe80::1%eth0", "198.51.100.7"},
+		{0, "fe80::2%eth1", "198.51.100.7"},
+		{0, "[fe80::2%eth1]:80", "198.51.100.7"},
+		{0, "fe80::1%eth0:80", "198.51.100.7"},
+		{0, "[127.0.0.1]", "198.51.100.7"},
+		{1, "127.0.0.1:80", `for="\1\9\8.51.100.17"`},
+		{1, "127.0.0.1:80", `for="\[2001:db8::1\]:4\711", for="\1\0.0.0.1"`},
+		{1, "127.0.0.1:80", `for="1.1.1.1\"`},
+		{1, "127.0.0.1:80", `for="\\1.1.1.1"`},
 	}
 	for _, s := range seeds {
 		f.Add(s.kind, s.peer, s.header)
 	}
 	resolvers := make([]*Resolver, len(fuzzHeaders))
+	zoned := []policy.ZonedPrefix{{Prefix: netip.MustParsePrefix("fe80::2/128"), Zone: "eth1"}}
 	for i, h := range fuzzHeaders {
-		resolvers[i] = mustResolver(f, h, "127.0.0.0/8", "::1/128", "10.0.0.0/8")
+		ps := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fe80::1/128")}
+		r, err := NewZonedResolver(ps, zoned, h)
+		if err != nil {
+			f.Fatal(err)
+		}
+		resolvers[i] = r
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, peer, header string) {
 		k := int(kind) % len(fuzzHeaders)
@@ -55,6 +75,9 @@ func FuzzResolve(f *testing.F) {
 		lines := strings.Split(header, "\n")
 		h := http.Header{r.key: lines}
 		c, err := r.Resolve(peer, h)
+		if err != ReasonBadPeer && !peerForm(peer, c.Peer) {
+			t.Fatalf("peer %q read as %v, which none of its forms is", peer, c.Peer)
+		}
 		if err != nil {
 			if c.Addr.IsValid() {
 				t.Fatalf("error %v with client %v", err, c.Addr)
@@ -92,6 +115,26 @@ func FuzzResolve(f *testing.F) {
 			}
 		}
 	})
+}
+
+// peerForm reports whether peer, as written or without its brackets and port, is an IP
+// literal netip reads as a (unmapped, zone kept).
+func peerForm(peer string, a netip.Addr) bool {
+	forms := []string{peer}
+	if i := strings.LastIndexByte(peer, ':'); i >= 0 {
+		forms = append(forms, peer[:i])
+	}
+	for _, f := range forms {
+		if len(f) >= 2 && f[0] == '[' && f[len(f)-1] == ']' {
+			forms = append(forms, f[1:len(f)-1])
+		}
+	}
+	for _, f := range forms {
+		if b, err := netip.ParseAddr(f); err == nil && b.Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 func zoneSuffix(a netip.Addr) string {

@@ -72,8 +72,8 @@ type Guard struct {
 	routes   []route // longest prefix first
 }
 
-// NewGuard makes the guard of the named service of pol, with pol's trusted proxies and
-// client-IP header.
+// NewGuard makes the guard of the named service of pol, with pol's trusted proxies (zoned
+// entries included) and client-IP header.
 func NewGuard(pol *policy.Policy, service string) (*Guard, error) {
 	if pol == nil {
 		return nil, fmt.Errorf("access: no policy")
@@ -82,14 +82,14 @@ func NewGuard(pol *policy.Policy, service string) (*Guard, error) {
 	if !ok {
 		return nil, fmt.Errorf("access: policy %s declares no service %q", pol.Source, service)
 	}
-	res, err := NewResolver(pol.TrustedProxies, pol.ClientIPHeader)
+	res, err := newResolver(NewZonedPrefixSet(pol.TrustedProxies, pol.TrustedZoned), pol.ClientIPHeader)
 	if err != nil {
 		return nil, err
 	}
 	return &Guard{
 		service:  svc.Name,
 		resolver: res,
-		base:     Rule{Access: svc.Access, Allow: NewPrefixSet(svc.AllowPrefixes), HostCheck: svc.HostCheck, class: classOf(svc.Access)},
+		base:     Rule{Access: svc.Access, Allow: NewZonedPrefixSet(svc.AllowPrefixes, svc.AllowZoned), HostCheck: svc.HostCheck, class: classOf(svc.Access)},
 	}, nil
 }
 

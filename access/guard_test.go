@@ -238,3 +238,43 @@ func TestDecisionExplain(t *testing.T) {
 		t.Errorf("Explain = %q, want %q", got, want)
 	}
 }
+
+// TestGuardZonedPeers: an allow list's unzoned entry admits a zoned IPv6 peer on any
+// interface (fe80::/10 lists every link-local address); an entry naming a zone admits it on
+// that interface only. Trusted proxies likewise.
+func TestGuardZonedPeers(t *testing.T) {
+	p := mustPolicy(t, `version: 1
+trusted_proxies: [127.0.0.2/32, "fe80::2%eth1"]
+services:
+  - {name: anyif, port: 8081, access: restricted, allow: ["fe80::/10"]}
+  - {name: oneif, port: 8082, access: restricted, allow: ["fe80::%eth0/64", "fe80::9%eth2", 10.1.1.5]}
+  - {name: front, port: 8083, address: 127.0.0.1, access: proxy_only}
+`)
+	cases := []struct {
+		service, remote string
+		header          http.Header
+		want            Reason
+	}{
+		{"anyif", "[fe80::1%eth0]:5000", nil, ReasonNone},
+		{"anyif", "[fe80::1%wlan0]:5000", nil, ReasonNone},
+		{"anyif", "fe80::1%eth0", nil, ReasonNone}, // RemoteAddr without a port
+		{"anyif", "[2001:db8::1]:5000", nil, ReasonNotAllowed},
+		{"oneif", "[fe80::1234%eth0]:5000", nil, ReasonNone},
+		{"oneif", "[fe80::1234%eth1]:5000", nil, ReasonNotAllowed},
+		{"oneif", "[fe80:0:0:1::1234%eth0]:5000", nil, ReasonNotAllowed}, // outside the /64
+		{"oneif", "[fe80::9%eth2]:5000", nil, ReasonNone},
+		{"oneif", "[fe80::9%eth0]:5000", nil, ReasonNone}, // inside fe80::%eth0/64
+		{"oneif", "[fe80::9%eth3]:5000", nil, ReasonNotAllowed},
+		{"oneif", "[fe80::9]:5000", nil, ReasonNotAllowed}, // no zone: zoned entries do not match
+		{"oneif", "10.1.1.5:5000", nil, ReasonNone},
+		{"front", "[fe80::2%eth1]:5000", hdr("X-Forwarded-For", "198.51.100.7"), ReasonNone},
+		{"front", "[fe80::2%eth0]:5000", hdr("X-Forwarded-For", "198.51.100.7"), ReasonNotProxied},
+	}
+	for _, tc := range cases {
+		g := mustGuard(t, p, tc.service)
+		d := g.Decide(Request{RemoteAddr: tc.remote, Host: "x", Path: "/", Header: tc.header})
+		if d.Reason != tc.want {
+			t.Errorf("%s from %s: %s, want %q", tc.service, tc.remote, d.Explain(), tc.want)
+		}
+	}
+}

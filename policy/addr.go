@@ -42,8 +42,12 @@ func looksNumeric(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789abcdefABCDEF.:") == "" && strings.ContainsAny(s, ".:")
 }
 
-// parsePrefix parses an IP literal (a host prefix) or a CIDR with no host bits set.
+// parsePrefix parses an IP literal (a host prefix) or a CIDR with no host bits set. Zoned
+// entries (fe80::1%eth0) are parsed by parseZonedPrefix where they are accepted.
 func parsePrefix(s string) (netip.Prefix, error) {
+	if isZoned(s) {
+		return netip.Prefix{}, fmt.Errorf("%q names an IPv6 zone; zones are accepted only in services' allow lists and trusted_proxies", s)
+	}
 	if !strings.Contains(s, "/") {
 		a, err := parseAddr(s)
 		if err != nil {

@@ -110,14 +110,14 @@ func resolveAll(p *Policy, sm *sourceMap) {
 		s := &p.Services[i]
 		scratch := svcLoc{fields: map[string]loc{}, bad: map[string]bool{}}
 		if sm != nil && i < len(sm.services) && !sm.services[i].ok("access", "allow") {
-			s.AllowPrefixes = nil // failed to decode: validate neither resolves nor counts it
+			s.AllowPrefixes, s.AllowZoned = nil, nil // failed to decode: validate neither resolves nor counts it
 			continue
 		}
-		prefixes, ok := resolveAllow(nil, s, &scratch, networks, badNetworks, &budget)
+		prefixes, zoned, ok := resolveAllow(nil, s, &scratch, networks, badNetworks, &budget)
 		if !ok {
-			prefixes = nil
+			prefixes, zoned = nil, nil
 		}
-		s.AllowPrefixes = prefixes
+		s.AllowPrefixes, s.AllowZoned = prefixes, zoned
 	}
 	if px := p.Proxy; px != nil {
 		for i := range px.Routes {

@@ -25,9 +25,12 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 		writeComment(&b, "", h)
 	}
 	b.WriteString("version: 1\n")
-	trusted := make([]string, len(p.TrustedProxies))
-	for i, t := range p.TrustedProxies {
-		trusted[i] = t.String()
+	trusted := make([]string, 0, len(p.TrustedProxies)+len(p.TrustedZoned))
+	for _, t := range p.TrustedProxies {
+		trusted = append(trusted, t.String())
+	}
+	for _, z := range p.TrustedZoned {
+		trusted = append(trusted, z.String())
 	}
 	fmt.Fprintf(&b, "trusted_proxies: %s\n", yamlList(trusted, "  "))
 	fmt.Fprintf(&b, "client_ip_header: %s\n", p.ClientIPHeader)

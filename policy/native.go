@@ -32,7 +32,7 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 	}
 
 	if n, ok := o.get("trusted_proxies"); ok {
-		p.TrustedProxies, sm.trusted, sm.trustedBad = d.prefixList(n, "trusted_proxies", "; write [] to trust no proxy")
+		p.TrustedProxies, p.TrustedZoned, sm.trusted, sm.trustedBad = d.trustedList(n, "trusted_proxies", "; write [] to trust no proxy")
 	}
 
 	if n, ok := o.get("client_ip_header"); ok {

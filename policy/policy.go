@@ -88,8 +88,13 @@ type Policy struct {
 	Format Format
 	// Version is the native format's version (1). A seed file reads as version 1.
 	Version int
-	// TrustedProxies are the peers whose client-IP header is believed. Empty trusts none.
+	// TrustedProxies are the peers whose client-IP header is believed. Empty trusts none. A
+	// peer with an IPv6 zone (fe80::1%eth0) is inside them when its address is, whatever the
+	// interface.
 	TrustedProxies []netip.Prefix
+	// TrustedZoned are the trusted_proxies entries that name a zone (fe80::1%eth0): they trust
+	// the address on that interface only.
+	TrustedZoned []ZonedPrefix
 	// ClientIPHeader is the one header believed from a trusted proxy: X-Forwarded-For,
 	// Forwarded or X-Real-IP.
 	ClientIPHeader string
@@ -128,8 +133,12 @@ type Service struct {
 	Access Access
 	// Allow is the allow list as written: IP literals, CIDRs and network names.
 	Allow []string
-	// AllowPrefixes is Allow resolved to prefixes, network names expanded.
+	// AllowPrefixes is Allow resolved to prefixes, network names expanded. An address with an
+	// IPv6 zone is inside them when the address is, whatever the interface.
 	AllowPrefixes []netip.Prefix
+	// AllowZoned are the Allow entries that name a zone (fe80::1%eth0, fe80::%eth0/64): they
+	// admit the address on that interface only.
+	AllowZoned []ZonedPrefix
 	// HostCheck, for localhost_only services, requires the HTTP Host header to name localhost,
 	// a 127.0.0.0/8 literal or [::1] (defence against DNS rebinding).
 	HostCheck bool

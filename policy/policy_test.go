@@ -42,6 +42,9 @@ func matrix(p *policy.Policy) []row {
 		for j, a := range s.AllowPrefixes {
 			allow[j] = a.String()
 		}
+		for _, z := range s.AllowZoned {
+			allow = append(allow, z.String())
+		}
 		rows[i] = row{s.Name, s.Protocol, addr, s.Port, s.V6Only, s.Access, strings.Join(allow, ",")}
 	}
 	return rows
@@ -137,6 +140,9 @@ func TestValidFilesRoundTrip(t *testing.T) {
 			}
 			if back.ClientIPHeader != p.ClientIPHeader || len(back.TrustedProxies) != len(p.TrustedProxies) {
 				t.Errorf("header/proxies changed: %q %v -> %q %v", p.ClientIPHeader, p.TrustedProxies, back.ClientIPHeader, back.TrustedProxies)
+			}
+			if diff := cmp.Diff(p.TrustedZoned, back.TrustedZoned, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+				t.Errorf("zoned trusted proxies changed by Marshal (-orig +back):\n%s", diff)
 			}
 			ignorePos := cmpopts.IgnoreFields(policy.Proxy{}, "Pos")
 			if diff := cmp.Diff(p.Proxy, back.Proxy, ignorePos, cmpopts.IgnoreFields(policy.Route{}, "Pos"), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {

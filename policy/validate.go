@@ -78,6 +78,13 @@ func validateTrusted(ps *problems, p *Policy, sm *sourceMap) {
 			ps.add(sm.trusted[i].pos, sm.trusted[i].path, "%v", err)
 		}
 	}
+	if sm.synthetic { // decoded zoned entries were checked as they were read
+		for i, z := range p.TrustedZoned {
+			if err := checkZoned(z); err != nil {
+				ps.add(Position{}, indexPath("trusted_proxies", len(p.TrustedProxies)+i), "%v", err)
+			}
+		}
+	}
 	if fam := coversFamily(p.TrustedProxies); fam != "" {
 		l := sm.top["trusted_proxies"]
 		ps.add(l.pos, "trusted_proxies", "trusts every %s address: any client could then claim any IP; list only your proxies' addresses", fam)
@@ -208,15 +215,19 @@ func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks m
 		l := sl.at("host_check")
 		ps.add(l.pos, l.path, "applies only to localhost_only services")
 	}
-	if s.Access == ProxyOnly && len(p.TrustedProxies) == 0 {
+	if s.Access == ProxyOnly && len(p.TrustedProxies) == 0 && len(p.TrustedZoned) == 0 {
 		l := sl.at("access")
 		ps.add(l.pos, l.path, "proxy_only needs trusted_proxies, and they are empty: no proxy could ever reach this service")
 	}
 	resolved := *s
 	if sl.ok("allow") {
 		var ok bool
-		if resolved.AllowPrefixes, ok = resolveAllow(ps, s, sl, networks, badNetworks, budget); ok && derived {
+		if resolved.AllowPrefixes, resolved.AllowZoned, ok = resolveAllow(ps, s, sl, networks, badNetworks, budget); ok && derived {
 			checkResolved(ps, sl.at("allow"), s.AllowPrefixes, resolved.AllowPrefixes, true)
+			if !slices.Equal(s.AllowZoned, resolved.AllowZoned) {
+				l := sl.at("allow")
+				ps.add(l.pos, l.path, "AllowZoned does not match the allow list; call policy.Defaults after changing an allow list")
+			}
 		}
 	}
 	if sl.ok("address", "allow") && s.Address.IsValid() && !resolved.PermitsBind(s.Address) {
@@ -261,19 +272,19 @@ func checkText(ps *problems, l loc, s string, max int) {
 // allow list, and false when the list does not resolve. s is read, never written.
 //
 // budget is what is left of MaxAllowPrefixes for the whole policy.
-func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) ([]netip.Prefix, bool) {
+func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int) ([]netip.Prefix, []ZonedPrefix, bool) {
 	if !s.Access.TakesAllow() {
 		if len(s.Allow) > 0 {
 			l := sl.at("allow")
 			ps.add(l.pos, l.path, "applies only to lan and restricted services; %s", s.Access.Admits())
-			return nil, false
+			return nil, nil, false
 		}
-		return nil, true
+		return nil, nil, true
 	}
 	if len(s.Allow) == 0 {
 		l := sl.at("allow")
 		ps.add(l.pos, l.path, "a %s service needs an allow list: the IPs, CIDRs or networks that may reach it", s.Access)
-		return nil, false
+		return nil, nil, false
 	}
 	var prefixes []netip.Prefix
 	if n, isNet := networks[s.Allow[0]]; isNet && len(s.Allow) == 1 {
@@ -281,6 +292,7 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		prefixes = n.Prefixes[:len(n.Prefixes):len(n.Prefixes)]
 	}
 	ok := true
+	var zoned []ZonedPrefix
 	seen := make(map[string]int, len(s.Allow))
 	for i, entry := range s.Allow {
 		l := sl.at("allow")
@@ -298,7 +310,7 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 			if *budget < 0 {
 				ps.add(l.pos, l.path, "allow lists expand to more than %d prefixes in total (MaxAllowPrefixes); name fewer or smaller networks", MaxAllowPrefixes)
 				sl.fail("allow")
-				return nil, false
+				return nil, nil, false
 			}
 			if len(s.Allow) > 1 {
 				prefixes = append(prefixes, n.Prefixes...)
@@ -307,6 +319,16 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 		}
 		if slices.Contains(badNetworks, entry) {
 			ok = false // the network's own problem is reported
+			continue
+		}
+		if isZoned(entry) {
+			z, err := parseZonedPrefix(entry)
+			if err != nil {
+				ps.add(l.pos, l.path, "%v", err)
+				ok = false
+				continue
+			}
+			zoned = append(zoned, z)
 			continue
 		}
 		if strings.ContainsAny(entry, ".:/") {
@@ -337,15 +359,15 @@ func resolveAllow(ps *problems, s *Service, sl *svcLoc, networks map[string]*Net
 	}
 	if !ok {
 		sl.fail("allow")
-		return nil, false
+		return nil, nil, false
 	}
 	if fam := coversFamily(prefixes); fam != "" {
 		l := sl.at("allow")
 		ps.add(l.pos, l.path, "allows every %s address; that is access: public, so say so", fam)
 		sl.fail("allow")
-		return nil, false
+		return nil, nil, false
 	}
-	return prefixes, true
+	return prefixes, zoned, true
 }
 
 // bindGroup tracks the services declared on one (protocol, port), to find overlapping binds in

@@ -288,6 +288,8 @@ func ownerWords(o observed.Listener) string {
 		return "a process whose files bindguard may not read (owner hidden)"
 	case observed.OwnerKernel:
 		return "the kernel"
+	case observed.OwnerUnknown:
+		return "an unknown owner (its /proc/net line has no readable inode)"
 	}
 	return "a process not visible here (another PID namespace, or it has just closed the socket)"
 }

@@ -130,7 +130,7 @@ Exit codes: 0 every request allowed, 1 one or more denied, 2 error.`,
 	}
 	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file (default ./bindguard.yaml, then /etc/bindguard/bindguard.yaml)")
 	cmd.Flags().StringVar(&service, "service", "", "the service whose middleware decides (required)")
-	cmd.Flags().StringVar(&remote, "remote", "", "one request: the peer address, `IP:PORT` as the server sees it")
+	cmd.Flags().StringVar(&remote, "remote", "", "one request: the peer address as the server sees it, `IP:PORT`, `[IPv6]:PORT` or the IP alone")
 	cmd.Flags().StringVar(&host, "host", "", "one request: the Host header")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "one request: a header, `'Name: value'` (repeatable, order kept)")
 	return cmd

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -218,7 +221,7 @@ func eventsTable(w io.Writer, events []monitor.Event, from time.Time) error {
 	for _, e := range events {
 		sock := ""
 		if e.Protocol != "" {
-			sock = fmt.Sprintf("%s %s:%d", e.Protocol, e.Address, e.Port)
+			sock = e.Protocol + " " + hostPort(e.Address, e.Port)
 		}
 		status := e.NewStatus
 		if e.OldStatus != "" {
@@ -232,6 +235,15 @@ func eventsTable(w io.Writer, events []monitor.Event, from time.Time) error {
 			orDash(sock), orDash(e.Service), orDash(status), orDash(e.Severity), orDash(proc))
 	}
 	return tw.Flush()
+}
+
+// hostPort writes an event's address and port as the audit does: IPv6 in brackets
+// ("[::]:22"), IPv4 bare ("0.0.0.0:22").
+func hostPort(addr string, port uint16) string {
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return netip.AddrPortFrom(a, port).String()
+	}
+	return net.JoinHostPort(addr, strconv.Itoa(int(port)))
 }
 
 func orDash(s string) string {

@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -33,7 +35,8 @@ deny-by-default: whatever is not in the file is reported as unexpected by
     restricted with an allow list.
 
 Each service names its owning process, so another process taking the port is
-reported. Without --output the policy goes to standard output.`,
+reported. Without --output the policy goes to standard output; --output creates
+the file's directory (mode 0755) when it is missing.`,
 		Example: `  # Review the policy for this host, then save it
   sudo bindguard init
   sudo bindguard init --output /etc/bindguard/bindguard.yaml`,
@@ -60,6 +63,11 @@ reported. Without --output the policy goes to standard output.`,
 			if output == "" || output == "-" {
 				_, err := s.Out.Write(data)
 				return err
+			}
+			// A fresh host has no /etc/bindguard: create the directory (and its parents), as the
+			// example above expects.
+			if err := os.MkdirAll(filepath.Dir(output), 0o755); err != nil { // #nosec G301 -- a configuration directory, readable like /etc
+				return fmt.Errorf("init: %w", err)
 			}
 			if err := writeNewFile(output, data, force); err != nil {
 				return err
@@ -165,6 +173,8 @@ func ownerWordsFor(o observed.Listener) string {
 		return "an owner hidden from this user (run as root)"
 	case o.Owner == observed.OwnerKernel:
 		return "the kernel"
+	case o.Owner == observed.OwnerUnknown:
+		return "an unknown owner (unreadable /proc/net inode)"
 	}
 	return "an unknown owner"
 }

@@ -190,7 +190,7 @@ addresses that contradict the access class, allow lists covering everything).`,
 func writePolicyJSON(w io.Writer, p *policy.Policy) error { return report.NewPolicyDoc(p).Encode(w) }
 
 func writePolicyTable(w io.Writer, p *policy.Policy) error {
-	proxies := strings.Join(report.PrefixStrings(p.TrustedProxies), ", ")
+	proxies := strings.Join(withZoned(report.PrefixStrings(p.TrustedProxies), p.TrustedZoned), ", ")
 	if proxies == "" {
 		proxies = "none"
 	}
@@ -246,4 +246,12 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// withZoned appends zoned entries (fe80::1%eth0) to prefix strings.
+func withZoned(out []string, zs []policy.ZonedPrefix) []string {
+	for _, z := range zs {
+		out = append(out, z.String())
+	}
+	return out
 }

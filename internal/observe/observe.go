@@ -147,6 +147,8 @@ func Observe(o Options) (*Snapshot, error) {
 		for _, s := range g.sockets {
 			ob := observed.Listener{Socket: s, Netns: g.ns.Label}
 			switch {
+			case s.OwnerUnknown:
+				ob.Owner = observed.OwnerUnknown
 			case s.Inode == 0:
 				ob.Owner = observed.OwnerKernel
 			case len(owners.ByInode[s.Inode]) > 0:
@@ -220,6 +222,9 @@ func readProcfs(root string, ns proc.Namespace) ([]observed.Socket, []string, er
 	}
 	for _, w := range res.Warnings {
 		warns = append(warns, w.Error())
+	}
+	if n := res.Unowned - socket.MaxLineProblems; n > 0 {
+		warns = append(warns, fmt.Sprintf("kept %d more listeners whose uid or inode did not parse (owner unknown)", n))
 	}
 	return res.Sockets, warns, nil
 }

@@ -59,6 +59,9 @@ type Socket struct {
 	// UID owns the socket; Inode identifies it across the whole host (all namespaces).
 	UID   uint32
 	Inode uint64
+	// OwnerUnknown says the source's inode for the socket was unreadable (a corrupt /proc/net
+	// line): Inode is 0 but the kernel does not hold it, and its owner cannot be looked up.
+	OwnerUnknown bool
 	// Interface is the index of the device the socket is bound to (SO_BINDTODEVICE), 0 if none.
 	// Only the netlink source reports it.
 	Interface uint32
@@ -139,6 +142,9 @@ const (
 	// OwnerGone: no visible process holds it: its owner is in another PID namespace, or it
 	// closed during the scan.
 	OwnerGone
+	// OwnerUnknown: the socket table's record of the owner is unreadable (a /proc/net line
+	// whose inode does not parse), so it cannot be looked up.
+	OwnerUnknown
 )
 
 // Listener is one listening socket with where it was seen and who holds it: what the judge

@@ -57,7 +57,7 @@ func PrefixStrings(ps []netip.Prefix) []string {
 func NewPolicyDoc(p *policy.Policy) PolicyDoc {
 	v := PolicyDoc{
 		Schema: SchemaPolicy, Source: p.Source, Format: p.Format,
-		TrustedProxies: PrefixStrings(p.TrustedProxies), ClientIPHeader: p.ClientIPHeader,
+		TrustedProxies: zonedStrings(PrefixStrings(p.TrustedProxies), p.TrustedZoned), ClientIPHeader: p.ClientIPHeader,
 		Networks: []PolicyNetwork{}, Services: []PolicyService{},
 	}
 	for _, n := range p.Networks {
@@ -66,7 +66,7 @@ func NewPolicyDoc(p *policy.Policy) PolicyDoc {
 	for _, s := range p.Services {
 		sv := PolicyService{
 			Name: s.Name, Protocol: s.Protocol, V6Only: s.V6Only, Port: s.Port, Access: s.Access,
-			Allow: PrefixStrings(s.AllowPrefixes), HostCheck: s.HostCheck, Process: s.Process, Description: s.Description,
+			Allow: zonedStrings(PrefixStrings(s.AllowPrefixes), s.AllowZoned), HostCheck: s.HostCheck, Process: s.Process, Description: s.Description,
 		}
 		if s.Address.IsValid() {
 			a := s.Address.String()
@@ -94,4 +94,12 @@ func DecodePolicyDoc(r io.Reader) (*PolicyDoc, error) {
 		return nil, fmt.Errorf("schema %q, want %s", v.Schema, SchemaPolicy)
 	}
 	return &v, nil
+}
+
+// zonedStrings appends zoned entries (fe80::1%eth0) to prefix strings.
+func zonedStrings(out []string, zs []policy.ZonedPrefix) []string {
+	for _, z := range zs {
+		out = append(out, z.String())
+	}
+	return out
 }

@@ -16,6 +16,9 @@ func FuzzParseProcNet(f *testing.F) {
 	f.Add([]byte(header + line("00000000000000000000000000000000:0050", "00000000000000000000000000000000:0000", "0A", "0", "1")))
 	f.Add([]byte(header + "garbage\n\x00\xff"))
 	f.Add([]byte(""))
+	f.Add([]byte(header + line("00000000:0016", "00000000:0000", "0A", "-1", "x")))
+	f.Add([]byte(line("0100007F:1F90", "00000000:0000", "0A", "0", "100")))
+	f.Add([]byte(header + line("0100007F:0000", "00000000:0000", "0A", "0", "1")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, tb := range socket.Tables {
 			res := &socket.ProcNetResult{}
@@ -29,8 +32,11 @@ func FuzzParseProcNet(f *testing.F) {
 				if tb.Family == observed.IPv4 != s.Addr.Is4() {
 					t.Fatalf("family mismatch %+v", s)
 				}
+				if s.Port == 0 || s.OwnerUnknown && s.Inode != 0 {
+					t.Fatalf("corrupt socket kept %+v", s)
+				}
 			}
-			if len(res.Problems) > socket.MaxLineProblems || res.Skipped < len(res.Problems) {
+			if len(res.Problems) > socket.MaxLineProblems || res.Skipped < len(res.Problems) || len(res.Warnings) > socket.MaxLineProblems+1 {
 				t.Fatalf("problems %d skipped %d", len(res.Problems), res.Skipped)
 			}
 		}

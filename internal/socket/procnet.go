@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/bindguard/bindguard/internal/observed"
 )
@@ -62,14 +63,21 @@ type ProcNetResult struct {
 	// Problems are malformed lines, at most MaxLineProblems of them; Skipped counts them all.
 	Problems []*LineError
 	Skipped  int
-	// Warnings are conditions that do not make the result wrong, such as ErrNoIPv6.
+	// Warnings are conditions that do not make the result wrong, such as ErrNoIPv6, a table
+	// without its header line, or (as *LineError, at most MaxLineProblems of them) a line kept
+	// whose uid or inode did not parse; Unowned counts those lines all.
 	Warnings []error
+	Unowned  int
 }
 
+// UnknownUID is the UID of a socket whose table line had no readable uid: (uid_t)-1, which
+// the kernel never gives a user.
+const UnknownUID = ^uint32(0)
+
 // ReadProcNet reads the listening sockets from the tcp, tcp6, udp and udp6 tables in dir
-// (normally /proc/net or /proc/PID/net). It fails when a table cannot be read or has no header
-// line: an unreadable table must never read as "nothing listens". A missing tcp6 or udp6 table
-// is a warning (ErrNoIPv6), since kernels booted with ipv6.disable=1 have none.
+// (normally /proc/net or /proc/PID/net). It fails when a table cannot be read, is empty, or is
+// not a socket table: an unreadable table must never read as "nothing listens". A missing tcp6
+// or udp6 table is a warning (ErrNoIPv6), since kernels booted with ipv6.disable=1 have none.
 func ReadProcNet(dir string) (*ProcNetResult, error) {
 	res := &ProcNetResult{}
 	for _, t := range Tables {
@@ -92,9 +100,16 @@ func ReadProcNet(dir string) (*ProcNetResult, error) {
 }
 
 // ParseProcNet reads one /proc/net table from r (named name in messages) and appends its
-// listening sockets (TCP in LISTEN, UDP unconnected) to res. Malformed lines are recorded in
-// res and skipped. It fails when r cannot be read, is empty, or its first line is not the
-// table header.
+// listening sockets (TCP in LISTEN, UDP unconnected) to res.
+//
+// Only a line's address, port and state decide whether it is a listener: a line whose uid or
+// inode does not parse is kept, with a warning, its UID UnknownUID and, for the inode, Inode 0
+// and OwnerUnknown set. A line that cannot be read otherwise, or a listener on port 0 (no
+// socket listens there: the record is corrupt), is recorded in res.Problems and skipped. The
+// header line is recognised by its content; a table without one is read all the same, with a
+// warning, when its first line is a well-formed row.
+//
+// It fails when r cannot be read, is empty, or its first line is neither the header nor a row.
 func ParseProcNet(r io.Reader, name string, t Table, res *ProcNetResult) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), maxLine)
@@ -103,12 +118,15 @@ func ParseProcNet(r io.Reader, name string, t Table, res *ProcNetResult) error {
 		line++
 		b := sc.Bytes()
 		if line == 1 {
-			if f := bytes.Fields(b); len(f) < 2 || string(f[0]) != "sl" || string(f[1]) != "local_address" {
-				return fmt.Errorf("procnet: %s:1: not a /proc/net socket table (header %q)", name, clipBytes(b, 64))
+			if isHeader(b) {
+				continue
 			}
-			continue
+			if _, _, _, err := parseProcNetLine(b, t); err != nil {
+				return fmt.Errorf("procnet: %s:1: not a /proc/net socket table: neither the header nor a row (%v): %q", name, err, clipBytes(b, 64))
+			}
+			res.Warnings = append(res.Warnings, fmt.Errorf("procnet: %s: no header line; read by content", name))
 		}
-		s, ok, err := parseProcNetLine(b, t)
+		s, ok, warn, err := parseProcNetLine(b, t)
 		if err != nil {
 			res.Skipped++
 			if len(res.Problems) < MaxLineProblems {
@@ -116,9 +134,16 @@ func ParseProcNet(r io.Reader, name string, t Table, res *ProcNetResult) error {
 			}
 			continue
 		}
-		if ok {
-			res.Sockets = append(res.Sockets, s)
+		if !ok {
+			continue
 		}
+		if warn != "" {
+			res.Unowned++
+			if res.Unowned <= MaxLineProblems {
+				res.Warnings = append(res.Warnings, &LineError{File: name, Line: line, Msg: warn})
+			}
+		}
+		res.Sockets = append(res.Sockets, s)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -132,50 +157,68 @@ func ParseProcNet(r io.Reader, name string, t Table, res *ProcNetResult) error {
 	return nil
 }
 
-// parseProcNetLine parses one table row. ok is false for sockets that do not listen.
-func parseProcNetLine(b []byte, t Table) (s observed.Socket, ok bool, err error) {
+// isHeader reports whether b is a /proc/net socket table's header line.
+func isHeader(b []byte) bool {
+	f := bytes.Fields(b)
+	return len(f) >= 2 && string(f[0]) == "sl" && string(f[1]) == "local_address"
+}
+
+// parseProcNetLine parses one table row. ok is false for sockets that do not listen. warn says
+// why the owner of a kept listener is unknown (its uid or inode did not parse).
+func parseProcNetLine(b []byte, t Table) (s observed.Socket, ok bool, warn string, err error) {
 	f := bytes.Fields(b)
 	if len(f) < 10 {
-		return s, false, fmt.Errorf("%d fields, want at least 10", len(f))
+		return s, false, "", fmt.Errorf("%d fields, want at least 10", len(f))
 	}
 	if len(f[0]) < 2 || f[0][len(f[0])-1] != ':' {
-		return s, false, fmt.Errorf("slot %q does not end in ':'", clipBytes(f[0], 32))
+		return s, false, "", fmt.Errorf("slot %q does not end in ':'", clipBytes(f[0], 32))
 	}
 	local, lport, err := parseHexAddrPort(f[1], t.Family)
 	if err != nil {
-		return s, false, fmt.Errorf("local_address: %w", err)
+		return s, false, "", fmt.Errorf("local_address: %w", err)
 	}
 	remote, rport, err := parseHexAddrPort(f[2], t.Family)
 	if err != nil {
-		return s, false, fmt.Errorf("rem_address: %w", err)
+		return s, false, "", fmt.Errorf("rem_address: %w", err)
 	}
 	st, err := strconv.ParseUint(string(f[3]), 16, 8)
 	if err != nil || len(f[3]) != 2 {
-		return s, false, fmt.Errorf("state %q is not two hex digits", clipBytes(f[3], 32))
-	}
-	uid, err := strconv.ParseUint(string(f[7]), 10, 32)
-	if err != nil {
-		return s, false, fmt.Errorf("uid %q is not a number", clipBytes(f[7], 32))
-	}
-	inode, err := strconv.ParseUint(string(f[9]), 10, 64)
-	if err != nil {
-		return s, false, fmt.Errorf("inode %q is not a number", clipBytes(f[9], 32))
+		return s, false, "", fmt.Errorf("state %q is not two hex digits", clipBytes(f[3], 32))
 	}
 	switch t.Protocol {
 	case observed.TCP:
 		if st != stateListen {
-			return s, false, nil
+			return s, false, "", nil
 		}
 	case observed.UDP:
 		if st != stateClose || !remote.IsUnspecified() || rport != 0 {
-			return s, false, nil
+			return s, false, "", nil
 		}
 	}
-	s = observed.Socket{Protocol: t.Protocol, Family: t.Family, Addr: local, Port: lport, UID: uint32(uid), Inode: inode, V6Only: observed.V6OnlyNA}
+	if lport == 0 {
+		return s, false, "", fmt.Errorf("listener on port 0: corrupt record")
+	}
+	s = observed.Socket{Protocol: t.Protocol, Family: t.Family, Addr: local, Port: lport, V6Only: observed.V6OnlyNA}
 	if t.Family == observed.IPv6 {
 		s.V6Only = observed.V6OnlyUnknown
 	}
-	return s, true, nil
+	var bad []string
+	if uid, err := strconv.ParseUint(string(f[7]), 10, 32); err == nil {
+		s.UID = uint32(uid)
+	} else {
+		s.UID = UnknownUID
+		bad = append(bad, fmt.Sprintf("uid %q is not a number", clipBytes(f[7], 32)))
+	}
+	if inode, err := strconv.ParseUint(string(f[9]), 10, 64); err == nil {
+		s.Inode = inode
+	} else {
+		s.OwnerUnknown = true
+		bad = append(bad, fmt.Sprintf("inode %q is not a number", clipBytes(f[9], 32)))
+	}
+	if len(bad) > 0 {
+		warn = fmt.Sprintf("kept %s; owner unknown: %s", s, strings.Join(bad, ", "))
+	}
+	return s, true, warn, nil
 }
 
 // parseHexAddrPort parses "0100007F:1F90": the address as the kernel's 32-bit words printed in

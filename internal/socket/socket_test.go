@@ -49,9 +49,8 @@ func TestParseProcNet(t *testing.T) {
 			line("0100007G:1F90", "00000000:0000", "0A", "0", "1") +
 			line("0100007F:1F9", "00000000:0000", "0A", "0", "1") +
 			line("0100007F:1F90", "00000000:0000", "AAA", "0", "1") +
-			line("0100007F:1F90", "00000000:0000", "0A", "-1", "1") +
-			line("0100007F:1F90", "00000000:0000", "0A", "0", "x") +
 			"   0 0100007F:1F90 00000000:0000 0A 0 0 0 0 0 1\n" +
+			line("0100007F:0000", "00000000:0000", "0A", "0", "3") +
 			line("0100007F:1F91", "00000000:0000", "0A", "0", "2"),
 			[]string{"127.0.0.1:8081 3 0 2"},
 			[]string{
@@ -59,10 +58,12 @@ func TestParseProcNet(t *testing.T) {
 				`t:3: local_address: address "0100007G" is not hex`,
 				`t:4: local_address: port "1F9": want 4 hex digits`,
 				`t:5: state "AAA" is not two hex digits`,
-				`t:6: uid "-1" is not a number`,
-				`t:7: inode "x" is not a number`,
-				`t:8: slot "0" does not end in ':'`,
+				`t:6: slot "0" does not end in ':'`,
+				`t:7: listener on port 0: corrupt record`,
 			}},
+		{"port 0 only matters for listeners", tcp, header +
+			line("0100007F:0000", "0100007F:1F90", "01", "0", "4"),
+			nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := &socket.ProcNetResult{}
@@ -92,11 +93,88 @@ func TestParseProcNet(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// TestParseProcNetKeepsUnownedListeners: only address, port and state decide exposure; a line
+// whose uid or inode does not parse keeps its listener, warned, with the owner unknown.
+func TestParseProcNetKeepsUnownedListeners(t *testing.T) {
+	in := header +
+		line("00000000:0016", "00000000:0000", "0A", "-1", "100") +
+		line("00000000:0017", "00000000:0000", "0A", "0", "x") +
+		line("00000000:0018", "00000000:0000", "0A", "zz", "") + // the inode field is then "1"
+		line("0100007F:1F90", "0100007F:D431", "01", "bad", "bad") // not listening: ignored
+	res := &socket.ProcNetResult{}
+	if err := socket.ParseProcNet(strings.NewReader(in), "t", socket.Tables[0], res); err != nil {
+		t.Fatal(err)
+	}
+	type sock struct {
+		AddrPort     string
+		UID          uint32
+		Inode        uint64
+		OwnerUnknown bool
+	}
+	var got []sock
+	for _, s := range res.Sockets {
+		got = append(got, sock{s.AddrPort().String(), s.UID, s.Inode, s.OwnerUnknown})
+	}
+	want := []sock{
+		{"0.0.0.0:22", socket.UnknownUID, 100, false},
+		{"0.0.0.0:23", 0, 0, true},
+		{"0.0.0.0:24", socket.UnknownUID, 1, false},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("sockets (-want +got):\n%s", d)
+	}
+	var warns []string
+	for _, w := range res.Warnings {
+		warns = append(warns, w.Error())
+	}
+	wantWarns := []string{
+		`t:2: kept tcp 0.0.0.0:22; owner unknown: uid "-1" is not a number`,
+		`t:3: kept tcp 0.0.0.0:23; owner unknown: inode "x" is not a number`,
+		`t:4: kept tcp 0.0.0.0:24; owner unknown: uid "zz" is not a number`,
+	}
+	if d := cmp.Diff(wantWarns, warns); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+	if len(res.Problems) != 0 || res.Skipped != 0 || res.Unowned != 3 {
+		t.Errorf("problems %v, skipped %d, unowned %d", res.Problems, res.Skipped, res.Unowned)
+	}
+}
+
+// TestParseProcNetWithoutHeader: a table is recognised by content; a missing header line is
+// a warning, not a refusal.
+func TestParseProcNetWithoutHeader(t *testing.T) {
+	in := line("0100007F:1F90", "00000000:0000", "0A", "0", "100") +
+		line("00000000:0016", "00000000:0000", "0A", "0", "101")
+	res := &socket.ProcNetResult{}
+	if err := socket.ParseProcNet(strings.NewReader(in), "t", socket.Tables[0], res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Sockets) != 2 || res.Sockets[1].AddrPort().String() != "0.0.0.0:22" {
+		t.Errorf("sockets %v, want both rows", res.Sockets)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Error(), "no header line") {
+		t.Errorf("warnings %v, want one about the missing header", res.Warnings)
+	}
+}
+
+func TestParseProcNetCapsUnownedWarnings(t *testing.T) {
+	in := header + strings.Repeat(line("00000000:0016", "00000000:0000", "0A", "x", "1"), 50)
+	res := &socket.ProcNetResult{}
+	if err := socket.ParseProcNet(strings.NewReader(in), "t", socket.Tables[0], res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Sockets) != 50 || len(res.Warnings) != socket.MaxLineProblems || res.Unowned != 50 {
+		t.Errorf("%d sockets, %d warnings, %d unowned; want 50, %d, 50", len(res.Sockets), len(res.Warnings), res.Unowned, socket.MaxLineProblems)
+	}
+}
+
 func TestParseProcNetRefusesNonTables(t *testing.T) {
 	for name, in := range map[string]string{
-		"empty":       "",
-		"not a table": "hello world\n",
-		"long line":   header + strings.Repeat("x", 5000) + "\n",
+		"empty":              "",
+		"not a table":        "hello world\n",
+		"long line":          header + strings.Repeat("x", 5000) + "\n",
+		"no header, bad row": line("0100007G:1F90", "00000000:0000", "0A", "0", "1") + line("0100007F:1F90", "00000000:0000", "0A", "0", "1"),
+		"blank first line":   "\n" + header,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := socket.ParseProcNet(strings.NewReader(in), "t", socket.Tables[0], &socket.ProcNetResult{}); err == nil {
