@@ -215,25 +215,11 @@ func (d *decoder) strList(n ast.Node, path, hint string) ([]string, []loc, bool)
 	return out, locs, good
 }
 
-// prefixList reads a list of IP literals and CIDRs. bad reports a list that could not be read
-// whole; what could be read is returned all the same.
+// prefixList reads a list of IP literals and CIDRs, zones refused. bad reports a list that
+// could not be read whole; what could be read is returned all the same.
 func (d *decoder) prefixList(n ast.Node, path, hint string) (prefixes []netip.Prefix, locs []loc, bad bool) {
-	strs, slocs, ok := d.strList(n, path, hint)
-	if !ok && strs == nil {
-		return nil, nil, true
-	}
-	prefixes = make([]netip.Prefix, 0, len(strs))
-	for i, s := range strs {
-		p, err := parsePrefix(s)
-		if err != nil {
-			d.ps.add(slocs[i].pos, slocs[i].path, "%v", err)
-			bad = true
-			continue
-		}
-		prefixes = append(prefixes, p)
-		locs = append(locs, slocs[i])
-	}
-	return prefixes, locs, bad || !ok
+	prefixes, _, locs, bad = d.addrList(n, path, hint, false)
+	return prefixes, locs, bad
 }
 
 // canonicalHeader matches a client-IP header name case-insensitively.

@@ -100,13 +100,19 @@ func checkZoned(z ZonedPrefix) error {
 // (fe80::1%eth0). locs are the places of the unzoned prefixes, in order; bad reports a list
 // that could not be read whole.
 func (d *decoder) trustedList(n ast.Node, path, hint string) (prefixes []netip.Prefix, zoned []ZonedPrefix, locs []loc, bad bool) {
+	return d.addrList(n, path, hint, true)
+}
+
+// addrList reads a list of IP literals and CIDRs, and, when zones is set, zoned link-local
+// entries; without it a zoned entry is refused by parsePrefix with the reason.
+func (d *decoder) addrList(n ast.Node, path, hint string, zones bool) (prefixes []netip.Prefix, zoned []ZonedPrefix, locs []loc, bad bool) {
 	strs, slocs, ok := d.strList(n, path, hint)
 	if !ok && strs == nil {
 		return nil, nil, nil, true
 	}
 	prefixes = make([]netip.Prefix, 0, len(strs))
 	for i, s := range strs {
-		if isZoned(s) {
+		if zones && isZoned(s) {
 			z, err := parseZonedPrefix(s)
 			if err != nil {
 				d.ps.add(slocs[i].pos, slocs[i].path, "%v", err)
