@@ -36,23 +36,6 @@ func main() {
 	}
 }
 
-// careless and careful configure the services of a container and start them under systemd.
-const (
-	careless = `set -e
-v=$(ls /etc/postgresql)
-sed -i '/^bind /d; /^protected-mode /d' /etc/redis/redis.conf
-printf 'bind * -::*\nprotected-mode no\n' >> /etc/redis/redis.conf
-echo "listen_addresses = '*'" >> /etc/postgresql/$v/main/postgresql.conf
-sed -i 's/^-l .*/-l 0.0.0.0/' /etc/memcached.conf
-systemctl start redis-server memcached postgresql@$v-main
-systemd-run --unit=bg-http --property=User=www-data --property=WorkingDirectory=/tmp /usr/bin/python3 -m http.server --bind 0.0.0.0 8080 >/dev/null 2>&1
-`
-	careful = `set -e
-v=$(ls /etc/postgresql)
-systemctl start redis-server memcached postgresql@$v-main
-`
-)
-
 func run() error {
 	n := flag.Int("n", 12, "containers")
 	runs := flag.Int("runs", 9, "timed runs of each command (the median is reported)")
@@ -97,17 +80,17 @@ func run() error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			t0 := time.Now()
-			kind, script := "careful", careful
+			layout := lxctest.Careful
 			if i%2 == 0 {
-				kind, script = "careless", careless
+				layout = lxctest.Careless
 			}
-			c, err := lxctest.Create(ctx, "bench"+kind, lxctest.Options{})
+			c, err := lxctest.Create(ctx, "bench"+layout.Name, lxctest.Options{})
 			if err == nil {
 				mu.Lock()
 				cs = append(cs, c)
 				boots = append(boots, time.Since(t0))
 				mu.Unlock()
-				_, err = c.Run(ctx, strings.NewReader(script), "sh")
+				err = c.Start(ctx, layout, 0)
 			}
 			if err != nil {
 				mu.Lock()
@@ -122,25 +105,6 @@ func run() error {
 	}
 	slices.SortFunc(cs, func(a, b *lxctest.Container) int { return strings.Compare(a.Name, b.Name) })
 	logf("%d containers cloned and booted (median %s each, services started) in %s", len(cs), median(boots).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	// Every container's sockets are up before timing (bounded wait).
-	for _, c := range cs {
-		want := 3
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			out, err := c.Run(ctx, nil, "ss", "-Htln")
-			if err != nil {
-				return err
-			}
-			if strings.Count(out, "\n") >= want {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: services not listening after 60 s:\n%s", c.Name, out)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-
 	dir, err := os.MkdirTemp("", "lxcaudit")
 	if err != nil {
 		return err

@@ -73,71 +73,6 @@ func lxcAudit(t *testing.T) (schema string, findings []lxcFinding) {
 	return doc.Schema, doc.Findings
 }
 
-// lxcService is a service the test starts in a container and waits for.
-type lxcService struct {
-	proto string
-	local netip.AddrPort
-}
-
-// startServices configures redis, PostgreSQL, memcached and (careless only) a python3 HTTP
-// server, starts them under systemd and waits, bounded, until ss shows every wanted socket.
-func startServices(t *testing.T, c *lxctest.Container, careless bool) {
-	t.Helper()
-	pg := strings.Fields(c.Attach(t, "ls", "/etc/postgresql"))
-	if len(pg) != 1 {
-		t.Fatalf("%s: want one PostgreSQL version in /etc/postgresql, have %q", c.Name, pg)
-	}
-	pgConf := "/etc/postgresql/" + pg[0] + "/main/postgresql.conf"
-	redisBind, pgListen, memcached := "bind 127.0.0.1", "localhost", "127.0.0.1"
-	want := []lxcService{
-		{"tcp", netip.MustParseAddrPort("127.0.0.1:6379")},
-		{"tcp", netip.MustParseAddrPort("127.0.0.1:5432")},
-		{"tcp", netip.MustParseAddrPort("127.0.0.1:11211")},
-	}
-	if careless {
-		redisBind, pgListen, memcached = "bind * -::*\nprotected-mode no", "*", "0.0.0.0"
-		want = []lxcService{
-			{"tcp", netip.MustParseAddrPort("0.0.0.0:6379")}, {"tcp", netip.MustParseAddrPort("[::]:6379")},
-			{"tcp", netip.MustParseAddrPort("0.0.0.0:5432")}, {"tcp", netip.MustParseAddrPort("[::]:5432")},
-			{"tcp", netip.MustParseAddrPort("0.0.0.0:11211")},
-			{"tcp", netip.MustParseAddrPort("0.0.0.0:8080")},
-		}
-	}
-	c.Attach(t, "sed", "-i", `/^bind /d; /^protected-mode /d`, "/etc/redis/redis.conf")
-	c.Attach(t, "sh", "-c", `printf '%s\n' "$1" >> /etc/redis/redis.conf`, "sh", redisBind)
-	c.Attach(t, "sh", "-c", `printf "listen_addresses = '%s'\n" "$1" >> "$2"`, "sh", pgListen, pgConf)
-	c.Attach(t, "sed", "-i", `s/^-l .*/-l `+memcached+`/`, "/etc/memcached.conf")
-	c.Attach(t, "systemctl", "start", "redis-server.service", "postgresql@"+pg[0]+"-main.service", "memcached.service")
-	if careless {
-		c.Attach(t, "systemd-run", "--unit=bg-http", "--property=User=www-data", "--property=WorkingDirectory=/tmp",
-			"/usr/bin/python3", "-m", "http.server", "--bind", "0.0.0.0", "8080")
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		socks, err := lxctest.ParseSS(c.Attach(t, "ss", "-Htulnp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var missing []string
-		for _, w := range want {
-			found := false
-			for _, s := range socks {
-				found = found || (s.Proto == w.proto && s.Local == w.local)
-			}
-			if !found {
-				missing = append(missing, w.proto+" "+w.local.String())
-			}
-		}
-		if len(missing) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: after 60 s, still not listening: %v\nss:\n%s", c.Name, missing, c.Attach(t, "ss", "-Htulnp"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // TestLXCAuditSeesEveryContainerSocket is issue 13 item 8's first part on real LXC containers:
 // one careless (redis on `* -::*`, PostgreSQL on '*', memcached and a python3 HTTP server on
 // 0.0.0.0) and one careful (everything on loopback). Every socket `ss -tulnp` shows inside each
@@ -149,8 +84,8 @@ func TestLXCAuditSeesEveryContainerSocket(t *testing.T) {
 	start := time.Now()
 	careless := lxctest.New(t, "careless", lxctest.Options{})
 	careful := lxctest.New(t, "careful", lxctest.Options{})
-	startServices(t, careless, true)
-	startServices(t, careful, false)
+	careless.StartLayout(t, lxctest.Careless)
+	careful.StartLayout(t, lxctest.Careful)
 
 	// What each container itself says, before the audit.
 	type inside struct {

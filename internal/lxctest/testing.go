@@ -79,3 +79,11 @@ func (c *Container) WriteFile(t testing.TB, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// StartLayout runs a layout in the container (Start), failing the test if it does not come up.
+func (c *Container) StartLayout(t testing.TB, l Layout) {
+	t.Helper()
+	if err := c.Start(context.Background(), l, 0); err != nil {
+		t.Fatal(err)
+	}
+}
