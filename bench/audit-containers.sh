@@ -7,12 +7,12 @@
 #
 # The containers come from internal/lxctest's cached base (built the first time, minutes), on its
 # host-only bridge; they are destroyed when the bench ends, interrupted or not. Needs root, lxc,
-# lxc-templates and debootstrap (installed when missing).
+# lxc-templates, debootstrap and rsync (installed when missing).
 set -euo pipefail
 N=${1:-12} RUNS=${2:-9}
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "needs root: it creates LXC containers" >&2; exit 2; }
-scripts/install-deps.sh lxc lxc-templates debootstrap
+scripts/install-deps.sh lxc lxc-templates debootstrap rsync
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/bindguard" ./cmd/bindguard

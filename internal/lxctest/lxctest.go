@@ -97,7 +97,7 @@ func Missing() string {
 	}
 	for _, p := range []struct{ bin, pkg string }{
 		{"lxc-create", "lxc"}, {"lxc-copy", "lxc"}, {"lxc-attach", "lxc"}, {"lxc-start", "lxc"},
-		{"debootstrap", "debootstrap"}, {"ip", "iproute2"},
+		{"debootstrap", "debootstrap"}, {"rsync", "rsync"}, {"ip", "iproute2"},
 	} {
 		if _, err := exec.LookPath(p.bin); err != nil {
 			return fmt.Sprintf("%s not found (Debian package %s; make deps installs it as root)", p.bin, p.pkg)
@@ -105,6 +105,9 @@ func Missing() string {
 	}
 	if _, err := os.Stat("/usr/share/lxc/templates/lxc-debian"); err != nil {
 		return "the LXC debian template is missing (Debian package lxc-templates; make deps installs it as root)"
+	}
+	if _, err := os.Stat("/usr/share/keyrings/debian-archive-keyring.gpg"); err != nil {
+		return "the Debian archive keyring is missing (Debian package debian-archive-keyring): debootstrap could not check signatures"
 	}
 	return ""
 }
@@ -189,10 +192,15 @@ func build(ctx context.Context, dir string) error {
 	defer func() { _ = logFile.Close() }()
 	cmd := exec.CommandContext(ctx, "lxc-create", "-n", BaseName, "-t", "debian", "-f", conf, "--", // #nosec G204 -- fixed arguments
 		"-r", "bookworm", "--packages="+strings.Join(Packages, ","))
-	cmd.Env = append(os.Environ(), "MIRROR="+mirror, "SECURITY_MIRROR="+security, "DEBIAN_FRONTEND=noninteractive")
+	cmd.Env = append(os.Environ(), "MIRROR="+mirror, "SECURITY_MIRROR="+security, "DEBIAN_FRONTEND=noninteractive",
+		"KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("lxctest: lxc-create %s (mirror %s): %w; log in %s:\n%s", BaseName, mirror, err, logPath, tail(logPath, 30))
+	}
+	// The template falls back to unverified packages when it finds no keyring: refuse that base.
+	if strings.Contains(tail(logPath, 1<<20), "No GPG check") {
+		return fmt.Errorf("lxctest: lxc-create %s ran debootstrap without checking signatures (no Debian archive keyring; Debian package debian-archive-keyring); log in %s", BaseName, logPath)
 	}
 	rootfs := filepath.Join(dir, "rootfs")
 	for _, p := range Packages {

@@ -9,7 +9,7 @@ import (
 )
 
 // Require skips the test when it does not run as root, saying so. As root (as in .ci/run,
-// where make deps installs lxc, lxc-templates and debootstrap) a missing tool fails the test,
+// where make deps installs lxc, lxc-templates, debootstrap and rsync) a missing tool fails the test,
 // naming its package, and so does any failure of what follows (Base, New): CI never passes by
 // skipping.
 func Require(t testing.TB) {
