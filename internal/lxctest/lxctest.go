@@ -80,13 +80,17 @@ type Options struct {
 	Address netip.Addr
 	// BootTimeout bounds the wait for systemd to come up (default 120 s).
 	BootTimeout time.Duration
+	// Unprivileged makes a container whose uids and gids 0..IDMapSize-1 are IDMapBase.. on the
+	// host (a user namespace); /etc/subuid and /etc/subgid gain root's range while one exists.
+	Unprivileged bool
 }
 
 // Container is a started container.
 type Container struct {
-	Name    string     // the LXC name, which bindguard reports as its container and namespace label
-	Address netip.Addr // eth0's address on Bridge
-	pid     int
+	Name         string     // the LXC name, which bindguard reports as its container and namespace label
+	Address      netip.Addr // eth0's address on Bridge
+	Unprivileged bool       // in a user namespace mapping 0 to IDMapBase
+	pid          int
 }
 
 // Missing says why LXC containers cannot be made here ("" when they can: root, lxc-create,
@@ -303,16 +307,30 @@ func Create(ctx context.Context, name string, opts Options) (c *Container, err e
 			return nil, err
 		}
 	}
-	c = &Container{Name: full, Address: addr}
+	c = &Container{Name: full, Address: addr, Unprivileged: opts.Unprivileged}
 	defer func() {
 		if err != nil {
+			if locked {
+				unlock()
+				locked = false
+			}
 			_ = c.Destroy()
 		}
 	}()
+	base := BaseName
+	if opts.Unprivileged {
+		if err := ensureUnprivBase(ctx, func(string, ...any) {}); err != nil {
+			return nil, err
+		}
+		if err := addSubids(); err != nil {
+			return nil, err
+		}
+		base = UnprivBaseName
+	}
 	// Copy-on-write where the kernel has overlayfs; else a full copy.
-	out, cerr := exec.CommandContext(ctx, "lxc-copy", "-n", BaseName, "-N", full, "-s", "-B", "overlay").CombinedOutput() // #nosec G204 -- our own names
+	out, cerr := exec.CommandContext(ctx, "lxc-copy", "-n", base, "-N", full, "-s", "-B", "overlay").CombinedOutput() // #nosec G204 -- our own names
 	if cerr != nil {
-		out2, cerr2 := exec.CommandContext(ctx, "lxc-copy", "-n", BaseName, "-N", full).CombinedOutput() // #nosec G204 -- our own names
+		out2, cerr2 := exec.CommandContext(ctx, "lxc-copy", "-n", base, "-N", full).CombinedOutput() // #nosec G204 -- our own names
 		if cerr2 != nil {
 			return nil, fmt.Errorf("lxctest: lxc-copy %s: %w\n%s\nand as a full copy: %w\n%s", full, cerr, out, cerr2, out2)
 		}
@@ -443,6 +461,9 @@ func sweepStale(logf Logf) {
 		_ = (&Container{Name: name}).destroy()
 	}
 	removeBridgeIfUnused()
+	if err := restoreSubidsIfUnused(); err != nil {
+		logf("%v", err)
+	}
 }
 
 func removeBridgeIfUnused() {
@@ -517,11 +538,13 @@ func (c *Container) Run(ctx context.Context, stdin io.Reader, args ...string) (s
 // the bridge if no container of ours is left.
 func (c *Container) Destroy() error {
 	err := c.destroy()
-	if unlock, lerr := lock(); lerr == nil {
-		removeBridgeIfUnused()
-		unlock()
+	unlock, lerr := lock()
+	if lerr != nil {
+		return errors.Join(err, lerr)
 	}
-	return err
+	defer unlock()
+	removeBridgeIfUnused()
+	return errors.Join(err, restoreSubidsIfUnused())
 }
 
 func (c *Container) destroy() error {

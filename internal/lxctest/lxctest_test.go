@@ -1,6 +1,7 @@
 package lxctest
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -40,6 +41,36 @@ func TestAptMirrors(t *testing.T) {
 	m, s := aptMirrors()
 	if !strings.HasPrefix(m, "http") || !strings.HasPrefix(s, "http") {
 		t.Errorf("mirrors %q %q", m, s)
+	}
+}
+
+// TestUnprivileged makes an unprivileged container: its root is IDMapBase on the host, and
+// /etc/subuid and /etc/subgid are as they were once it is gone.
+func TestUnprivileged(t *testing.T) {
+	Require(t)
+	before := map[string]string{}
+	for _, f := range subidFiles {
+		b, err := os.ReadFile(f)
+		before[f] = fmt.Sprintf("%q %v", b, err)
+	}
+	t.Run("new", func(t *testing.T) {
+		c := New(t, "unpriv", Options{Unprivileged: true})
+		m, err := os.ReadFile(filepath.Join("/proc", itoa(c.InitPID()), "uid_map"))
+		if err != nil || !strings.Contains(strings.Join(strings.Fields(string(m)), " "), fmt.Sprintf("0 %d %d", IDMapBase, IDMapSize)) {
+			t.Errorf("init's uid_map: %q, %v", m, err)
+		}
+		if got := strings.TrimSpace(c.Attach(t, "id", "-u")); got != "0" {
+			t.Errorf("id -u inside: %q", got)
+		}
+		if got := strings.TrimSpace(c.Attach(t, "stat", "-c", "%u", "/usr/bin/passwd")); got != "0" {
+			t.Errorf("/usr/bin/passwd inside is owned by %s, want 0", got)
+		}
+	})
+	for _, f := range subidFiles {
+		b, err := os.ReadFile(f)
+		if got := fmt.Sprintf("%q %v", b, err); got != before[f] {
+			t.Errorf("%s after cleanup: %s, before: %s", f, got, before[f])
+		}
 	}
 }
 
