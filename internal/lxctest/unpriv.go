@@ -84,11 +84,13 @@ func shiftOwners(root string, base int) error {
 		if !ok || st.Uid >= IDMapSize || st.Gid >= IDMapSize {
 			return nil // already shifted
 		}
-		if err := os.Lchown(path, int(st.Uid)+base, int(st.Gid)+base); err != nil {
+		// The tree is a fresh copy no container runs on yet: nothing can swap a path for a
+		// symlink under the walk.
+		if err := os.Lchown(path, int(st.Uid)+base, int(st.Gid)+base); err != nil { // #nosec G122 -- see above
 			return fmt.Errorf("lxctest: shift %s: %w", path, err)
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
-			if err := syscall.Chmod(path, st.Mode&0o7777); err != nil {
+			if err := syscall.Chmod(path, st.Mode&0o7777); err != nil { // #nosec G122 -- see above
 				return fmt.Errorf("lxctest: shift %s: %w", path, err)
 			}
 		}
@@ -113,7 +115,7 @@ func addSubids() error {
 			if err == nil {
 				saved = "present\n" + string(b)
 			}
-			if err := os.WriteFile(orig, []byte(saved), 0o600); err != nil {
+			if err := os.WriteFile(orig, []byte(saved), 0o600); err != nil { // #nosec G703 -- in our own cache directory
 				return fmt.Errorf("lxctest: %w", err)
 			}
 		}
@@ -121,7 +123,7 @@ func addSubids() error {
 		if content != "" && !strings.HasSuffix(content, "\n") {
 			content += "\n"
 		}
-		if err := os.WriteFile(f, []byte(content+subidLine+"\n"), 0o644); err != nil { // #nosec G306 -- the files are world-readable
+		if err := os.WriteFile(f, []byte(content+subidLine+"\n"), 0o644); err != nil { // #nosec G306 G703 -- /etc/subuid or /etc/subgid, world-readable
 			return fmt.Errorf("lxctest: %w", err)
 		}
 	}
@@ -160,7 +162,7 @@ func restoreSubidsIfUnused() error {
 		if state == "absent" {
 			err = os.Remove(f)
 		} else {
-			err = os.WriteFile(f, []byte(content), 0o644) // #nosec G306 -- the files are world-readable
+			err = os.WriteFile(f, []byte(content), 0o644) // #nosec G306 G703 -- /etc/subuid or /etc/subgid, world-readable
 		}
 		if err == nil {
 			err = os.Remove(orig)
