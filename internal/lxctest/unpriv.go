@@ -90,7 +90,7 @@ func shiftOwners(root string, base int) error {
 			return fmt.Errorf("lxctest: shift %s: %w", path, err)
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
-			if err := syscall.Chmod(path, st.Mode&0o7777); err != nil { // #nosec G122 -- see above
+			if err := syscall.Chmod(path, uint32(st.Mode)&0o7777); err != nil { // #nosec G122 -- see above
 				return fmt.Errorf("lxctest: shift %s: %w", path, err)
 			}
 		}
