@@ -8,11 +8,13 @@ GOSEC_VER   := v2.29.0
 BIN         := $(CURDIR)/.bin
 # Debian packages the test suite needs: gcc for the race detector (cgo), iproute2 (ip, ss) for
 # the namespace tests, prometheus for promtool, nginx for nginx -t and the end-to-end test,
-# systemd for systemd-analyze verify, redis-server and zabbix-agent2 for the monitor's sinks.
-DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2
+# systemd for systemd-analyze verify, redis-server and zabbix-agent2 for the monitor's sinks,
+# lxc, lxc-templates (the debian template), debootstrap and rsync (the template copies its cache
+# with it) for the real-LXC tests (internal/lxctest).
+DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2 lxc lxc-templates debootstrap rsync
 FUZZTIME    ?= 30s
 
-.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package
+.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package bench-containers
 
 test: deps lint generate-check unit
 
@@ -80,6 +82,10 @@ bench-access:
 # bindguard serve's CPU and memory at a 10 s interval on 10,000 listeners, against ss in a loop (root).
 bench-serve:
 	bench/serve-load.sh 10000 500 1500 50 10 120
+
+# audit --netns all over 12 real LXC containers against ss -tulnp inside each in turn (root).
+bench-containers:
+	bench/audit-containers.sh 12 9
 
 # The audit against ss, netstat and lsof on a namespace with 10,000 listeners (root).
 bench-audit:
