@@ -67,6 +67,9 @@ type Snapshot struct {
 
 // Observe collects the listening sockets and their owners.
 func Observe(o Options) (*Snapshot, error) {
+	if err := requireLinux(goos, o.ProcRoot); err != nil {
+		return nil, err
+	}
 	if o.Source == "" {
 		o.Source = SourceAuto
 	}
