@@ -47,9 +47,10 @@ func newPolicyCheckCmd(s Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate policy files, reporting every problem with its line and field",
-		Long: `Validate policy files. A valid file prints "FILE: ok (N services)". An invalid
-one prints every problem, each as FILE:LINE:COL: FIELD: message, on standard
-error. "-" reads standard input.
+		Long: `Validate policy files. A valid file prints "FILE: ok (N services)" (and its
+scopes). An invalid one prints every problem, each as FILE:LINE:COL: FIELD:
+message, on standard error. "-" reads standard input. A directory is read as
+one policy: its bindguard.yaml and the drop-ins bindguard.d/*.yaml.
 
 Exit codes: 0 all valid, 1 any invalid, 2 any unreadable (or a usage error).`,
 		Example: `  bindguard policy check bindguard.yaml
