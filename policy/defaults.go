@@ -18,7 +18,7 @@ const (
 // Connections (10), BodySize ("10m"), Timeout (60 s) and the status Path ("/nginx-status"). It
 // writes a recognised value in its canonical spelling (client_ip_header in any case, BodySize
 // in lower case) and leaves anything else as it is, for Validate to report. And it computes the
-// derived fields from what they are derived from: each Service's, Route's and ProxyStatus's
+// derived fields from what they are derived from: each Service's (the host's and every scope's), Route's and ProxyStatus's
 // AllowPrefixes from its Allow and the policy's Networks (nil where the list does not resolve;
 // Validate says why). Call it again after changing an allow list or the networks: Validate
 // refuses AllowPrefixes that disagree with them.
@@ -54,21 +54,17 @@ func applyDefaults(p *Policy, sm *sourceMap) {
 	} else if p.ClientIPHeader == "" && !wroteTop("client_ip_header") {
 		p.ClientIPHeader = HeaderXForwardedFor
 	}
-	for i := range p.Services {
-		s := &p.Services[i]
-		wrote := func(field string) bool {
-			if !file || i >= len(sm.services) {
-				return false
-			}
-			_, ok := sm.services[i].fields[field]
-			return ok
+	var svcLocs []svcLoc
+	if file {
+		svcLocs = sm.services
+	}
+	defaultServices(p.Services, svcLocs, file)
+	for j := range p.Scopes {
+		var locs []svcLoc
+		if file && j < len(sm.scopes) {
+			locs = sm.scopes[j].services
 		}
-		if s.Protocol == "" && !wrote("protocol") {
-			s.Protocol = TCP
-		}
-		if file && !wrote("host_check") {
-			s.HostCheck = s.Access == LocalhostOnly
-		}
+		defaultServices(p.Scopes[j].Services, locs, file)
 	}
 	if px := p.Proxy; px != nil {
 		for _, f := range []struct {
@@ -92,6 +88,27 @@ func applyDefaults(p *Policy, sm *sourceMap) {
 	resolveAll(p, sm)
 }
 
+// defaultServices fills a list of services' defaults; locs (nil for a Go value) says which
+// fields the file wrote.
+func defaultServices(svcs []Service, locs []svcLoc, file bool) {
+	for i := range svcs {
+		s := &svcs[i]
+		wrote := func(field string) bool {
+			if !file || i >= len(locs) {
+				return false
+			}
+			_, ok := locs[i].fields[field]
+			return ok
+		}
+		if s.Protocol == "" && !wrote("protocol") {
+			s.Protocol = TCP
+		}
+		if file && !wrote("host_check") {
+			s.HostCheck = s.Access == LocalhostOnly
+		}
+	}
+}
+
 // resolveAll computes every AllowPrefixes from its allow list, by the rules (and within the
 // budget) validate checks them with; a list that does not resolve gets nil.
 func resolveAll(p *Policy, sm *sourceMap) {
@@ -106,18 +123,32 @@ func resolveAll(p *Policy, sm *sourceMap) {
 		badNetworks = sm.badNetworks
 	}
 	budget := MaxAllowPrefixes
-	for i := range p.Services {
-		s := &p.Services[i]
-		scratch := svcLoc{fields: map[string]loc{}, bad: map[string]bool{}}
-		if sm != nil && i < len(sm.services) && !sm.services[i].ok("access", "allow") {
-			s.AllowPrefixes, s.AllowZoned = nil, nil // failed to decode: validate neither resolves nor counts it
-			continue
+	resolve := func(svcs []Service, locs []svcLoc) {
+		for i := range svcs {
+			s := &svcs[i]
+			scratch := svcLoc{fields: map[string]loc{}, bad: map[string]bool{}}
+			if i < len(locs) && !locs[i].ok("access", "allow") {
+				s.AllowPrefixes, s.AllowZoned = nil, nil // failed to decode: validate neither resolves nor counts it
+				continue
+			}
+			prefixes, zoned, ok := resolveAllow(nil, s, &scratch, networks, badNetworks, &budget)
+			if !ok {
+				prefixes, zoned = nil, nil
+			}
+			s.AllowPrefixes, s.AllowZoned = prefixes, zoned
 		}
-		prefixes, zoned, ok := resolveAllow(nil, s, &scratch, networks, badNetworks, &budget)
-		if !ok {
-			prefixes, zoned = nil, nil
+	}
+	var svcLocs []svcLoc
+	if sm != nil {
+		svcLocs = sm.services
+	}
+	resolve(p.Services, svcLocs)
+	for j := range p.Scopes {
+		var locs []svcLoc
+		if sm != nil && j < len(sm.scopes) {
+			locs = sm.scopes[j].services
 		}
-		s.AllowPrefixes, s.AllowZoned = prefixes, zoned
+		resolve(p.Scopes[j].Services, locs)
 	}
 	if px := p.Proxy; px != nil {
 		for i := range px.Routes {

@@ -16,7 +16,9 @@ import (
 func Marshal(p *Policy) []byte { return MarshalCommented(p, nil, nil) }
 
 // MarshalCommented is Marshal with comments: header lines at the top of the file, and for each
-// service named in comments, lines just above its entry. Comment text is written after "# " one
+// service named in comments, lines just above its entry: a host service by its name ("redis"), a
+// scope's service by scope and name ("web/redis"), a scope itself by its name and a slash
+// ("web/"). Comment text is written after "# " one
 // line at a time; control characters in it are replaced, so a comment cannot end early and
 // inject YAML.
 func MarshalCommented(p *Policy, header []string, comments map[string][]string) []byte {
@@ -44,43 +46,58 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 			fmt.Fprintf(&b, "  %s: %s\n", yamlScalar(n.Name), yamlList(prefixes, "    "))
 		}
 	}
-	if len(p.Services) == 0 {
-		b.WriteString("services: []\n")
-		writeProxy(&b, p.Proxy)
-		writeMonitor(&b, p.Monitor)
-		return b.Bytes()
-	}
-	b.WriteString("services:\n")
-	for _, s := range p.Services {
-		for _, c := range comments[s.Name] {
-			writeComment(&b, "  ", c)
-		}
-		fmt.Fprintf(&b, "  - name: %s\n", yamlScalar(s.Name))
-		fmt.Fprintf(&b, "    protocol: %s\n", s.Protocol)
-		fmt.Fprintf(&b, "    port: %d\n", s.Port)
-		if s.Address.IsValid() {
-			fmt.Fprintf(&b, "    address: %s\n", yamlScalar(s.Address.String()))
-		}
-		if s.V6Only {
-			b.WriteString("    v6only: true\n")
-		}
-		fmt.Fprintf(&b, "    access: %s\n", s.Access)
-		if len(s.Allow) > 0 {
-			fmt.Fprintf(&b, "    allow: %s\n", yamlList(s.Allow, "      "))
-		}
-		if s.Access == LocalhostOnly && !s.HostCheck {
-			b.WriteString("    host_check: false\n")
-		}
-		if s.Process != "" {
-			fmt.Fprintf(&b, "    process: %s\n", quote(s.Process))
-		}
-		if s.Description != "" {
-			fmt.Fprintf(&b, "    description: %s\n", quote(s.Description))
+	writeServices(&b, "", p.Services, "", comments)
+	if len(p.Scopes) > 0 {
+		b.WriteString("scopes:\n")
+		for _, sc := range p.Scopes {
+			for _, c := range comments[sc.Name+"/"] {
+				writeComment(&b, "  ", c)
+			}
+			fmt.Fprintf(&b, "  - name: %s\n", quote(sc.Name))
+			fmt.Fprintf(&b, "    match: %s\n", quotedList(sc.Match))
+			writeServices(&b, "    ", sc.Services, sc.Name+"/", comments)
 		}
 	}
 	writeProxy(&b, p.Proxy)
 	writeMonitor(&b, p.Monitor)
 	return b.Bytes()
+}
+
+// writeServices writes a services: list at indent; comments are looked up by key+name.
+func writeServices(b *bytes.Buffer, indent string, svcs []Service, key string, comments map[string][]string) {
+	if len(svcs) == 0 {
+		b.WriteString(indent + "services: []\n")
+		return
+	}
+	b.WriteString(indent + "services:\n")
+	in := indent + "    "
+	for _, s := range svcs {
+		for _, c := range comments[key+s.Name] {
+			writeComment(b, indent+"  ", c)
+		}
+		fmt.Fprintf(b, "%s  - name: %s\n", indent, yamlScalar(s.Name))
+		fmt.Fprintf(b, "%sprotocol: %s\n", in, s.Protocol)
+		fmt.Fprintf(b, "%sport: %d\n", in, s.Port)
+		if s.Address.IsValid() {
+			fmt.Fprintf(b, "%saddress: %s\n", in, yamlScalar(s.Address.String()))
+		}
+		if s.V6Only {
+			b.WriteString(in + "v6only: true\n")
+		}
+		fmt.Fprintf(b, "%saccess: %s\n", in, s.Access)
+		if len(s.Allow) > 0 {
+			fmt.Fprintf(b, "%sallow: %s\n", in, yamlList(s.Allow, in+"  "))
+		}
+		if s.Access == LocalhostOnly && !s.HostCheck {
+			b.WriteString(in + "host_check: false\n")
+		}
+		if s.Process != "" {
+			fmt.Fprintf(b, "%sprocess: %s\n", in, quote(s.Process))
+		}
+		if s.Description != "" {
+			fmt.Fprintf(b, "%sdescription: %s\n", in, quote(s.Description))
+		}
+	}
 }
 
 // writeProxy writes the proxy section; every value in it was checked against a safe pattern

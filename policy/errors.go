@@ -77,11 +77,28 @@ func clip(s string) string {
 	return strings.ToValidUTF8(s[:maxMsgLen], "") + "…"
 }
 
-// problems collects Problems for one file.
+// problems collects Problems for one file, or for a policy read from several (LoadFiles): a view
+// made by in records into its root's list under its own file name.
 type problems struct {
 	file      string
 	list      []*Problem
 	truncated bool
+	root      *problems
+}
+
+// in is the view of ps that names file in its problems ("" or ps's own file: ps itself).
+func (ps *problems) in(file string) *problems {
+	if ps == nil {
+		return nil
+	}
+	r := ps
+	if ps.root != nil {
+		r = ps.root
+	}
+	if file == "" || file == r.file {
+		return r
+	}
+	return &problems{file: file, root: r}
 }
 
 // add records a problem. A nil *problems records nothing: the defaults step resolves allow lists
@@ -90,13 +107,17 @@ func (ps *problems) add(at Position, path, format string, args ...any) {
 	if ps == nil {
 		return
 	}
-	if len(ps.list) >= MaxProblems {
-		ps.truncated = true
+	r := ps
+	if ps.root != nil {
+		r = ps.root
+	}
+	if len(r.list) >= MaxProblems {
+		r.truncated = true
 		return
 	}
 	// Messages quote what the file says; a megabyte key must not come back a megabyte long.
 	msg := clip(fmt.Sprintf(format, args...))
-	ps.list = append(ps.list, &Problem{File: ps.file, Line: at.Line, Column: at.Column, Path: clip(path), Msg: msg})
+	r.list = append(r.list, &Problem{File: ps.file, Line: at.Line, Column: at.Column, Path: clip(path), Msg: msg})
 }
 
 func (ps *problems) err() error {

@@ -209,11 +209,46 @@ func genPolicy(data []byte) *policy.Policy {
 	if g.yes() {
 		p.Monitor = &policy.Monitor{Redis: g.pick("redis://127.0.0.1:6379/0", "", "rediss://cache.example:6380/15", "redis://[::1]:6379", "redis://h:0/0")}
 	}
+	for i := range g.n(3) {
+		def := scopeSlots[i]
+		sc := policy.Scope{Name: g.pick(def.name, append(genNames, "host", "Web", "db")...), Match: g.strs(def.match, 3, genMatch...)}
+		for j := range g.n(3) {
+			sl := slots[(i+j*3)%len(slots)]
+			s := policy.Service{
+				Name:     g.pick(sl.name, genNames...),
+				Protocol: policy.Protocol(g.pick("tcp", "", "udp")),
+				Port:     uint16(g.int(sl.port)),
+				Access:   policy.Access(g.pick(sl.access, genAccess...)),
+				Allow:    g.strs(sl.allow, 3, genAllow...),
+			}
+			if a, err := netip.ParseAddr(g.pick(sl.addr, genAddrs...)); err == nil {
+				s.Address = a
+			}
+			s.HostCheck = s.Access == policy.LocalhostOnly && g.byte() < 224
+			if g.byte() > 224 {
+				s.Description = g.pick("in the container", `x"y`, "a\u2028b")
+			}
+			sc.Services = append(sc.Services, s)
+		}
+		p.Scopes = append(p.Scopes, sc)
+	}
 	if g.byte() < 192 {
 		policy.Defaults(p)
 	}
 	return p
 }
+
+// scopeSlots are the usual shapes of the generated scopes: disjoint matchers.
+var scopeSlots = []struct {
+	name  string
+	match []string
+}{
+	{"web", []string{"web-*", "4f2a9c1be3d5"}},
+	{"db", []string{"db[0-9]", "db-*"}},
+	{"lab", []string{"lab"}},
+}
+
+var genMatch = []string{"web-*", "web-1", "db1", "*", "lab?", "[", "*-prod", `web\*`, "a b", "4f2a9c1be3d5", "[^a-z]*"}
 
 // FuzzRoundTrip holds the property of issue 11: for every policy p with Validate(p) == nil,
 // Parse(Marshal(p)) succeeds and equals p in every field with meaning. Policies come from a
@@ -254,7 +289,8 @@ func TestGenPolicy(t *testing.T) {
 		t.Fatalf("the generator's default policy is invalid: %v", err)
 	}
 	if len(p.Services) != len(slots) || len(p.Networks) == 0 || p.Proxy == nil || p.Proxy.Status == nil ||
-		p.Proxy.Status.DetailPath == "" || len(p.Proxy.Routes) == 0 || p.Monitor == nil || p.Monitor.Redis == "" {
+		p.Proxy.Status.DetailPath == "" || len(p.Proxy.Routes) == 0 || p.Monitor == nil || p.Monitor.Redis == "" ||
+		len(p.Scopes) != len(scopeSlots)-1 || len(p.Scopes[0].Services) != 2 {
 		t.Errorf("the default policy lacks a section: %+v", p)
 	}
 }

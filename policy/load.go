@@ -11,10 +11,23 @@ import (
 	"github.com/goccy/go-yaml/ast"
 )
 
-// Load reads and validates the policy file at path. The format (native or seed) is detected
-// from the document's shape. Any problem makes the whole file unusable: the error is an
-// *InvalidError listing every problem, or an error from reading the file.
+// Load reads and validates the policy file at path, or the policy directory at path (LoadDir).
+// The format (native or seed) is detected from the document's shape. Any problem makes the whole
+// file unusable: the error is an *InvalidError listing every problem, or an error from reading
+// the file.
 func Load(path string) (*Policy, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return LoadDir(path)
+	}
+	src, err := readPolicyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// readPolicyFile reads at most MaxFileSize+1 bytes of a policy file (Parse refuses more).
+func readPolicyFile(path string) ([]byte, error) {
 	f, err := os.Open(path) // #nosec G304 -- reading the policy file the operator named is the purpose
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -24,7 +37,7 @@ func Load(path string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: read %s: %w", path, err)
 	}
-	return Parse(path, src)
+	return src, nil
 }
 
 // Parse reads a policy held in memory; name is used in problems and as Source. It decodes the
@@ -32,6 +45,19 @@ func Load(path string) (*Policy, error) {
 // to fields the file wrote), then Validate: every semantic and safety rule, each problem at its
 // line and column.
 func Parse(name string, src []byte) (*Policy, error) {
+	return parseFiles(name, src, nil)
+}
+
+// source is one policy file held in memory.
+type source struct {
+	name string
+	src  []byte
+}
+
+// parseFiles reads a main policy file and its drop-ins (scopes only) as one policy: each file
+// decoded on its own, then one Defaults and one Validate over the whole. Problems name the file
+// they are in and come in file order, then line order.
+func parseFiles(name string, src []byte, dropins []source) (*Policy, error) {
 	ps := &problems{file: name}
 	d := &decoder{ps: ps}
 	var (
@@ -46,11 +72,25 @@ func Parse(name string, src []byte) (*Policy, error) {
 			p, sm = d.native(root)
 		}
 	}
+	order := map[string]int{name: 0}
+	for i, f := range dropins {
+		if _, seen := order[f.name]; !seen {
+			order[f.name] = i + 1
+		}
+		scopes, locs := (&decoder{ps: ps.in(f.name), dropIn: true}).dropInFile(f.src, name)
+		if p != nil {
+			p.Scopes = append(p.Scopes, scopes...)
+			sm.scopes = append(sm.scopes, locs...)
+		}
+	}
 	if p != nil {
 		applyDefaults(p, sm)
 		validate(ps, p, sm)
 	}
 	slices.SortStableFunc(ps.list, func(a, b *Problem) int {
+		if c := cmp.Compare(order[a.File], order[b.File]); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(a.Line, b.Line); c != 0 {
 			return c
 		}
@@ -76,7 +116,7 @@ func Validate(p *Policy) error {
 	return ps.err()
 }
 
-var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "proxy", "monitor"}
+var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "scopes", "proxy", "monitor"}
 
 // detect tells the two formats apart by shape: the native format has `version` or `services`
 // (or another of its top-level keys but proxy and monitor, which both have); the seed's is groups (external_access,
@@ -116,6 +156,7 @@ type sourceMap struct {
 	networks    []netLoc
 	badNetworks []string // networks that failed to decode: allow lists naming them are not checked
 	services    []svcLoc
+	scopes      []scopeLoc
 	// vals records where the top-level scalars, the proxy section and the monitor section stand,
 	// by their path in the Policy's Go values.
 	vals      *locs
@@ -200,6 +241,28 @@ func (s *svcLoc) ok(fields ...string) bool {
 
 func (s *svcLoc) fail(field string) { s.bad[field] = true }
 
+// scopeLoc records where a scope and its values stand, and in which file.
+type scopeLoc struct {
+	// file is the drop-in the scope is declared in; "" is the main file.
+	file       string
+	self       loc
+	fields     map[string]loc
+	match      []loc
+	bad        map[string]bool
+	misspelled map[string]bool
+	services   []svcLoc
+}
+
+// at is where a scope's field stands, or the scope itself if the field was not written.
+func (s *scopeLoc) at(field string) loc {
+	if l, ok := s.fields[field]; ok {
+		return l
+	}
+	return loc{path: joinPath(s.self.path, field), pos: s.self.pos}
+}
+
+func (s *scopeLoc) ok(field string) bool { return !s.bad[field] }
+
 // syntheticMap is the source map of a Policy built in code: paths, no positions.
 func syntheticMap(p *Policy) *sourceMap {
 	sm := &sourceMap{top: map[string]loc{}, vals: newLocs(), synthetic: true}
@@ -217,11 +280,25 @@ func syntheticMap(p *Policy) *sourceMap {
 		sm.networks = append(sm.networks, nl)
 	}
 	for i, s := range p.Services {
-		sl := svcLoc{self: loc{path: indexPath("services", i), pos: s.Pos}, fields: map[string]loc{}, bad: map[string]bool{}}
-		for j := range s.Allow {
-			sl.allow = append(sl.allow, loc{path: indexPath(sl.self.path+".allow", j), pos: s.Pos})
+		sm.services = append(sm.services, syntheticService(indexPath("services", i), s))
+	}
+	for i, sc := range p.Scopes {
+		scl := scopeLoc{self: loc{path: indexPath("scopes", i), pos: sc.Pos}, fields: map[string]loc{}, bad: map[string]bool{}}
+		for j := range sc.Match {
+			scl.match = append(scl.match, loc{path: indexPath(scl.self.path+".match", j), pos: sc.Pos})
 		}
-		sm.services = append(sm.services, sl)
+		for j, s := range sc.Services {
+			scl.services = append(scl.services, syntheticService(indexPath(scl.self.path+".services", j), s))
+		}
+		sm.scopes = append(sm.scopes, scl)
 	}
 	return sm
+}
+
+func syntheticService(path string, s Service) svcLoc {
+	sl := svcLoc{self: loc{path: path, pos: s.Pos}, fields: map[string]loc{}, bad: map[string]bool{}}
+	for j := range s.Allow {
+		sl.allow = append(sl.allow, loc{path: indexPath(sl.self.path+".allow", j), pos: s.Pos})
+	}
+	return sl
 }

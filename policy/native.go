@@ -66,6 +66,9 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 			}
 		}
 	}
+	if n, ok := o.get("scopes"); ok {
+		p.Scopes, sm.scopes = d.scopes(n, "scopes")
+	}
 	if n, ok := o.get("proxy"); ok {
 		p.Proxy = d.proxy(n, "proxy", sm.vals)
 	}
@@ -73,6 +76,57 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 		p.Monitor = d.monitor(n, seedMonitorKey, sm.vals)
 	}
 	return p, sm
+}
+
+var scopeKeys = []string{"name", "match", "services"}
+
+// scopes decodes a scopes: list, in the main file or a drop-in.
+func (d *decoder) scopes(n ast.Node, path string) ([]Scope, []scopeLoc) {
+	items, _ := d.list(n, path, "; each scope is a mapping (name:, match:, services:)")
+	var (
+		out  []Scope
+		locs []scopeLoc
+	)
+	for i, item := range items {
+		sp := indexPath(path, i)
+		o, ok := d.object(item, sp, "a mapping (name:, match:, services:)", scopeKeys...)
+		if !ok {
+			continue
+		}
+		sc := Scope{Pos: o.pos}
+		scl := scopeLoc{self: loc{path: sp, pos: o.pos}, fields: map[string]loc{}, bad: map[string]bool{}, misspelled: o.misspelled}
+		for k, e := range o.fields {
+			scl.fields[k] = loc{path: o.field(k), pos: posOf(unwrap(e.value))}
+			if unwrap(e.value) == nil {
+				scl.fields[k] = loc{path: o.field(k), pos: e.keyPos}
+			}
+		}
+		if n, ok := o.get("name"); ok {
+			if sc.Name, ok = d.str(n, o.field("name")); !ok {
+				scl.bad["name"] = true
+			}
+		}
+		if n, ok := o.get("match"); ok {
+			if sc.Match, scl.match, ok = d.strList(n, o.field("match"), "; write match: [NAME, GLOB...]"); !ok {
+				scl.bad["match"] = true
+			}
+		}
+		if n, ok := o.get("services"); ok {
+			svcs, ok := d.list(n, o.field("services"), "")
+			if !ok {
+				scl.bad["services"] = true
+			}
+			for j, item := range svcs {
+				if s, sl, ok := d.service(item, indexPath(o.field("services"), j)); ok {
+					sc.Services = append(sc.Services, s)
+					scl.services = append(scl.services, sl)
+				}
+			}
+		}
+		out = append(out, sc)
+		locs = append(locs, scl)
+	}
+	return out, locs
 }
 
 // service decodes one native service entry.

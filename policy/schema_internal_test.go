@@ -17,6 +17,9 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 			Service struct {
 				Properties map[string]json.RawMessage `json:"properties"`
 			} `json:"service"`
+			Scope struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"scope"`
 		} `json:"$defs"`
 	}
 	if err := json.Unmarshal(Schema(), &s); err != nil {
@@ -36,5 +39,8 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 	}
 	if diff := cmp.Diff(sorted(serviceKeys), keys(s.Defs.Service.Properties)); diff != "" {
 		t.Errorf("service fields (-decoder +schema):\n%s", diff)
+	}
+	if diff := cmp.Diff(sorted(scopeKeys), keys(s.Defs.Scope.Properties)); diff != "" {
+		t.Errorf("scope fields (-decoder +schema):\n%s", diff)
 	}
 }

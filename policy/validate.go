@@ -28,23 +28,34 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 	validateTrusted(ps, p, sm)
 	networks := validateNetworks(ps, p, sm)
 	budget := MaxAllowPrefixes
-	names := make(map[string]int, len(p.Services))
-	for i := range p.Services {
-		s, sl := &p.Services[i], &sm.services[i]
+	validateServices(ps, p, p.Services, sm.services, "", networks, sm, &budget)
+	checkOverlaps(ps, p.Services, sm.services)
+	validateScopes(ps, p, sm, networks, &budget)
+	validateProxy(ps, p, sm.vals, networks, &budget, sm.synthetic)
+	validateMonitor(ps, p, sm.vals)
+}
+
+// validateServices checks a list of services, the host's or a scope's (named in scope): each
+// service's rules and that names are unique in the list.
+func validateServices(ps *problems, p *Policy, svcs []Service, locs []svcLoc, scope string, networks map[string]*Network, sm *sourceMap, budget *int) {
+	names := make(map[string]int, len(svcs))
+	for i := range svcs {
+		s, sl := &svcs[i], &locs[i]
 		if !sm.synthetic {
 			checkRequired(ps, s, sl)
 		}
 		if first, dup := names[s.Name]; dup && sl.ok("name") {
 			l := sl.at("name")
-			ps.add(l.pos, l.path, "duplicate service name %q (first at line %d); names must be unique", s.Name, p.Services[first].Pos.Line)
+			if scope == "" {
+				ps.add(l.pos, l.path, "duplicate service name %q (first at line %d); names must be unique", s.Name, svcs[first].Pos.Line)
+			} else {
+				ps.add(l.pos, l.path, "duplicate service name %q (first at line %d); names must be unique within scope %q", s.Name, svcs[first].Pos.Line, scope)
+			}
 		} else if sl.ok("name") {
 			names[s.Name] = i
 		}
-		validateService(ps, p, s, sl, networks, sm.badNetworks, &budget, sm.synthetic)
+		validateService(ps, p, s, sl, networks, sm.badNetworks, budget, sm.synthetic)
 	}
-	checkOverlaps(ps, p, sm)
-	validateProxy(ps, p, sm.vals, networks, &budget, sm.synthetic)
-	validateMonitor(ps, p, sm.vals)
 }
 
 // validateTop checks the policy's own fields. A native file must write version and services; a
@@ -379,15 +390,15 @@ type bindGroup struct {
 
 // checkOverlaps reports services that would compete for the same socket: the same (protocol,
 // address, port), a wildcard that includes another's address, or a service without a fixed
-// address sharing its port. O(n).
-func checkOverlaps(ps *problems, p *Policy, sm *sourceMap) {
+// address sharing its port, within one list of services (the host's or a scope's). O(n).
+func checkOverlaps(ps *problems, svcs []Service, locs []svcLoc) {
 	type key struct {
 		proto Protocol
 		port  uint16
 	}
 	groups := make(map[key]*bindGroup)
-	for i := range p.Services {
-		s, sl := &p.Services[i], &sm.services[i]
+	for i := range svcs {
+		s, sl := &svcs[i], &locs[i]
 		if !sl.ok("protocol", "port", "address", "v6only") || s.Port == 0 {
 			continue
 		}
@@ -430,7 +441,7 @@ func checkOverlaps(ps *problems, p *Policy, sm *sourceMap) {
 			other, why = first(g.wild6, g.dual), "its wildcard includes "+a.String()
 		}
 		if other >= 0 {
-			o := p.Services[other]
+			o := svcs[other]
 			l := sl.at("address")
 			if !a.IsValid() {
 				l = sl.at("port")

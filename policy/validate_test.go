@@ -3,9 +3,11 @@ package policy_test
 import (
 	"errors"
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -19,6 +21,7 @@ var meaning = cmp.Options{
 	cmpopts.IgnoreFields(policy.Policy{}, "Source", "Format"),
 	cmpopts.IgnoreFields(policy.Service{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Network{}, "Pos"),
+	cmpopts.IgnoreFields(policy.Scope{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Proxy{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Route{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Monitor{}, "Pos"),
@@ -41,6 +44,10 @@ func built() *policy.Policy {
 			{Name: "core", Port: 8001, Address: lo, Access: policy.LocalhostOnly, HostCheck: true, Process: "core", Description: "Core API"},
 			{Name: "metrics", Protocol: policy.UDP, Port: 9100, Access: policy.LAN, Allow: []string{"lan", "10.2.0.0/16"}},
 		},
+		Scopes: []policy.Scope{{Name: "web", Match: []string{"web-*", "4f2a9c1be3d5"}, Services: []policy.Service{
+			{Name: "core", Port: 8001, Address: lo, Access: policy.LocalhostOnly, HostCheck: true, Process: "core", Description: "its own core"},
+			{Name: "metrics", Protocol: policy.UDP, Port: 9100, Access: policy.LAN, Allow: []string{"10.1.1.0/24"}},
+		}}},
 		Proxy: &policy.Proxy{
 			ServerNames: []string{"example.com", "10.1.1.120"}, HTTP: "web80", HTTPS: "web",
 			Certificate: "/etc/ssl/a.crt", Key: "/etc/ssl/a.key",
@@ -213,6 +220,13 @@ func TestHostileValues(t *testing.T) {
 		// free is free text (a description): only unsafe characters are refused.
 		free bool
 	}
+	// accepts says which of the values a field takes: a scope's match pattern may hold "$" or "#".
+	accepts := map[string]func(v string) bool{
+		"scopes[0].match[1]": func(v string) bool {
+			_, err := path.Match(v, "")
+			return err == nil && v != "" && !strings.ContainsFunc(v, func(r rune) bool { return policy.UnsafeRune(r) || unicode.IsSpace(r) })
+		},
+	}
 	fields := []field{
 		{"proxy.server_names[0]", func(p *policy.Policy, v string) { p.Proxy.ServerNames[0] = v }, false},
 		{"proxy.http", func(p *policy.Policy, v string) { p.Proxy.HTTP = v }, false},
@@ -238,10 +252,16 @@ func TestHostileValues(t *testing.T) {
 		{"services[3].description", func(p *policy.Policy, v string) { p.Services[3].Description = v }, true},
 		{"client_ip_header", func(p *policy.Policy, v string) { p.ClientIPHeader = v }, false},
 		{"monitor.redis", func(p *policy.Policy, v string) { p.Monitor.Redis = "redis://h" + v + ":6379/0" }, false},
+		{"scopes[0].name", func(p *policy.Policy, v string) { p.Scopes[0].Name = v }, false},
+		{"scopes[0].match[1]", func(p *policy.Policy, v string) { p.Scopes[0].Match[1] = v }, false},
+		{"scopes[0].services[0].name", func(p *policy.Policy, v string) { p.Scopes[0].Services[0].Name = v }, false},
+		{"scopes[0].services[1].allow[0]", func(p *policy.Policy, v string) { p.Scopes[0].Services[1].Allow[0] = v }, false},
+		{"scopes[0].services[0].process", func(p *policy.Policy, v string) { p.Scopes[0].Services[0].Process = v }, true},
+		{"scopes[0].services[0].description", func(p *policy.Policy, v string) { p.Scopes[0].Services[0].Description = v }, true},
 	}
 	for _, f := range fields {
 		for _, v := range hostile {
-			if f.free && !strings.ContainsFunc(v, policy.UnsafeRune) {
+			if f.free && !strings.ContainsFunc(v, policy.UnsafeRune) || accepts[f.path] != nil && accepts[f.path](v) {
 				continue
 			}
 			if v == "" && (f.free || strings.HasSuffix(f.path, "http") || f.path == "proxy.health" || f.path == "monitor.redis") {

@@ -42,6 +42,8 @@ type decoder struct {
 	// catalogue reads the embedded catalogue, whose services also carry a category.
 	catalogue  bool
 	categories []Category
+	// dropIn reads a drop-in file, which holds scopes only.
+	dropIn bool
 }
 
 // document checks the raw bytes, parses them and returns the single document's root node, or
@@ -79,7 +81,11 @@ func (d *decoder) document(src []byte) ast.Node {
 		body = doc.Body
 	}
 	if body == nil {
-		d.ps.add(Position{Line: 1, Column: 1}, "", "policy is empty: it must declare `version: 1` and `services:`")
+		if d.dropIn {
+			d.ps.add(Position{Line: 1, Column: 1}, "", "drop-in is empty: it must declare `scopes:`")
+		} else {
+			d.ps.add(Position{Line: 1, Column: 1}, "", "policy is empty: it must declare `version: 1` and `services:`")
+		}
 		return nil
 	}
 	if _, ok := body.(*ast.DirectiveNode); ok {

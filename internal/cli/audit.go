@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,8 +167,11 @@ func findPolicy(s Streams, path string) (*policy.Policy, error) {
 	return policy.Load(found)
 }
 
-// findPolicyPath is findPolicy's search for a file: path itself when given, else the first
-// of the search paths that exists; "" means none (the built-in catalogue).
+// findPolicyPath is findPolicy's search for a file: path itself when given (a file, or a
+// directory policy.Load reads with its drop-ins), else the first of the search paths that
+// exists; "" means none (the built-in catalogue). A search path named bindguard.yaml with a
+// bindguard.d directory beside it is found as its directory, so that the drop-ins are read
+// with it (and read again when serve reloads); drop-ins without their main file are an error.
 func findPolicyPath(s Streams, path string) (string, error) {
 	if path != "" {
 		return path, nil
@@ -177,10 +181,29 @@ func findPolicyPath(s Streams, path string) (string, error) {
 		paths = defaultPolicyPaths
 	}
 	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Stat(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("policy: %w", err)
+		}
+		if filepath.Base(p) != policy.MainFile {
+			if err == nil {
+				return p, nil
+			}
+			continue
+		}
+		dir := filepath.Dir(p)
+		if err == nil {
+			if fi, derr := os.Stat(filepath.Join(dir, policy.DropInDir)); derr == nil && fi.IsDir() {
+				return dir, nil
+			}
+			return p, nil
+		}
+		dropins, derr := policy.DropIns(dir)
+		if derr != nil {
+			return "", derr
+		}
+		if len(dropins) > 0 {
+			return "", fmt.Errorf("policy: %s has drop-ins (%s) but %s does not exist: it holds the globals and the host's services, the drop-ins only scopes", filepath.Join(dir, policy.DropInDir), filepath.Base(dropins[0]), p)
 		}
 	}
 	return "", nil

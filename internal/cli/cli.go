@@ -29,7 +29,8 @@ type Streams struct {
 	// Now is the clock reports are stamped with; nil means time.Now.
 	Now func() time.Time
 	// PolicyPaths are searched, in order, when no --policy is given; nil means
-	// ./bindguard.yaml, then /etc/bindguard/bindguard.yaml.
+	// ./bindguard.yaml, then /etc/bindguard/bindguard.yaml. A path named bindguard.yaml is read
+	// with the drop-ins in the bindguard.d directory beside it (policy.LoadDir).
 	PolicyPaths []string
 }
 

@@ -31,7 +31,7 @@ config/service-bindings.yaml, told apart by their shape. See docs/policy.md.`,
 	return cmd
 }
 
-// loadPolicy reads a policy file; "-" is standard input.
+// loadPolicy reads a policy file or directory (policy.Load); "-" is standard input.
 func loadPolicy(s Streams, path string) (*policy.Policy, error) {
 	if path != "-" {
 		return policy.Load(path)
@@ -47,9 +47,10 @@ func newPolicyCheckCmd(s Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate policy files, reporting every problem with its line and field",
-		Long: `Validate policy files. A valid file prints "FILE: ok (N services)". An invalid
-one prints every problem, each as FILE:LINE:COL: FIELD: message, on standard
-error. "-" reads standard input.
+		Long: `Validate policy files. A valid file prints "FILE: ok (N services)" (and its
+scopes). An invalid one prints every problem, each as FILE:LINE:COL: FIELD:
+message, on standard error. "-" reads standard input. A directory is read as
+one policy: its bindguard.yaml and the drop-ins bindguard.d/*.yaml.
 
 Exit codes: 0 all valid, 1 any invalid, 2 any unreadable (or a usage error).`,
 		Example: `  bindguard policy check bindguard.yaml
@@ -66,6 +67,9 @@ Exit codes: 0 all valid, 1 any invalid, 2 any unreadable (or a usage error).`,
 					extra := ""
 					if p.Format == policy.FormatSeed {
 						extra = ", seed format"
+					}
+					if len(p.Scopes) > 0 {
+						extra += ", " + plural(len(p.Scopes), "scope")
 					}
 					fmt.Fprintf(s.Out, "%s: ok (%s%s)\n", f, plural(len(p.Services), "service"), extra)
 				case errors.As(err, &inv):
@@ -195,9 +199,27 @@ func writePolicyTable(w io.Writer, p *policy.Policy) error {
 		proxies = "none"
 	}
 	fmt.Fprintf(w, "# %s: %s format, %s; trusted proxies: %s (%s)\n", p.Source, p.Format, plural(len(p.Services), "service"), proxies, p.ClientIPHeader)
+	if len(p.Scopes) == 0 {
+		return writeServiceTable(w, p, p.Services)
+	}
+	fmt.Fprintf(w, "# scope %s: the host's network namespace, and every namespace no scope matches; %s\n", policy.HostScope, plural(len(p.Services), "service"))
+	if err := writeServiceTable(w, p, p.Services); err != nil {
+		return err
+	}
+	for _, sc := range p.Scopes {
+		fmt.Fprintf(w, "\n# scope %s: match %s; %s\n", sc.Name, strings.Join(sc.Match, ", "), plural(len(sc.Services), "service"))
+		if err := writeServiceTable(w, p, sc.Services); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeServiceTable writes the binding matrix of one scope's services.
+func writeServiceTable(w io.Writer, p *policy.Policy, svcs []policy.Service) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tPROTOCOL\tADDRESS\tPORT\tACCESS\tALLOWED CLIENTS")
-	for _, s := range p.Services {
+	for _, s := range svcs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Protocol, addressCell(s), s.Port, s.Access, clientsCell(p, s))
 	}
 	return tw.Flush()

@@ -22,6 +22,15 @@ type PolicyDoc struct {
 	ClientIPHeader string          `json:"client_ip_header"`
 	Networks       []PolicyNetwork `json:"networks"`
 	Services       []PolicyService `json:"services"`
+	// Scopes are the policy's named scopes, in file order; Services are the host scope's.
+	Scopes []PolicyScope `json:"scopes"`
+}
+
+// PolicyScope is a named scope: the namespaces it matches and their services.
+type PolicyScope struct {
+	Name     string          `json:"name"`
+	Match    []string        `json:"match"`
+	Services []PolicyService `json:"services"`
 }
 
 // PolicyNetwork is a named network of the policy.
@@ -58,12 +67,22 @@ func NewPolicyDoc(p *policy.Policy) PolicyDoc {
 	v := PolicyDoc{
 		Schema: SchemaPolicy, Source: p.Source, Format: p.Format,
 		TrustedProxies: zonedStrings(PrefixStrings(p.TrustedProxies), p.TrustedZoned), ClientIPHeader: p.ClientIPHeader,
-		Networks: []PolicyNetwork{}, Services: []PolicyService{},
+		Networks: []PolicyNetwork{},
 	}
 	for _, n := range p.Networks {
 		v.Networks = append(v.Networks, PolicyNetwork{Name: n.Name, Prefixes: PrefixStrings(n.Prefixes)})
 	}
-	for _, s := range p.Services {
+	v.Services = policyServices(p.Services)
+	v.Scopes = []PolicyScope{}
+	for _, sc := range p.Scopes {
+		v.Scopes = append(v.Scopes, PolicyScope{Name: sc.Name, Match: append([]string{}, sc.Match...), Services: policyServices(sc.Services)})
+	}
+	return v
+}
+
+func policyServices(svcs []policy.Service) []PolicyService {
+	out := []PolicyService{}
+	for _, s := range svcs {
 		sv := PolicyService{
 			Name: s.Name, Protocol: s.Protocol, V6Only: s.V6Only, Port: s.Port, Access: s.Access,
 			Allow: zonedStrings(PrefixStrings(s.AllowPrefixes), s.AllowZoned), HostCheck: s.HostCheck, Process: s.Process, Description: s.Description,
@@ -72,9 +91,9 @@ func NewPolicyDoc(p *policy.Policy) PolicyDoc {
 			a := s.Address.String()
 			sv.Address = &a
 		}
-		v.Services = append(v.Services, sv)
+		out = append(out, sv)
 	}
-	return v
+	return out
 }
 
 // Encode writes the view as two-space indented JSON.
