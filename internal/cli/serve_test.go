@@ -578,8 +578,8 @@ func TestZabbixAgent2(t *testing.T) {
 		t.Fatalf("audit --format zabbix: %v\n%s", err, out)
 	}
 	keys, values := senderItems(t, string(out))
-	if len(keys) != 8 {
-		t.Errorf("audit sends %d items, want 8 (discovery, score, 4 statuses, 2 services):\n%s", len(keys), out)
+	if len(keys) != 10 {
+		t.Errorf("audit sends %d items, want 10 (discovery, score, 4 statuses, 2 services, namespace discovery, its score):\n%s", len(keys), out)
 	}
 	for _, key := range keys {
 		if got, ok := agentTest(key); !ok || got != values[key] {
