@@ -65,7 +65,11 @@ func DraftPolicy(o observed.Observation) *Draft {
 			continue
 		}
 		match := cmp.Or(ns.Container, ns.Netns, ns.Label)
-		name := uniqueScope(scopeNames, scopeName(match, ns.Inode))
+		base := scopeName(match, ns.Inode)
+		if !ns.Stable() {
+			base = fmt.Sprintf("netns-%d", ns.Inode)
+		}
+		name := uniqueScope(scopeNames, base)
 		sc := policy.Scope{Name: name, Match: []string{escapeGlob(match)}, Services: svcs}
 		d.Comments[name] = comments
 		about := "netns " + ns.Label
@@ -304,7 +308,7 @@ func uniqueName(used map[string]bool, base string, proto policy.Protocol, port u
 
 // scopeName is a scope's name from what it matches, else from the namespace's inode.
 func scopeName(match string, inode uint64) string {
-	if n := serviceName(match); n != "" {
+	if n := strings.TrimRight(serviceName(match), "_.-"); n != "" {
 		return n
 	}
 	return fmt.Sprintf("netns-%d", inode)

@@ -216,7 +216,7 @@ func TestDraftUnstableNamespace(t *testing.T) {
 	if len(d.Policy.Scopes) != 1 || d.Policy.Scopes[0].Name != "db" || d.Policy.Scopes[0].Match[0] != "db" {
 		t.Errorf("scopes %+v, want db only", d.Policy.Scopes)
 	}
-	if len(d.Unstable) != 1 || len(d.Unstable[0].Services) != 1 || d.Unstable[0].Match[0] != `net:\[4026532301\]` {
+	if len(d.Unstable) != 1 || d.Unstable[0].Name != "netns-4026532301" || len(d.Unstable[0].Services) != 1 || d.Unstable[0].Match[0] != `net:\[4026532301\]` {
 		t.Errorf("unstable %+v", d.Unstable)
 	}
 	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "net:[4026532301] has no stable name") {
