@@ -238,7 +238,10 @@ type NamespaceReport struct {
 	// held to the host's services without owing them (see docs/audit.md: scopes).
 	Scope   string
 	Matched bool
-	// Owed says its scope's services are expected to listen in it: missing ones are findings.
+	// Owed says the scope's missing services are this namespace's findings: each namespace a
+	// named scope matches owes its scope's services; the host's services are owed by the
+	// host's namespace (else the first audited) together with the namespaces no named scope
+	// matches, so a host service listening in any of them is not missing.
 	Owed    bool
 	Score   int
 	Summary Summary

@@ -38,11 +38,12 @@ func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
 // listens: it never reports missing services, and the score counts only the catalogue services
 // that listen.
 //
-// A namespace is owed its scope's services (each one that does not listen in it is missing)
-// when its scope matched it: the host's namespace, or one a named scope matches. A namespace
-// no scope names is judged by the host's services but owes none of them, unless the host's
-// namespace itself is not audited (an audit of one namespace holds it to the host's services,
-// as before scopes).
+// A namespace a named scope matches owes that scope's services: each one that does not listen
+// in it is missing there, whatever other namespaces run. The host's services (the host scope)
+// are owed by the host's namespace together with the namespaces no named scope matches, as a
+// policy without scopes holds them all: a host service is missing when it listens in none of
+// them, and the finding is the host namespace's (the first of them when the host's is not
+// audited).
 func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 	spaces := namespacesOf(o)
 	byNS := map[string][]observed.Listener{}
@@ -54,31 +55,63 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 			listensIn[k] = append(listensIn[k], l.Netns)
 		}
 	}
-	hostAudited := slices.ContainsFunc(spaces, func(n observed.Namespace) bool { return n.Host })
 	r := &Report{Complete: len(o.Unseen) == 0, Unseen: o.Unseen}
 	used := map[string]bool{}
 	hidden := false
-	score := 100
+	judged := make([]judgedNS, len(spaces))
+	owner := map[string]int{} // a group (a named scope's namespace, or the host scope) -> the namespace that owes its services
 	for i, ns := range spaces {
 		name, svcs, matched := p.ScopeFor(policy.NamespaceNames{Host: ns.Host, Label: ns.Label, Netns: ns.Netns, Container: ns.Container})
-		if matched {
+		if matched && !ns.Host {
 			used[name] = true
 		}
-		nr := NamespaceReport{
-			Label: ns.Label, Netns: ns.Netns, Container: ns.Container, Host: ns.Host,
-			Scope: name, Matched: matched, Owed: matched || !hostAudited,
+		j := &judged[i]
+		j.nr = NamespaceReport{Label: ns.Label, Netns: ns.Netns, Container: ns.Container, Host: ns.Host, Scope: name, Matched: matched}
+		j.svcs = svcs
+		j.group = "ns|" + ns.Label
+		if name == policy.HostScope {
+			j.group = "host"
 		}
-		fs, h := judgeNamespace(p, &nr, svcs, byNS[ns.Label], listensIn)
+		if _, ok := owner[j.group]; !ok { // namespacesOf puts the host's first
+			owner[j.group] = i
+			j.nr.Owed = true
+		}
+		var h bool
+		j.findings, j.tally, h = judgeSockets(svcs, byNS[ns.Label])
 		hidden = hidden || h
-		r.Findings = append(r.Findings, fs...)
-		r.Summary.Valid += nr.Summary.Valid
-		r.Summary.Invalid += nr.Summary.Invalid
-		r.Summary.Missing += nr.Summary.Missing
-		r.Summary.Unexpected += nr.Summary.Unexpected
-		if i == 0 || nr.Score < score {
-			score = nr.Score
+	}
+	groupTally := map[string][]svcTally{}
+	groupMembers := map[string][]string{}
+	for _, j := range judged {
+		t := groupTally[j.group]
+		if t == nil {
+			t = make([]svcTally, len(j.svcs))
 		}
-		r.Namespaces = append(r.Namespaces, nr)
+		for k, x := range j.tally {
+			t[k].valid += x.valid
+			t[k].invalid += x.invalid
+			t[k].sockets += x.sockets
+		}
+		groupTally[j.group] = t
+		groupMembers[j.group] = append(groupMembers[j.group], j.nr.Label)
+	}
+	score := 100
+	for i := range judged {
+		j := &judged[i]
+		tally := j.tally
+		if j.nr.Owed {
+			tally = groupTally[j.group]
+		}
+		scoreNamespace(p, j, tally, groupMembers[j.group], listensIn)
+		r.Findings = append(r.Findings, j.findings...)
+		r.Summary.Valid += j.nr.Summary.Valid
+		r.Summary.Invalid += j.nr.Summary.Invalid
+		r.Summary.Missing += j.nr.Summary.Missing
+		r.Summary.Unexpected += j.nr.Summary.Unexpected
+		if i == 0 || j.nr.Score < score {
+			score = j.nr.Score
+		}
+		r.Namespaces = append(r.Namespaces, j.nr)
 	}
 	r.Score = score
 	r.Services = r.Namespaces[0].Services
@@ -95,6 +128,18 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 	sortFindings(r.Findings)
 	return r
 }
+
+// judgedNS is one namespace while it is judged.
+type judgedNS struct {
+	nr       NamespaceReport
+	svcs     []policy.Service
+	group    string
+	findings []Finding
+	tally    []svcTally
+}
+
+// svcTally counts a service's sockets and their verdicts.
+type svcTally struct{ valid, invalid, sockets int }
 
 // namespacesOf lists the audited namespaces, the host's first: those of the observation, and
 // any listener's namespace it does not name (taken from the label alone).
@@ -125,17 +170,15 @@ func namespacesOf(o observed.Observation) []observed.Namespace {
 	return out
 }
 
-// judgeNamespace judges one namespace's sockets by its scope's services, filling nr's score,
-// summary and services; it reports whether an owner was hidden.
-func judgeNamespace(p *policy.Policy, nr *NamespaceReport, svcs []policy.Service, listeners []observed.Listener, listensIn map[key][]string) ([]Finding, bool) {
-	catalogueMode := p.Format == policy.FormatBuiltin
+// judgeSockets judges one namespace's sockets by its scope's services; it reports whether an
+// owner was hidden.
+func judgeSockets(svcs []policy.Service, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
 	byKey := map[key][]int{}
 	for i, s := range svcs {
 		k := key{s.Protocol, s.Port}
 		byKey[k] = append(byKey[k], i)
 	}
 	var findings []Finding
-	type svcTally struct{ valid, invalid, sockets int }
 	tally := make([]svcTally, len(svcs))
 	hidden := false
 	for _, o := range listeners {
@@ -157,8 +200,17 @@ func judgeNamespace(p *policy.Policy, nr *NamespaceReport, svcs []policy.Service
 		}
 		findings = append(findings, f)
 	}
+	return findings, tally, hidden
+}
+
+// scoreNamespace fills a namespace's services, missing findings, summary and score. tally is
+// its scope's services' tally over the namespaces that owe them together (members) when it
+// owes them, else its own.
+func scoreNamespace(p *policy.Policy, j *judgedNS, tally []svcTally, members []string, listensIn map[key][]string) {
+	nr := &j.nr
+	catalogueMode := p.Format == policy.FormatBuiltin
 	validServices, expected := 0, 0
-	for i, s := range svcs {
+	for i, s := range j.svcs {
 		t := tally[i]
 		if (catalogueMode || !nr.Owed) && t.sockets == 0 {
 			continue
@@ -170,15 +222,15 @@ func judgeNamespace(p *policy.Policy, nr *NamespaceReport, svcs []policy.Service
 		}
 		nr.Services = append(nr.Services, st)
 		if t.sockets == 0 {
-			findings = append(findings, missing(s, nr.Label, listensIn[key{s.Protocol, s.Port}]))
+			j.findings = append(j.findings, missing(s, members, listensIn[key{s.Protocol, s.Port}]))
 		}
 	}
 	score := 100.0
 	if expected > 0 {
 		score = float64(validServices) / float64(expected) * 100
 	}
-	for i := range findings {
-		f := &findings[i]
+	for i := range j.findings {
+		f := &j.findings[i]
 		f.Netns = nr.Label
 		switch f.Status {
 		case Valid:
@@ -200,7 +252,6 @@ func judgeNamespace(p *policy.Policy, nr *NamespaceReport, svcs []policy.Service
 		}
 	}
 	nr.Score = int(max(0, min(100, score)))
-	return findings, hidden
 }
 
 // pick chooses which of the candidate services (same protocol and port) a socket belongs to:
@@ -338,14 +389,19 @@ func unexpected(o observed.Listener) Finding {
 	return f
 }
 
-// missing returns the finding for a declared service nothing listens for in namespace ns;
-// elsewhere lists the namespaces where something listens on its protocol and port.
-func missing(s policy.Service, ns string, elsewhere []string) Finding {
+// missing returns the finding for a declared service nothing listens for in the namespaces
+// that owe it (members, the first being the finding's); elsewhere lists the namespaces where
+// something listens on its protocol and port.
+func missing(s policy.Service, members []string, elsewhere []string) Finding {
 	name := s.Name
-	reason := fmt.Sprintf("%s is declared on %s but nothing listens on %s port %d in %s", s.Name, declWords(s), s.Protocol, s.Port, nsWords(ns))
+	where := nsWords(members[0])
+	if len(members) > 1 {
+		where += fmt.Sprintf(" nor in the %d other namespaces no scope names", len(members)-1)
+	}
+	reason := fmt.Sprintf("%s is declared on %s but nothing listens on %s port %d in %s", s.Name, declWords(s), s.Protocol, s.Port, where)
 	var others []string
 	for _, e := range elsewhere {
-		if e != ns {
+		if !slices.Contains(members, e) {
 			others = append(others, nsWords(e))
 		}
 	}
@@ -353,7 +409,7 @@ func missing(s policy.Service, ns string, elsewhere []string) Finding {
 		reason += fmt.Sprintf(" (it does in %s)", strings.Join(others, ", "))
 	}
 	return Finding{
-		Status: Missing, Severity: Medium, Service: &name, Protocol: s.Protocol, Expected: expected(s), Netns: ns,
+		Status: Missing, Severity: Medium, Service: &name, Protocol: s.Protocol, Expected: expected(s), Netns: members[0],
 		Reason: reason,
 	}
 }

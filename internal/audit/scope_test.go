@@ -141,3 +141,39 @@ func TestOwnersCountedByPID(t *testing.T) {
 		t.Errorf("reason %q, want one more process", got)
 	}
 }
+
+// TestJudgeFlatPolicyOverNamespaces: a policy without scopes, audited over every namespace,
+// owes its services across the host and the namespaces no scope names together (as before
+// scopes): a service running only in a container is not missing in the host.
+func TestJudgeFlatPolicyOverNamespaces(t *testing.T) {
+	p := &policy.Policy{Format: policy.FormatNative, Version: 1, Services: []policy.Service{
+		{Name: "sshd", Protocol: policy.TCP, Port: 22, Address: netip.IPv4Unspecified(), Access: policy.Public},
+		{Name: "redis", Protocol: policy.TCP, Port: 6379, Address: netip.MustParseAddr("127.0.0.1"), Access: policy.LocalhostOnly},
+		{Name: "web", Protocol: policy.TCP, Port: 80, Address: netip.IPv4Unspecified(), Access: policy.Public},
+	}}
+	policy.Defaults(p)
+	if err := policy.Validate(p); err != nil {
+		t.Fatal(err)
+	}
+	r := audit.JudgeObservation(p, observed.Observation{
+		Namespaces: []observed.Namespace{{Label: "host", Host: true}, {Label: "c1", Container: "c1"}, {Label: "c2", Container: "c2"}},
+		Listeners: []observed.Listener{
+			in("host", obs(policy.TCP, "0.0.0.0", 22, observed.V6OnlyNA, "sshd")),
+			in("c1", obs(policy.TCP, "127.0.0.1", 6379, observed.V6OnlyNA, "redis-server")),
+		},
+	})
+	var missing []audit.Finding
+	for _, f := range r.Findings {
+		if f.Status == audit.Missing {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) != 1 || missing[0].ServiceName() != "web" || missing[0].Netns != "host" ||
+		!strings.Contains(missing[0].Reason, "nothing listens on tcp port 80 in the host's network namespace nor in the 2 other namespaces no scope names") {
+		t.Fatalf("missing %+v, want web alone, the host's", missing)
+	}
+	// The host's score counts redis (valid in c1) as compliant: 2 of 3.
+	if h := r.Namespaces[0]; h.Label != "host" || h.Score != 66 || len(h.Services) != 3 {
+		t.Errorf("host namespace %+v", h)
+	}
+}
