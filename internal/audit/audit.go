@@ -174,6 +174,9 @@ type Finding struct {
 	Expected *Expected       `json:"expected"`
 	Actual   *Actual         `json:"actual"`
 	Reason   string          `json:"reason"`
+	// Netns labels the namespace the finding is about, missing ones too (Actual.Netns
+	// repeats it for a socket). The v2 document writes it; v1 has only Actual's.
+	Netns string `json:"-"`
 	// exposesLoopbackOnly: an invalid finding that puts a loopback-only service beyond
 	// loopback (the score's 20-point deduction).
 	exposesLoopbackOnly bool
@@ -212,6 +215,9 @@ func (s Summary) Count(st Status) int {
 
 // ServiceState is the verdict on one declared service, for per-service metrics.
 type ServiceState struct {
+	// Netns and Scope say where it was judged: the namespace's label and the scope's name.
+	Netns    string
+	Scope    string
 	Name     string
 	Protocol policy.Protocol
 	Port     uint16
@@ -221,16 +227,59 @@ type ServiceState struct {
 	Listening bool
 }
 
+// NamespaceReport is the verdict on one audited network namespace.
+type NamespaceReport struct {
+	Label     string
+	Netns     string
+	Container string
+	Host      bool
+	// Scope is the name of the policy scope that judged it ("host" for the policy's
+	// top-level services); Matched is false when no named scope matched it, so that it was
+	// held to the host's services without owing them (see docs/audit.md: scopes).
+	Scope   string
+	Matched bool
+	// Owed says the scope's missing services are this namespace's findings: each namespace a
+	// named scope matches owes its scope's services; the host's services are owed by the
+	// host's namespace (else the first audited) together with the namespaces no named scope
+	// matches, so a host service listening in any of them is not missing.
+	Owed    bool
+	Score   int
+	Summary Summary
+	// Services are its scope's services the score counts.
+	Services []ServiceState
+}
+
 // Report is the result of an audit.
 type Report struct {
 	Findings []Finding
-	Summary  Summary
-	Score    int
-	// Services lists the declared services that the score counts: every service of a policy
-	// file; with the built-in catalogue only those that listen.
+	// Summary counts every namespace's findings.
+	Summary Summary
+	// Score is the host's score: the lowest of the audited namespaces' scores (HostScoreRule).
+	Score int
+	// Services lists the declared services of the primary namespace (the host's when it was
+	// audited, else the first) that its score counts: every service of its scope; with the
+	// built-in catalogue only those that listen. Namespaces has every namespace's.
 	Services []ServiceState
+	// Namespaces has one entry per audited namespace, the host's first.
+	Namespaces []NamespaceReport
 	// Notes are hints for the operator, such as how to see hidden owners.
 	Notes []string
+	// Warnings are the judge's: a policy scope that matched no audited namespace.
+	Warnings []string
+	// Complete is false when something could not be observed; Unseen says what.
+	Complete bool
+	Unseen   []string
+}
+
+// HostScoreRule states how Report.Score is made, for reports and docs.
+const HostScoreRule = "the host's score is the lowest score of its audited network namespaces"
+
+// Primary is the report of the primary namespace (the host's when audited, else the first).
+func (r *Report) Primary() *NamespaceReport {
+	if len(r.Namespaces) == 0 {
+		return nil
+	}
+	return &r.Namespaces[0]
 }
 
 // Worst returns the highest severity among non-valid findings, and false when there is none.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
@@ -24,19 +25,161 @@ type key struct {
 	port  uint16
 }
 
-// Judge compares the observed sockets with the policy. A policy of FormatBuiltin (the
-// catalogue) only classifies what listens: it never reports missing services, and the score
-// counts only the catalogue services that listen.
+// Judge is JudgeObservation of listeners alone: the namespaces are taken from their labels
+// ("host" or "" being the host's).
 func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
-	catalogueMode := p.Format == policy.FormatBuiltin
+	return JudgeObservation(p, observed.Observation{Listeners: listeners})
+}
+
+// JudgeObservation compares what was observed with the policy, namespace by namespace: each
+// socket is judged by the services of its own namespace's scope (policy.ScopeFor), missing is
+// per namespace, and each namespace has its own score and summary. The report's Score is the
+// host's (HostScoreRule). A policy of FormatBuiltin (the catalogue) only classifies what
+// listens: it never reports missing services, and the score counts only the catalogue services
+// that listen.
+//
+// A namespace a named scope matches owes that scope's services: each one that does not listen
+// in it is missing there, whatever other namespaces run. The host's services (the host scope)
+// are owed by the host's namespace together with the namespaces no named scope matches, as a
+// policy without scopes holds them all: a host service is missing when it listens in none of
+// them, and the finding is the host namespace's (the first of them when the host's is not
+// audited).
+func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
+	spaces := namespacesOf(o)
+	byNS := map[string][]observed.Listener{}
+	listensIn := map[key][]string{} // where each protocol and port listens, for missing's reason
+	for _, l := range o.Listeners {
+		byNS[l.Netns] = append(byNS[l.Netns], l)
+		k := key{policy.Protocol(l.Protocol), l.Port}
+		if !slices.Contains(listensIn[k], l.Netns) {
+			listensIn[k] = append(listensIn[k], l.Netns)
+		}
+	}
+	r := &Report{Complete: len(o.Unseen) == 0, Unseen: o.Unseen}
+	used := map[string]bool{}
+	hidden := false
+	judged := make([]judgedNS, len(spaces))
+	owner := map[string]int{} // a group (a named scope's namespace, or the host scope) -> the namespace that owes its services
+	for i, ns := range spaces {
+		name, svcs, matched := p.ScopeFor(policy.NamespaceNames{Host: ns.Host, Label: ns.Label, Netns: ns.Netns, Container: ns.Container})
+		if matched && !ns.Host {
+			used[name] = true
+		}
+		j := &judged[i]
+		j.nr = NamespaceReport{Label: ns.Label, Netns: ns.Netns, Container: ns.Container, Host: ns.Host, Scope: name, Matched: matched}
+		j.svcs = svcs
+		j.group = "ns|" + ns.Label
+		if name == policy.HostScope {
+			j.group = "host"
+		}
+		if _, ok := owner[j.group]; !ok { // namespacesOf puts the host's first
+			owner[j.group] = i
+			j.nr.Owed = true
+		}
+		var h bool
+		j.findings, j.tally, h = judgeSockets(svcs, byNS[ns.Label])
+		hidden = hidden || h
+	}
+	groupTally := map[string][]svcTally{}
+	groupMembers := map[string][]string{}
+	for _, j := range judged {
+		t := groupTally[j.group]
+		if t == nil {
+			t = make([]svcTally, len(j.svcs))
+		}
+		for k, x := range j.tally {
+			t[k].valid += x.valid
+			t[k].invalid += x.invalid
+			t[k].sockets += x.sockets
+		}
+		groupTally[j.group] = t
+		groupMembers[j.group] = append(groupMembers[j.group], j.nr.Label)
+	}
+	score := 100
+	for i := range judged {
+		j := &judged[i]
+		tally := j.tally
+		if j.nr.Owed {
+			tally = groupTally[j.group]
+		}
+		scoreNamespace(p, j, tally, groupMembers[j.group], listensIn)
+		r.Findings = append(r.Findings, j.findings...)
+		r.Summary.Valid += j.nr.Summary.Valid
+		r.Summary.Invalid += j.nr.Summary.Invalid
+		r.Summary.Missing += j.nr.Summary.Missing
+		r.Summary.Unexpected += j.nr.Summary.Unexpected
+		if i == 0 || j.nr.Score < score {
+			score = j.nr.Score
+		}
+		r.Namespaces = append(r.Namespaces, j.nr)
+	}
+	r.Score = score
+	r.Services = r.Namespaces[0].Services
+	if o.AllNamespaces {
+		for _, sc := range p.Scopes {
+			if !used[sc.Name] {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("scope %s matches no audited network namespace (match: %s)", sc.Name, strings.Join(sc.Match, ", ")))
+			}
+		}
+	}
+	if hidden {
+		r.Notes = append(r.Notes, "some sockets' owners are hidden: run bindguard as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every process")
+	}
+	sortFindings(r.Findings)
+	return r
+}
+
+// judgedNS is one namespace while it is judged.
+type judgedNS struct {
+	nr       NamespaceReport
+	svcs     []policy.Service
+	group    string
+	findings []Finding
+	tally    []svcTally
+}
+
+// svcTally counts a service's sockets and their verdicts.
+type svcTally struct{ valid, invalid, sockets int }
+
+// namespacesOf lists the audited namespaces, the host's first: those of the observation, and
+// any listener's namespace it does not name (taken from the label alone).
+func namespacesOf(o observed.Observation) []observed.Namespace {
+	out := slices.Clone(o.Namespaces)
+	known := map[string]bool{}
+	for _, n := range out {
+		known[n.Label] = true
+	}
+	for _, l := range o.Listeners {
+		if !known[l.Netns] {
+			known[l.Netns] = true
+			out = append(out, observed.Namespace{Label: l.Netns, Host: l.Netns == observed.HostLabel || l.Netns == ""})
+		}
+	}
+	if len(out) == 0 {
+		out = []observed.Namespace{{Label: observed.HostLabel, Host: true}}
+	}
+	slices.SortStableFunc(out, func(a, b observed.Namespace) int {
+		switch {
+		case a.Host == b.Host:
+			return 0
+		case a.Host:
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// judgeSockets judges one namespace's sockets by its scope's services; it reports whether an
+// owner was hidden.
+func judgeSockets(svcs []policy.Service, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
 	byKey := map[key][]int{}
-	for i, s := range p.Services {
+	for i, s := range svcs {
 		k := key{s.Protocol, s.Port}
 		byKey[k] = append(byKey[k], i)
 	}
-	r := &Report{}
-	type svcTally struct{ valid, invalid, sockets int }
-	tally := make([]svcTally, len(p.Services))
+	var findings []Finding
+	tally := make([]svcTally, len(svcs))
 	hidden := false
 	for _, o := range listeners {
 		if o.Owner == observed.OwnerHidden {
@@ -44,66 +187,71 @@ func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
 		}
 		cands := byKey[key{policy.Protocol(o.Protocol), o.Port}]
 		if len(cands) == 0 {
-			r.Findings = append(r.Findings, unexpected(o))
+			findings = append(findings, unexpected(o))
 			continue
 		}
-		i := pick(p.Services, cands, o.Addr)
-		f := judge(p.Services[i], o)
+		i := pick(svcs, cands, o.Addr)
+		f := judge(svcs[i], o)
 		tally[i].sockets++
 		if f.Status == Valid {
 			tally[i].valid++
 		} else {
 			tally[i].invalid++
 		}
-		r.Findings = append(r.Findings, f)
+		findings = append(findings, f)
 	}
+	return findings, tally, hidden
+}
+
+// scoreNamespace fills a namespace's services, missing findings, summary and score. tally is
+// its scope's services' tally over the namespaces that owe them together (members) when it
+// owes them, else its own.
+func scoreNamespace(p *policy.Policy, j *judgedNS, tally []svcTally, members []string, listensIn map[key][]string) {
+	nr := &j.nr
+	catalogueMode := p.Format == policy.FormatBuiltin
 	validServices, expected := 0, 0
-	for i, s := range p.Services {
+	for i, s := range j.svcs {
 		t := tally[i]
-		if catalogueMode && t.sockets == 0 {
+		if (catalogueMode || !nr.Owed) && t.sockets == 0 {
 			continue
 		}
 		expected++
-		st := ServiceState{Name: s.Name, Protocol: s.Protocol, Port: s.Port, Listening: t.sockets > 0, Compliant: t.valid > 0 && t.invalid == 0}
+		st := ServiceState{Netns: nr.Label, Scope: nr.Scope, Name: s.Name, Protocol: s.Protocol, Port: s.Port, Listening: t.sockets > 0, Compliant: t.valid > 0 && t.invalid == 0}
 		if st.Compliant {
 			validServices++
 		}
-		r.Services = append(r.Services, st)
+		nr.Services = append(nr.Services, st)
 		if t.sockets == 0 {
-			r.Findings = append(r.Findings, missing(s))
+			j.findings = append(j.findings, missing(s, members, listensIn[key{s.Protocol, s.Port}]))
 		}
 	}
 	score := 100.0
 	if expected > 0 {
 		score = float64(validServices) / float64(expected) * 100
 	}
-	for i := range r.Findings {
-		f := &r.Findings[i]
+	for i := range j.findings {
+		f := &j.findings[i]
+		f.Netns = nr.Label
 		switch f.Status {
 		case Valid:
-			r.Summary.Valid++
+			nr.Summary.Valid++
 		case Invalid:
-			r.Summary.Invalid++
+			nr.Summary.Invalid++
 			if f.exposesLoopbackOnly {
 				score -= deductExposedLoopbackOnly
 			} else {
 				score -= deductOtherInvalid
 			}
 		case Missing:
-			r.Summary.Missing++
+			nr.Summary.Missing++
 		case Unexpected:
-			r.Summary.Unexpected++
+			nr.Summary.Unexpected++
 			if f.Actual.Exposure.IsWildcard() {
 				score -= deductUnexpectedWildcard
 			}
 		}
 	}
-	r.Score = int(max(0, min(100, score)))
-	if hidden {
-		r.Notes = append(r.Notes, "some sockets' owners are hidden: run bindguard as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every process")
-	}
-	sortFindings(r.Findings)
-	return r
+	nr.Score = int(max(0, min(100, score)))
 }
 
 // pick chooses which of the candidate services (same protocol and port) a socket belongs to:
@@ -241,13 +389,37 @@ func unexpected(o observed.Listener) Finding {
 	return f
 }
 
-// missing returns the finding for a declared service nothing listens for.
-func missing(s policy.Service) Finding {
+// missing returns the finding for a declared service nothing listens for in the namespaces
+// that owe it (members, the first being the finding's); elsewhere lists the namespaces where
+// something listens on its protocol and port.
+func missing(s policy.Service, members []string, elsewhere []string) Finding {
 	name := s.Name
-	return Finding{
-		Status: Missing, Severity: Medium, Service: &name, Protocol: s.Protocol, Expected: expected(s),
-		Reason: fmt.Sprintf("%s is declared on %s but nothing listens on %s port %d", s.Name, declWords(s), s.Protocol, s.Port),
+	where := nsWords(members[0])
+	if len(members) > 1 {
+		where += fmt.Sprintf(" nor in the %d other namespaces no scope names", len(members)-1)
 	}
+	reason := fmt.Sprintf("%s is declared on %s but nothing listens on %s port %d in %s", s.Name, declWords(s), s.Protocol, s.Port, where)
+	var others []string
+	for _, e := range elsewhere {
+		if !slices.Contains(members, e) {
+			others = append(others, nsWords(e))
+		}
+	}
+	if len(others) > 0 {
+		reason += fmt.Sprintf(" (it does in %s)", strings.Join(others, ", "))
+	}
+	return Finding{
+		Status: Missing, Severity: Medium, Service: &name, Protocol: s.Protocol, Expected: expected(s), Netns: members[0],
+		Reason: reason,
+	}
+}
+
+// nsWords names a namespace in a reason: "the host's network namespace", "netns web1".
+func nsWords(label string) string {
+	if label == observed.HostLabel || label == "" {
+		return "the host's network namespace"
+	}
+	return "netns " + label
 }
 
 // finding fills the parts every socket finding shares.
@@ -278,8 +450,14 @@ func ownerWords(o observed.Listener) string {
 	switch o.Owner {
 	case observed.OwnerKnown:
 		if len(o.Owners) > 0 {
+			// One process may hold a socket in several descriptors (or threads): count
+			// processes, not entries.
 			s := o.Owners[0].Label()
-			if n := len(o.Owners) - 1; n > 0 {
+			pids := map[int]bool{o.Owners[0].PID: true}
+			for _, p := range o.Owners[1:] {
+				pids[p.PID] = true
+			}
+			if n := len(pids) - 1; n > 0 {
 				s += fmt.Sprintf(" and %d more", n)
 			}
 			return s
@@ -351,7 +529,7 @@ func netnsOf(f Finding) string {
 	if f.Actual != nil {
 		return f.Actual.Netns
 	}
-	return ""
+	return f.Netns
 }
 
 func portOf(f Finding) uint16 {

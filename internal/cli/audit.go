@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,6 +70,7 @@ func newAuditCmd(s Streams) *cobra.Command {
 		host       string
 		output     string
 		prefix     string
+		complete   bool
 		obs        observeFlags
 	)
 	var f *formatFlag
@@ -87,9 +89,15 @@ a severity and a reason. The score is 0-100 (docs/audit.md).
 The policy is --policy, else ./bindguard.yaml, else /etc/bindguard/bindguard.yaml,
 else the built-in catalogue of well-known services (which never reports missing).
 
-Run as root to see the owners of every socket and to enter other namespaces.
+Each namespace is judged by its own scope of the policy, with its own score; the
+host's score is the lowest of them. Run as root to see the owners of every socket
+and to enter other namespaces: without, the report says what it could not see
+(on standard error, in the table's header, "complete": false in JSON,
+bindguard_audit_complete 0), and the exit code is still the findings' unless
+--require-complete is given.
 
-Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
+Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error (or, with
+--require-complete, an incomplete audit).`,
 		Example: `  # Audit this host against ./bindguard.yaml or the built-in catalogue
   bindguard audit
 
@@ -123,7 +131,13 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 			if err != nil {
 				return fmt.Errorf("cannot observe sockets: %w", err)
 			}
-			rep := audit.Judge(p, snap.Sockets)
+			rep := audit.JudgeObservation(p, snap.Observation())
+			if !rep.Complete {
+				fmt.Fprintf(s.Err, "bindguard: warning: the audit is incomplete; it could not see:\n")
+				for _, u := range rep.Unseen {
+					fmt.Fprintf(s.Err, "  - %s\n", u)
+				}
+			}
 			meta := reportMeta(s, host, p, snap)
 			meta.ZabbixPrefix = prefix
 			format := f.value
@@ -138,6 +152,9 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 			} else if err := report.Render(s.Out, format, meta, rep, format == "table" && colour(s.Out)); err != nil {
 				return err
 			}
+			if complete && !rep.Complete {
+				return &exitError{Code: ExitError, Err: fmt.Errorf("--require-complete: the audit could not see everything (%s); run as root", strings.Join(rep.Unseen, "; "))}
+			}
 			if !never && rep.Fails(threshold) {
 				return &exitError{Code: ExitViolation}
 			}
@@ -150,6 +167,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error.`,
 	cmd.Flags().StringVar(&failOn, "fail-on", "medium", "lowest severity that makes the exit code 1: info, low, medium, high or critical; never: exit 0 whatever is found")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the report to this file, replaced atomically (a temporary file in the same directory, then a rename), instead of standard output")
 	cmd.Flags().StringVar(&host, "host", "", "host name to put in the report (default: this host's name)")
+	cmd.Flags().BoolVar(&complete, "require-complete", false, "exit 2 when the audit could not see every namespace and owner (not root), whatever the findings")
 	cmd.Flags().StringVar(&prefix, "prefix", report.DefaultZabbixPrefix, "item key prefix of --format zabbix, as given to gen zabbix (the seed's is aktienanalyse)")
 	obs.add(cmd)
 	return cmd

@@ -32,13 +32,13 @@ func seedNS(t *testing.T, redis string) *netnstest.NS {
 	return ns
 }
 
-func auditNS(t *testing.T, ns *netnstest.NS) (report.Document, int) {
+func auditNS(t *testing.T, ns *netnstest.NS) (report.DocumentV2, int) {
 	t.Helper()
 	out, errOut, code := runAt(t, "audit", "--policy", seedPolicy, "--netns", ns.Name, "--format", "json")
 	if code == ExitError {
 		t.Fatalf("audit: %s", errOut)
 	}
-	var doc report.Document
+	var doc report.DocumentV2
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -144,7 +144,7 @@ func TestInitFromFixture(t *testing.T) {
 		t.Errorf("init --force: exit %d", code)
 	}
 	jsonOut, _, _ := runAt(t, append([]string{"audit", "--policy", path, "--format", "json"}, fixtureArgs("basic")...)...)
-	var doc report.Document
+	var doc report.DocumentV2
 	if err := json.Unmarshal([]byte(jsonOut), &doc); err != nil {
 		t.Fatal(err)
 	}

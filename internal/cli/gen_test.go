@@ -105,7 +105,7 @@ func TestGenZabbix(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(tmpl), &doc); err != nil {
 		t.Fatalf("template is not YAML: %v", err)
 	}
-	if doc.Export.Version != "6.0" || len(doc.Export.Templates) != 1 || len(doc.Export.Templates[0].Items) != 5 || len(doc.Export.Templates[0].DiscoveryRules) != 1 {
+	if doc.Export.Version != "6.0" || len(doc.Export.Templates) != 1 || len(doc.Export.Templates[0].Items) != 5 || len(doc.Export.Templates[0].DiscoveryRules) != 2 {
 		t.Errorf("template shape: %+v", doc)
 	}
 	for _, bad := range [][]string{{"--prefix", "Bad Prefix"}, {"--bindguard", "bindguard"}, {"--url", "http://x/;rm"}} {

@@ -245,6 +245,10 @@ func TestServe(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"schema": "bindguard.audit.v1"`) || !strings.Contains(body, `"status": "invalid"`) {
 		t.Errorf("/api/v1/audit: %d %s", code, body)
 	}
+	code, body, _ = httpGet(c, "http://127.0.0.1:9847/api/v2/audit")
+	if code != 200 || !strings.Contains(body, `"schema": "bindguard.audit.v2"`) || !strings.Contains(body, `"namespaces": [`) || !strings.Contains(body, `"netns": "`) {
+		t.Errorf("/api/v2/audit: %d %s", code, body)
+	}
 	_ = l.Close()
 	waitFor(t, "event: redis invalid -> missing", func() (bool, string) {
 		for _, e := range eventsSoFar(c) {
@@ -578,8 +582,8 @@ func TestZabbixAgent2(t *testing.T) {
 		t.Fatalf("audit --format zabbix: %v\n%s", err, out)
 	}
 	keys, values := senderItems(t, string(out))
-	if len(keys) != 8 {
-		t.Errorf("audit sends %d items, want 8 (discovery, score, 4 statuses, 2 services):\n%s", len(keys), out)
+	if len(keys) != 10 {
+		t.Errorf("audit sends %d items, want 10 (discovery, score, 4 statuses, 2 services, namespace discovery, its score):\n%s", len(keys), out)
 	}
 	for _, key := range keys {
 		if got, ok := agentTest(key); !ok || got != values[key] {

@@ -120,12 +120,16 @@ func TestZabbixOneKeyScheme(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(tmplText), &tmpl); err != nil {
 		t.Fatal(err)
 	}
-	if len(tmpl.Export.Templates) != 1 || len(tmpl.Export.Templates[0].DiscoveryRules) != 1 || len(tmpl.Export.Templates[0].DiscoveryRules[0].ItemPrototypes) != 1 {
+	// Two discovery rules: the policy's services and the audited network namespaces.
+	if len(tmpl.Export.Templates) != 1 || len(tmpl.Export.Templates[0].DiscoveryRules) != 2 {
 		t.Fatalf("template shape: %+v", tmpl)
 	}
 	tp := tmpl.Export.Templates[0]
-	// Every template item, and the discovery rule, has a value.
-	templateKeys := []string{tp.DiscoveryRules[0].Key}
+	// Every template item, and each discovery rule, has a value.
+	var templateKeys []string
+	for _, dr := range tp.DiscoveryRules {
+		templateKeys = append(templateKeys, dr.Key)
+	}
 	for _, it := range tp.Items {
 		templateKeys = append(templateKeys, it.Key)
 		for _, tr := range it.Triggers {
@@ -139,27 +143,39 @@ func TestZabbixOneKeyScheme(t *testing.T) {
 			t.Errorf("template key %s has no value in audit --format zabbix", k)
 		}
 	}
-	// The item prototype, with each discovered row's macros, is a key with a value; and every
-	// macro the prototype uses is in every row.
-	proto := tp.DiscoveryRules[0].ItemPrototypes[0].Key
-	macros := regexp.MustCompile(`\{#[A-Z]+\}`).FindAllString(proto, -1)
-	if len(macros) == 0 {
-		t.Fatalf("prototype %s uses no macro", proto)
-	}
+	// Each rule's item prototype, with each discovered row's macros, is a key with a value;
+	// and every macro the prototype uses is in every row.
 	protoKeys := 0
-	for _, row := range rows {
-		k := proto
-		for _, m := range macros {
-			v, ok := row[m].(string)
-			if !ok {
-				t.Fatalf("discovery row %v lacks %s", row, m)
+	for _, dr := range tp.DiscoveryRules {
+		if len(dr.ItemPrototypes) != 1 {
+			t.Fatalf("discovery rule %s: %d item prototypes, want 1", dr.Key, len(dr.ItemPrototypes))
+		}
+		var drRows []map[string]any
+		if err := json.Unmarshal([]byte(values[dr.Key]), &drRows); err != nil {
+			t.Fatalf("discovery value of %s: %v", dr.Key, err)
+		}
+		if len(drRows) == 0 {
+			t.Errorf("%s discovers nothing", dr.Key)
+		}
+		proto := dr.ItemPrototypes[0].Key
+		macros := regexp.MustCompile(`\{#[A-Z]+\}`).FindAllString(proto, -1)
+		if len(macros) == 0 {
+			t.Fatalf("prototype %s uses no macro", proto)
+		}
+		for _, row := range drRows {
+			k := proto
+			for _, m := range macros {
+				v, ok := row[m].(string)
+				if !ok {
+					t.Fatalf("discovery row %v lacks %s", row, m)
+				}
+				k = strings.ReplaceAll(k, m, v)
 			}
-			k = strings.ReplaceAll(k, m, v)
+			if _, ok := values[k]; !ok {
+				t.Errorf("prototype %s for %v: no value for %s", proto, row, k)
+			}
+			protoKeys++
 		}
-		if _, ok := values[k]; !ok {
-			t.Errorf("prototype %s for %v: no value for %s", proto, row, k)
-		}
-		protoKeys++
 	}
 	// Nothing audit sends is outside the template.
 	if got, want := len(keys), len(templateKeys)+protoKeys; got != want {
@@ -173,7 +189,7 @@ func TestZabbixOneKeyScheme(t *testing.T) {
 			params = append(params, regexp.MustCompile("^"+strings.ReplaceAll(regexp.QuoteMeta(k), `\[\*\]`, `\[[^\],]*\]`)+"$"))
 		}
 	}
-	if len(params) != 4 {
+	if len(params) != 6 {
 		t.Fatalf("%d UserParameters:\n%s", len(params), userParams)
 	}
 	for _, k := range keys {

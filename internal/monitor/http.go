@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"runtime"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/report"
 )
 
@@ -154,16 +156,21 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 			}
 		}
 	})
-	mux.HandleFunc("GET /api/v1/audit", func(w http.ResponseWriter, _ *http.Request) {
-		rep, meta := m.Latest()
-		if rep == nil {
-			_, why := m.Health()
-			httpError(w, http.StatusServiceUnavailable, why)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = report.JSON(w, meta, rep)
-	})
+	for path, write := range map[string]func(io.Writer, report.Meta, *audit.Report) error{
+		"GET /api/v1/audit": report.JSONv1, // bindguard.audit.v1, for its readers
+		"GET /api/v2/audit": report.JSON,   // bindguard.audit.v2: per namespace
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			rep, meta := m.Latest()
+			if rep == nil {
+				_, why := m.Health()
+				httpError(w, http.StatusServiceUnavailable, why)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = write(w, meta, rep)
+		})
+	}
 	mux.HandleFunc("GET /api/v1/zabbix", func(w http.ResponseWriter, _ *http.Request) {
 		rep, _ := m.Latest()
 		if rep == nil {

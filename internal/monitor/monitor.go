@@ -175,7 +175,7 @@ func (m *Monitor) Audit(ctx context.Context) error {
 	var rep *audit.Report
 	var events []Event
 	if err == nil {
-		rep = audit.Judge(pol, snap.Sockets)
+		rep = audit.JudgeObservation(pol, snap.Observation())
 		next := StateOf(rep)
 		events = Diff(m.state, next, start.UTC())
 		if len(events) > 0 || m.state == nil {

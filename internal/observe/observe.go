@@ -4,8 +4,12 @@
 package observe
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/mdlayher/netlink"
@@ -63,6 +67,38 @@ type Snapshot struct {
 	Warnings []string
 	// OwnerScan is the owner scan that ran (procfs or bpf).
 	OwnerScan proc.OwnerScan
+	// Unseen says what could not be observed (a namespace not entered, processes whose
+	// namespace or files could not be read): the audit is then incomplete. Each entry is also
+	// in Warnings.
+	Unseen []string
+	// Skipped are the labels of the namespaces found but not read (they are not in Sockets).
+	Skipped []string
+	// All says every namespace was asked for (--netns all).
+	All bool
+}
+
+// Observation is the snapshot as the judge takes it: the sockets, every namespace read (not
+// the skipped ones), and what could not be seen.
+func (s *Snapshot) Observation() observed.Observation {
+	o := observed.Observation{Listeners: s.Sockets, Unseen: s.Unseen, AllNamespaces: s.All}
+	for _, ns := range s.Namespaces {
+		if slices.Contains(s.Skipped, ns.Label) {
+			continue
+		}
+		o.Namespaces = append(o.Namespaces, NamespaceOf(ns))
+	}
+	return o
+}
+
+// NamespaceOf is a namespace's names, for the judge.
+func NamespaceOf(ns proc.Namespace) observed.Namespace {
+	return observed.Namespace{Label: ns.Label, Netns: ns.Name, Container: ns.Container, Host: ns.Label == observed.HostLabel, Inode: ns.Inode}
+}
+
+// unseen records what could not be observed, as a warning too.
+func (s *Snapshot) unseen(msg string) {
+	s.Unseen = append(s.Unseen, msg)
+	s.Warnings = append(s.Warnings, msg)
 }
 
 // Observe collects the listening sockets and their owners.
@@ -88,6 +124,7 @@ func Observe(o Options) (*Snapshot, error) {
 	}
 	finder := proc.NamespaceFinder{Root: root, NetnsDir: o.NetnsDir}
 	var namespaces []proc.Namespace
+	unreadable := 0
 	switch o.Netns {
 	case NetnsCurrent:
 		ns, err := finder.Current()
@@ -101,6 +138,7 @@ func Observe(o Options) (*Snapshot, error) {
 			return nil, err
 		}
 		namespaces = all
+		unreadable = unreadableNetns(root)
 	default:
 		ns, err := finder.Find(o.Netns)
 		if err != nil {
@@ -109,7 +147,10 @@ func Observe(o Options) (*Snapshot, error) {
 		namespaces = []proc.Namespace{ns}
 	}
 
-	snap := &Snapshot{Namespaces: namespaces}
+	snap := &Snapshot{Namespaces: namespaces, All: o.Netns == NetnsAll}
+	if unreadable > 0 {
+		snap.unseen(fmt.Sprintf("the network namespaces of %d processes could not be read (run as root to see every namespace): they are not audited", unreadable))
+	}
 	type nsSockets struct {
 		ns      proc.Namespace
 		sockets []observed.Socket
@@ -120,8 +161,10 @@ func Observe(o Options) (*Snapshot, error) {
 		snap.Warnings = append(snap.Warnings, warns...)
 		if err != nil {
 			if o.Netns == NetnsAll && !ns.Current {
-				// A container that stopped since the namespace list was made is not an error.
-				snap.Warnings = append(snap.Warnings, fmt.Sprintf("netns %s skipped: %v", ns.Label, err))
+				// A container that stopped since the namespace list was made is not an error,
+				// but what was not read is named: the audit is incomplete.
+				snap.Skipped = append(snap.Skipped, ns.Label)
+				snap.unseen(fmt.Sprintf("netns %s skipped: %v", ns.Label, err))
 				continue
 			}
 			return nil, err
@@ -146,6 +189,7 @@ func Observe(o Options) (*Snapshot, error) {
 	if owners.KernelErr != nil {
 		snap.Warnings = append(snap.Warnings, fmt.Sprintf("the BPF owner scan could not run, so /proc was scanned instead: %v", owners.KernelErr))
 	}
+	hidden := 0
 	for _, g := range got {
 		for _, s := range g.sockets {
 			ob := observed.Listener{Socket: s, Netns: g.ns.Label}
@@ -159,11 +203,15 @@ func Observe(o Options) (*Snapshot, error) {
 				ob.Owners = owners.All(s.Inode)
 			case owners.Denied > 0:
 				ob.Owner = observed.OwnerHidden
+				hidden++
 			default:
 				ob.Owner = observed.OwnerGone
 			}
 			snap.Sockets = append(snap.Sockets, ob)
 		}
+	}
+	if hidden > 0 {
+		snap.unseen(fmt.Sprintf("the owners of %d sockets are hidden: %d processes could not be read (run as root to see every owner)", hidden, owners.Denied))
 	}
 	return snap, nil
 }
@@ -240,4 +288,24 @@ func dump(dial func(int) (*netlink.Conn, error), netnsFD int) ([]observed.Socket
 	}
 	defer func() { _ = c.Close() }()
 	return socket.Dump(c)
+}
+
+// unreadableNetns counts the processes whose network namespace link cannot be read for lack of
+// privilege: namespaces that --netns all cannot see (a process that exits meanwhile is not
+// counted).
+func unreadableNetns(root string) int {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if _, err := os.Readlink(filepath.Join(root, e.Name(), "ns", "net")); errors.Is(err, fs.ErrPermission) {
+			n++
+		}
+	}
+	return n
 }

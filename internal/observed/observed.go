@@ -156,3 +156,40 @@ type Listener struct {
 	Owners []Process
 	Owner  OwnerState
 }
+
+// HostLabel is the label of the host's own network namespace (PID 1's).
+const HostLabel = "host"
+
+// Namespace is a network namespace that was audited, with the names a policy scope may match.
+type Namespace struct {
+	// Label is how reports name it: "host", its `ip netns` name, a container, or "net:[N]".
+	Label string
+	// Netns is its `ip netns` name, if it has one.
+	Netns string
+	// Container is the LXC name or container id of a process inside it, if any.
+	Container string
+	// Host says it is the host's own namespace (PID 1's).
+	Host bool
+	// Inode identifies it while it exists (not across reboots); 0 when unknown.
+	Inode uint64
+}
+
+// Stable reports whether the namespace has a name that survives a reboot (a host, an
+// `ip netns` name or a container), as opposed to only an inode.
+func (n Namespace) Stable() bool { return n.Host || n.Netns != "" || n.Container != "" }
+
+// Observation is everything one audit judges: the listening sockets, the namespaces they were
+// read from (every audited namespace, those where nothing listens too), and what could not be
+// seen for lack of privilege or because it vanished.
+type Observation struct {
+	Listeners []Listener
+	// Namespaces lists the audited namespaces. When it is empty the judge takes them from
+	// the listeners' labels (a label "host" or "" being the host's).
+	Namespaces []Namespace
+	// Unseen says, one sentence each, what could not be observed: a namespace that could not
+	// be entered, processes whose namespace or files could not be read. Empty means complete.
+	Unseen []string
+	// AllNamespaces says every namespace of the host was asked for (--netns all), so a
+	// policy scope that matches none of them is worth a warning.
+	AllNamespaces bool
+}

@@ -21,11 +21,11 @@ func checkGolden(t *testing.T, name, got string) {
 	golden.Check(t, filepath.Join("testdata", name), got, *update)
 }
 
-// TestAuditDocumentGolden: bindguard.audit.v1.
+// TestAuditDocumentGolden: bindguard.audit.v1, as /api/v1/audit writes it: unchanged by v2.
 func TestAuditDocumentGolden(t *testing.T) {
 	m, r := sample(t)
 	var b bytes.Buffer
-	if err := report.JSON(&b, m, r); err != nil {
+	if err := report.JSONv1(&b, m, r); err != nil {
 		t.Fatal(err)
 	}
 	checkGolden(t, "audit.json", b.String())

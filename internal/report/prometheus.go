@@ -11,11 +11,18 @@ import (
 	"github.com/bindguard/bindguard/internal/audit"
 )
 
-// Metric descriptions. Labels are bounded: statuses, severities and the policy's services;
-// never pids, addresses or namespaces.
+// Metric descriptions. Labels are bounded: statuses, severities, the policy's services and
+// scopes, and the audited namespaces (whose series vanish with them: the metrics are made
+// from the latest report alone); never pids or addresses.
 var (
 	descScore = prometheus.NewDesc("bindguard_audit_score",
-		"Binding security score of the last audit, 0 to 100 (the seed's formula).", nil, nil)
+		"Binding security score of the host in the last audit, 0 to 100 (the seed's formula): the lowest of its network namespaces' scores.", nil, nil)
+	descNSScore = prometheus.NewDesc("bindguard_namespace_audit_score",
+		"Binding security score of one network namespace in the last audit, 0 to 100, judged by its scope's services.", []string{"netns", "container", "scope"}, nil)
+	descNSFindings = prometheus.NewDesc("bindguard_namespace_audit_findings",
+		"Findings of the last audit in one network namespace by status.", []string{"netns", "container", "scope", "status"}, nil)
+	descComplete = prometheus.NewDesc("bindguard_audit_complete",
+		"1 when the last audit saw every namespace and owner it looked for, 0 when something could not be observed (not root).", nil, nil)
 	descFindings = prometheus.NewDesc("bindguard_audit_findings",
 		"Findings of the last audit by status.", []string{"status"}, nil)
 	descViolations = prometheus.NewDesc("bindguard_audit_violations",
@@ -36,7 +43,7 @@ type Collector struct {
 
 // Describe sends the metric descriptions.
 func (c Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descScore, descFindings, descViolations, descCompliant, descListening, descTime} {
+	for _, d := range []*prometheus.Desc{descScore, descFindings, descViolations, descCompliant, descListening, descTime, descNSScore, descNSFindings, descComplete} {
 		ch <- d
 	}
 }
@@ -66,6 +73,18 @@ func (c Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descListening, prometheus.GaugeValue, b2f(s.Listening), s.Name, string(s.Protocol), port)
 	}
 	ch <- prometheus.MustNewConstMetric(descTime, prometheus.GaugeValue, float64(c.Meta.Time.Unix()))
+	ch <- prometheus.MustNewConstMetric(descComplete, prometheus.GaugeValue, b2f(r.Complete))
+	seen := map[string]bool{}
+	for _, n := range r.Namespaces {
+		if seen[n.Label] {
+			continue // one series per label
+		}
+		seen[n.Label] = true
+		ch <- prometheus.MustNewConstMetric(descNSScore, prometheus.GaugeValue, float64(n.Score), n.Label, n.Container, n.Scope)
+		for _, st := range audit.Statuses() {
+			ch <- prometheus.MustNewConstMetric(descNSFindings, prometheus.GaugeValue, float64(n.Summary.Count(st)), n.Label, n.Container, n.Scope, string(st))
+		}
+	}
 }
 
 func b2f(b bool) float64 {

@@ -1,8 +1,8 @@
 // Package report renders an audit report: a table for people (grouped by status, worst first,
-// colour only when asked), versioned JSON (bindguard.audit.v1), Prometheus text exposition and
+// colour only when asked), versioned JSON (bindguard.audit.v2, and v1 for old readers), Prometheus text exposition and
 // zabbix_sender input with low-level discovery.
 //
-// It owns every versioned document bindguard writes and reads: the audit (bindguard.audit.v1),
+// It owns every versioned document bindguard writes and reads: the audit (bindguard.audit.v2 and v1),
 // the drift events' envelope (bindguard.events.v1), the Zabbix values (bindguard.zabbix.v1)
 // and the policy view (bindguard.policy.v1), and the one Zabbix key scheme (zabbix.go).
 package report
@@ -18,8 +18,14 @@ import (
 	"github.com/bindguard/bindguard/internal/audit"
 )
 
-// SchemaAudit names the JSON document's version.
-const SchemaAudit = "bindguard.audit.v1"
+// SchemaAudit names the JSON document's version that `--format json` and /api/v2/audit write.
+const SchemaAudit = SchemaAuditV2
+
+// The audit document's versions: v2 (per namespace) and v1 (one flat list, for /api/v1/audit).
+const (
+	SchemaAuditV1 = "bindguard.audit.v1"
+	SchemaAuditV2 = "bindguard.audit.v2"
+)
 
 // Formats are the output formats of an audit.
 var Formats = []string{"table", "json", "prometheus", "zabbix"}
@@ -37,6 +43,12 @@ type Meta struct {
 	ZabbixPrefix string
 }
 
+// warnings are the observation's warnings, then the judge's.
+func warnings(m Meta, r *audit.Report) []string {
+	out := append([]string{}, m.Warnings...)
+	return append(out, r.Warnings...)
+}
+
 // Render writes r in the named format.
 func Render(w io.Writer, format string, m Meta, r *audit.Report, color bool) error {
 	switch format {
@@ -52,8 +64,8 @@ func Render(w io.Writer, format string, m Meta, r *audit.Report, color bool) err
 	return fmt.Errorf("report: unknown format %q", format)
 }
 
-// Document is the JSON form of a report (schema bindguard.audit.v1). Fields are only ever
-// added within a schema version.
+// Document is the JSON form of a report in schema bindguard.audit.v1: one flat list of
+// findings. Fields are only ever added within a schema version.
 type Document struct {
 	Schema     string          `json:"schema"`
 	Host       string          `json:"host"`
@@ -67,14 +79,75 @@ type Document struct {
 	Warnings   []string        `json:"warnings"`
 }
 
-// NewDocument builds the JSON document of a report. Findings is nil when there are none; JSON
-// writes it as [].
+// NewDocument builds the v1 JSON document of a report. Findings is nil when there are none;
+// JSON writes it as [].
 func NewDocument(m Meta, r *audit.Report) Document {
 	return Document{
-		Schema: SchemaAudit, Host: m.Host, Time: m.Time.UTC().Format(time.RFC3339), Policy: m.Policy,
+		Schema: SchemaAuditV1, Host: m.Host, Time: m.Time.UTC().Format(time.RFC3339), Policy: m.Policy,
 		Score: r.Score, Summary: r.Summary, Findings: r.Findings,
-		Namespaces: nonNil(m.Namespaces), Notes: nonNil(r.Notes), Warnings: nonNil(m.Warnings),
+		Namespaces: nonNil(m.Namespaces), Notes: nonNil(r.Notes), Warnings: nonNil(warnings(m, r)),
 	}
+}
+
+// DocumentV2 is the JSON form of a report in schema bindguard.audit.v2: the host's score and
+// summary, one entry per namespace with its own, every finding naming its namespace, and
+// whether the observation was complete. Fields are only ever added within a schema version.
+type DocumentV2 struct {
+	Schema string `json:"schema"`
+	Host   string `json:"host"`
+	Time   string `json:"time"`
+	Policy string `json:"policy"`
+	// Score is the host's score; ScoreRule says how it is made from the namespaces'.
+	Score     int           `json:"score"`
+	ScoreRule string        `json:"score_rule"`
+	Summary   audit.Summary `json:"summary"`
+	// Complete is false when something could not be observed; Unseen says what.
+	Complete   bool          `json:"complete"`
+	Unseen     []string      `json:"unseen"`
+	Namespaces []NamespaceV2 `json:"namespaces"`
+	Findings   []FindingV2   `json:"findings"`
+	Notes      []string      `json:"notes"`
+	Warnings   []string      `json:"warnings"`
+}
+
+// NamespaceV2 is one audited namespace of a v2 document.
+type NamespaceV2 struct {
+	Label     string `json:"label"`
+	Netns     string `json:"netns"`
+	Container string `json:"container"`
+	Host      bool   `json:"host"`
+	// Scope is the policy scope that judged it; Matched false: no named scope matched it and
+	// it was held to the host's services.
+	Scope   string        `json:"scope"`
+	Matched bool          `json:"matched"`
+	Score   int           `json:"score"`
+	Summary audit.Summary `json:"summary"`
+}
+
+// FindingV2 is a finding of a v2 document: v1's fields and the namespace's label.
+type FindingV2 struct {
+	audit.Finding
+	Netns string `json:"netns"`
+}
+
+// NewDocumentV2 builds the v2 JSON document of a report.
+func NewDocumentV2(m Meta, r *audit.Report) DocumentV2 {
+	d := DocumentV2{
+		Schema: SchemaAuditV2, Host: m.Host, Time: m.Time.UTC().Format(time.RFC3339), Policy: m.Policy,
+		Score: r.Score, ScoreRule: audit.HostScoreRule, Summary: r.Summary,
+		Complete: r.Complete, Unseen: nonNil(r.Unseen), Namespaces: []NamespaceV2{},
+		Notes: nonNil(r.Notes), Warnings: nonNil(warnings(m, r)),
+	}
+	for _, n := range r.Namespaces {
+		d.Namespaces = append(d.Namespaces, NamespaceV2{
+			Label: n.Label, Netns: n.Netns, Container: n.Container, Host: n.Host,
+			Scope: n.Scope, Matched: n.Matched, Score: n.Score, Summary: n.Summary,
+		})
+	}
+	for _, f := range r.Findings {
+		d.Findings = append(d.Findings, FindingV2{Finding: f, Netns: f.Netns})
+	}
+	return d
 }
 
 func nonNil[T any](s []T) []T {
@@ -84,28 +157,42 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// JSON writes the report as one indented JSON document. Findings are encoded one at a time,
-// so memory stays flat however many sockets listen.
+// JSON writes the report as one indented bindguard.audit.v2 document. Findings are encoded
+// one at a time, so memory stays flat however many sockets listen.
 func JSON(w io.Writer, m Meta, r *audit.Report) error {
+	doc := NewDocumentV2(m, r)
+	findings := doc.Findings
+	doc.Findings = nil
+	return writeDocument(w, doc, len(findings), func(k int) any { return &findings[k] })
+}
+
+// JSONv1 writes the report as one indented bindguard.audit.v1 document, for readers of the
+// first schema (/api/v1/audit).
+func JSONv1(w io.Writer, m Meta, r *audit.Report) error {
 	doc := NewDocument(m, r)
 	findings := doc.Findings
 	doc.Findings = nil
-	head, err := json.MarshalIndent(doc, "", "  ")
+	return writeDocument(w, doc, len(findings), func(k int) any { return &findings[k] })
+}
+
+// writeDocument writes head (whose findings are null) with the n findings spliced in.
+func writeDocument(w io.Writer, head any, n int, finding func(int) any) error {
+	hb, err := json.MarshalIndent(head, "", "  ")
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	// Splice the findings in where the empty list was encoded.
 	const marker = "\n  \"findings\": null,"
-	i := bytes.Index(head, []byte(marker))
+	i := bytes.Index(hb, []byte(marker))
 	if i < 0 {
 		return fmt.Errorf("report: findings placeholder not found")
 	}
 	// bufio.Writer errors are sticky: Flush returns the first.
 	bw := bufio.NewWriterSize(w, 64<<10)
-	_, _ = bw.Write(head[:i])
+	_, _ = bw.Write(hb[:i])
 	_, _ = bw.WriteString("\n  \"findings\": [")
-	for k := range findings {
-		b, err := json.MarshalIndent(&findings[k], "    ", "  ")
+	for k := range n {
+		b, err := json.MarshalIndent(finding(k), "    ", "  ")
 		if err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
@@ -115,11 +202,11 @@ func JSON(w io.Writer, m Meta, r *audit.Report) error {
 		_, _ = bw.WriteString("\n    ")
 		_, _ = bw.Write(b)
 	}
-	if len(findings) > 0 {
+	if n > 0 {
 		_, _ = bw.WriteString("\n  ")
 	}
 	_, _ = bw.WriteString("],")
-	_, _ = bw.Write(head[i+len(marker):])
+	_, _ = bw.Write(hb[i+len(marker):])
 	_ = bw.WriteByte('\n')
 	return bw.Flush()
 }

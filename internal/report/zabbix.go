@@ -21,11 +21,15 @@ import (
 //	PREFIX.service.binding[SERVICE]                         1 when SERVICE is bound as the policy says, else 0
 //	PREFIX.binding.security.score                           the score, 0-100
 //	PREFIX.service.discovery                                low-level discovery of the declared services
+//	PREFIX.namespace.discovery                              low-level discovery of the audited network namespaces
+//	PREFIX.namespace.score[NETNS]                           one namespace's score, 0-100
 //
 // SERVICE, in keys and in the discovery macro {#SERVICE}, is the policy's service name with
 // "-" written "_", as the seed writes it (SeedServiceName); `zabbix get` accepts either
 // spelling. Values are decimal integers, and the discovery value is a JSON array of objects
-// with the macros {#SERVICE}, {#PROTOCOL} and {#PORT}.
+// with the macros {#SERVICE}, {#PROTOCOL} and {#PORT}. The namespace discovery's rows have
+// {#NETNS} (the namespace's label in key form, ZabbixNetns), {#LABEL}, {#CONTAINER} and
+// {#SCOPE}. The score is the host's (the lowest of its namespaces'), as in every format.
 
 // DefaultZabbixPrefix starts every item key unless a prefix is given (the seed's is
 // aktienanalyse).
@@ -39,6 +43,8 @@ const (
 	ZabbixMacroService  = "{#SERVICE}"
 	ZabbixMacroProtocol = "{#PROTOCOL}"
 	ZabbixMacroPort     = "{#PORT}"
+	ZabbixMacroNetns    = "{#NETNS}"
+	ZabbixMacroScope    = "{#SCOPE}"
 )
 
 var zabbixPrefixRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)
@@ -84,6 +90,47 @@ func (k ZabbixKeys) Score() string { return k.Prefix + ".binding.security.score"
 // Discovery is the key of the low-level discovery of the declared services.
 func (k ZabbixKeys) Discovery() string { return k.Prefix + ".service.discovery" }
 
+// NamespaceDiscovery is the key of the low-level discovery of the audited namespaces.
+func (k ZabbixKeys) NamespaceDiscovery() string { return k.Prefix + ".namespace.discovery" }
+
+// NamespaceScore is the key of one namespace's score (the label in key form, ZabbixNetns);
+// "*" gives the UserParameter's.
+func (k ZabbixKeys) NamespaceScore(netns string) string {
+	return k.Prefix + ".namespace.score[" + netns + "]"
+}
+
+// NamespacePrototype is the namespace discovery rule's item prototype key.
+func (k ZabbixKeys) NamespacePrototype() string { return k.NamespaceScore(ZabbixMacroNetns) }
+
+// MacroNetns is the discovery macro of a namespace, for templates.
+func (ZabbixKeys) MacroNetns() string { return ZabbixMacroNetns }
+
+// MacroScope is the discovery macro of a namespace's scope, for templates.
+func (ZabbixKeys) MacroScope() string { return ZabbixMacroScope }
+
+// ZabbixNetns is a namespace's label in key form: every character but letters, digits, "_",
+// "-" and "." written "_" ("net:[4026532201]" is "net__4026532201_"), so that it is a key
+// parameter and a hash field without quoting.
+func ZabbixNetns(label string) string {
+	b := []byte(label)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// NamespaceScoreField is the hash field of a namespace's score: netns_<NETNS>_score.
+func NamespaceScoreField(label string) string { return "netns_" + ZabbixNetns(label) + "_score" }
+
+// NamespaceStatusField is the hash field of a namespace's count of a status:
+// netns_<NETNS>_port_bindings_<status>.
+func NamespaceStatusField(label, status string) string {
+	return "netns_" + ZabbixNetns(label) + "_" + fieldStatusPrefix + status
+}
+
 // Statuses are ZabbixStatuses, for templates.
 func (ZabbixKeys) Statuses() []string { return ZabbixStatuses() }
 
@@ -100,9 +147,15 @@ const (
 	fieldStatusPrefix = "port_bindings_"
 )
 
-// SeedFields are the seed's zabbix:port_bindings fields for a report: counts by status
-// (port_bindings_<status>), the score (port_binding_security_score), and
-// service_binding_correct_<service> (1 when the declared service is compliant, else 0).
+// fieldComplete is the hash field that says the audit saw everything (1) or not (0).
+const fieldComplete = "audit_complete"
+
+// SeedFields are the seed's zabbix:port_bindings fields for a report, for the host: counts by
+// status over every namespace (port_bindings_<status>), the host's score
+// (port_binding_security_score), and service_binding_correct_<service> (1 when the declared
+// service is compliant in the primary namespace, else 0); then bindguard's own: per namespace
+// its score (netns_<NETNS>_score) and counts (netns_<NETNS>_port_bindings_<status>), and
+// audit_complete (1 or 0).
 func SeedFields(rep *audit.Report) map[string]int {
 	f := map[string]int{fieldScore: rep.Score}
 	for _, st := range audit.Statuses() {
@@ -115,7 +168,26 @@ func SeedFields(rep *audit.Report) map[string]int {
 		}
 		f[ServiceField(s.Name)] = v
 	}
+	for _, n := range rep.Namespaces {
+		f[NamespaceScoreField(n.Label)] = n.Score
+		for _, st := range audit.Statuses() {
+			f[NamespaceStatusField(n.Label, string(st))] = n.Summary.Count(st)
+		}
+	}
+	c := 0
+	if rep.Complete {
+		c = 1
+	}
+	f[fieldComplete] = c
 	return f
+}
+
+// ZabbixNamespace is one discovered namespace: a row of the namespace discovery value.
+type ZabbixNamespace struct {
+	Netns     string `json:"{#NETNS}"`
+	Label     string `json:"{#LABEL}"`
+	Container string `json:"{#CONTAINER}"`
+	Scope     string `json:"{#SCOPE}"`
 }
 
 // ZabbixService is one discovered service: a row of the discovery value.
@@ -134,6 +206,8 @@ type ZabbixDoc struct {
 	Services []string       `json:"services"`
 	// Discovery was added within v1: a document without it discovers Services by name only.
 	Discovery []ZabbixService `json:"discovery,omitempty"`
+	// Namespaces was added within v1: the audited namespaces (none in an older document).
+	Namespaces []ZabbixNamespace `json:"namespaces,omitempty"`
 }
 
 // NewZabbixDoc is the Zabbix document of a report.
@@ -142,6 +216,13 @@ func NewZabbixDoc(r *audit.Report) ZabbixDoc {
 	for _, s := range r.Services {
 		d.Services = append(d.Services, s.Name)
 		d.Discovery = append(d.Discovery, ZabbixService{Service: SeedServiceName(s.Name), Protocol: string(s.Protocol), Port: s.Port})
+	}
+	seen := map[string]bool{}
+	for _, n := range r.Namespaces {
+		if k := ZabbixNetns(n.Label); !seen[k] {
+			seen[k] = true
+			d.Namespaces = append(d.Namespaces, ZabbixNamespace{Netns: k, Label: n.Label, Container: n.Container, Scope: n.Scope})
+		}
 	}
 	return d
 }
@@ -176,8 +257,8 @@ func (d *ZabbixDoc) discovery() []ZabbixService {
 }
 
 // Items are every item of the document under k: the discovery, the score, the counts by
-// status and each service's compliance, in that order. An item whose field the document
-// lacks is left out.
+// status, each service's compliance, then the namespace discovery and each namespace's score,
+// in that order. An item whose field the document lacks is left out.
 func (d *ZabbixDoc) Items(k ZabbixKeys) ([]ZabbixItem, error) {
 	rows := d.discovery()
 	disc, err := json.Marshal(rows)
@@ -196,6 +277,15 @@ func (d *ZabbixDoc) Items(k ZabbixKeys) ([]ZabbixItem, error) {
 	}
 	for _, s := range rows {
 		add(k.ServiceBinding(s.Service), ServiceField(s.Service))
+	}
+	nss := nonNil(d.Namespaces)
+	nsDisc, err := json.Marshal(nss)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	items = append(items, ZabbixItem{k.NamespaceDiscovery(), string(nsDisc)})
+	for _, n := range nss {
+		add(k.NamespaceScore(n.Netns), NamespaceScoreField(n.Netns))
 	}
 	return items, nil
 }
@@ -217,8 +307,14 @@ func (d *ZabbixDoc) Value(k ZabbixKeys, key string) (string, error) {
 		return "", fmt.Errorf("%s: bindguard serve's document has no value for it", key)
 	}
 	switch {
-	case key == k.Score() || key == k.Discovery():
+	case key == k.Score() || key == k.Discovery() || key == k.NamespaceDiscovery():
 		return find(key)
+	}
+	if arg, ok := zabbixParam(key, k.NamespaceScore("")); ok {
+		if v, err := find(k.NamespaceScore(ZabbixNetns(arg))); err == nil {
+			return v, nil
+		}
+		return "", fmt.Errorf("%s: no network namespace %q was audited", key, arg)
 	}
 	if arg, ok := zabbixParam(key, k.PortBindings("")); ok {
 		if !slices.Contains(ZabbixStatuses(), arg) {
