@@ -28,9 +28,11 @@ func newGenZabbixCmd(s Streams) *cobra.Command {
   bindguard.conf            UserParameter lines for zabbix_agent2.d/: the seed's keys
                             PREFIX.port.bindings[*], PREFIX.service.binding[*] and
                             PREFIX.binding.security.score, plus PREFIX.service.discovery,
+                            PREFIX.namespace.discovery and PREFIX.namespace.score[NETNS],
                             each answered by 'bindguard zabbix get' from bindguard serve
   bindguard_template.yaml   a Zabbix 6.0 template: the items, low-level discovery of the
-                            policy's services with an item and trigger each, and triggers
+                            policy's services and of the audited network namespaces
+                            (containers) with an item and trigger each, and triggers
 
 'bindguard audit --format zabbix' with the same --prefix sends the same keys and
 values. SERVICE in keys and in the discovery macro {#SERVICE} is the policy's
@@ -88,6 +90,9 @@ func newZabbixGetCmd(s Streams) *cobra.Command {
   PREFIX.service.binding[SERVICE]                          1 bound as the policy says, else 0
   PREFIX.binding.security.score                            0-100
   PREFIX.service.discovery                                 low-level discovery JSON
+  PREFIX.namespace.discovery                               the namespaces, discovery JSON
+                                                           ({#NETNS} {#LABEL} {#CONTAINER} {#SCOPE})
+  PREFIX.namespace.score[NETNS]                            one namespace's score, 0-100
 
 PREFIX is --prefix (default bindguard; the seed's is aktienanalyse). SERVICE may
 be spelt as in the policy or with "-" written "_", as discovery writes it. The
