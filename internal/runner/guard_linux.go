@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bindguard/bindguard/access"
 	"github.com/bindguard/bindguard/listen"
 	"github.com/bindguard/bindguard/policy"
 )
@@ -36,6 +35,8 @@ type GuardConfig struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
+	// Routes give path prefixes their own access class (access.Guard.Route).
+	Routes []Route
 }
 
 // Guard binds the service's socket, starts the command with BINDGUARD_UPSTREAM naming a Unix
@@ -57,9 +58,9 @@ func Guard(ctx context.Context, c GuardConfig) (int, error) {
 	if err := CheckGuard(c.Policy, svc); err != nil {
 		return 0, fmt.Errorf("run: --guard: %w", err)
 	}
-	g, err := access.NewGuard(c.Policy, c.Service)
+	g, err := NewGuard(c.Policy, svc, c.Routes)
 	if err != nil {
-		return 0, fmt.Errorf("run: %w", err)
+		return 0, err
 	}
 	l, err := listen.Listen(ctx, c.Policy, c.Service)
 	if err != nil {

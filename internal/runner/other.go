@@ -31,6 +31,7 @@ type GuardConfig struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
+	Routes         []Route
 }
 
 // Guard needs Linux.

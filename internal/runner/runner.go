@@ -16,7 +16,9 @@ package runner
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/bindguard/bindguard/access"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -102,4 +104,44 @@ func activationEnv(env []string, pid int, names []string) []string {
 		envListenFDs+"="+strconv.Itoa(len(names)),
 		envListenPID+"="+strconv.Itoa(pid),
 		envListenFDNames+"="+strings.Join(names, ":"))
+}
+
+// Route gives requests under a path prefix their own access class, as --route PREFIX=CLASS.
+type Route struct {
+	Prefix string
+	Access policy.Access
+}
+
+// ParseRoute reads PREFIX=CLASS ("/internal/=localhost_only").
+func ParseRoute(s string) (Route, error) {
+	prefix, class, ok := strings.Cut(s, "=")
+	a := policy.Access(class)
+	if !ok || !a.Valid() {
+		return Route{}, fmt.Errorf("route %s: want PREFIX=CLASS with CLASS one of %s", strconv.Quote(s), accessList())
+	}
+	return Route{Prefix: prefix, Access: a}, nil
+}
+
+func accessList() string {
+	var names []string
+	for _, a := range policy.Accesses() {
+		names = append(names, string(a))
+	}
+	return strings.Join(names, ", ")
+}
+
+// NewGuard is the access guard of svc with the routes: lan and restricted routes admit the
+// service's allow list, localhost_only routes check the Host header as the service does.
+func NewGuard(pol *policy.Policy, svc policy.Service, routes []Route) (*access.Guard, error) {
+	g, err := access.NewGuard(pol, svc.Name)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	allow := access.NewZonedPrefixSet(svc.AllowPrefixes, svc.AllowZoned)
+	for _, r := range routes {
+		if err := g.Route(r.Prefix, access.Rule{Access: r.Access, Allow: allow, HostCheck: svc.HostCheck}); err != nil {
+			return nil, fmt.Errorf("run: --route: %w", err)
+		}
+	}
+	return g, nil
 }

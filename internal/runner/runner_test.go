@@ -330,3 +330,47 @@ func TestHandlerUpgrade(t *testing.T) {
 		t.Errorf("got %q after the upgrade", line)
 	}
 }
+
+func TestRoutes(t *testing.T) {
+	p := mustPolicy(t)
+	svc, _ := p.Lookup("agent")
+	var routes []Route
+	for _, s := range []string{"/internal/=localhost_only", "/lan/=lan"} {
+		r, err := ParseRoute(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, r)
+	}
+	g, err := NewGuard(p, svc, routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(Handler(g, upstream(t, echo), nil))
+	t.Cleanup(ts.Close)
+	for _, tc := range []struct {
+		path   string
+		xff    string
+		status int
+	}{
+		{"/", "10.0.0.1", 200},
+		{"/internal/metrics", "10.0.0.1", 403},
+		{"/x/../internal/metrics", "10.0.0.1", 403},
+		{"/internal/metrics", "127.0.0.1", 200},
+		{"/lan/x", "10.0.0.1", 200}, // lan routes admit the service's allow list
+		{"/lan/x", "10.0.0.2", 403},
+	} {
+		if code, body := get(t, ts.URL+tc.path, "X-Forwarded-For", tc.xff); code != tc.status {
+			t.Errorf("%s from %s: %d %q, want %d", tc.path, tc.xff, code, body, tc.status)
+		}
+	}
+	for _, bad := range []string{"/internal/", "/internal/=nobody", "=localhost_only"} {
+		r, err := ParseRoute(bad)
+		if err == nil {
+			_, err = NewGuard(p, svc, []Route{r})
+		}
+		if err == nil {
+			t.Errorf("route %q accepted", bad)
+		}
+	}
+}
