@@ -8,8 +8,9 @@ GOSEC_VER   := v2.29.0
 BIN         := $(CURDIR)/.bin
 # Debian packages the test suite needs: gcc for the race detector (cgo), iproute2 (ip, ss) for
 # the namespace tests, prometheus for promtool, nginx for nginx -t and the end-to-end test,
-# systemd for systemd-analyze verify, redis-server and zabbix-agent2 for the monitor's sinks.
-DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2
+# systemd for systemd-analyze verify, redis-server and zabbix-agent2 for the monitor's sinks,
+# gunicorn, python3-flask, python3-uvicorn and python3-fastapi for bindguard run's real servers.
+DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2 gunicorn python3-flask python3-uvicorn python3-fastapi
 FUZZTIME    ?= 30s
 
 .PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package
