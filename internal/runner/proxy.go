@@ -56,8 +56,11 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 				h.Set("X-Real-Ip", c)
 			}
 		},
-		Transport:     tr,
-		FlushInterval: -1,
+		Transport: tr,
+		// 0: responses of unknown length (chunked, text/event-stream) are flushed on every
+		// write, which is what streams; a response of known length goes out in 4 KiB writes
+		// (-1 would flush headers and every small body write as separate segments).
+		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			logger.Warn("upstream unreachable", "path", r.URL.Path, "err", err)
