@@ -73,7 +73,7 @@ func Guard(ctx context.Context, c GuardConfig) (int, error) {
 		return 0, fmt.Errorf("run: upstream directory: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil { // #nosec G302 -- a directory: 0700 is owner-only
 		return 0, fmt.Errorf("run: upstream directory: %w", err)
 	}
 	upstream := filepath.Join(dir, "upstream.sock")
