@@ -41,6 +41,11 @@ services:
     port: 8080
     address: 0.0.0.0
     access: public
+  - name: dns
+    protocol: udp
+    port: 5353
+    address: 127.0.0.1
+    access: localhost_only
 `
 
 const (
@@ -121,6 +126,7 @@ type whoami struct {
 	XForwardedFor *string `json:"x_forwarded_for"`
 	XRealIP       *string `json:"x_real_ip"`
 	Forwarded     *string `json:"forwarded"`
+	RemoteAddr    *string `json:"remote_addr"`
 }
 
 // nsClientFrom is an HTTP client whose connections are made inside ns, from local when valid.
@@ -294,6 +300,49 @@ open(os.environ["OUT"], "w").write(" ".join([str(os.getpid()), os.environ["LISTE
 	want := pid + " " + pid + " 1 core 127.0.0.1:8001 1 0 [0, 1, 2, 3, 4]"
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
+	}
+}
+
+// TestRunExecUDP: a UDP service's socket is passed too, bound where declared.
+func TestRunExecUDP(t *testing.T) {
+	netnstest.Require(t)
+	ns := netnstest.New(t, "bgrun")
+	pol := writeRunPolicy(t)
+	out := filepath.Join(t.TempDir(), "out")
+	t.Setenv("OUT", out)
+	script := `import os, socket
+s = socket.socket(fileno=3)
+open(os.environ["OUT"], "w").write("%d %s:%d %s" % (s.type, *s.getsockname(), os.environ["LISTEN_FDNAMES"]))`
+	d := startRun(t, ns, "--policy", pol, "--service", "dns", "--", python, "-c", script)
+	if code := d.exitStatus(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.logs)
+	}
+	b, _ := os.ReadFile(out)
+	if want := strconv.Itoa(syscall.SOCK_DGRAM) + " 127.0.0.1:5353 dns"; string(b) != want {
+		t.Errorf("got %q, want %q", b, want)
+	}
+}
+
+// TestRunGuardUvicorn: the FastAPI app under uvicorn on the upstream socket, told to believe
+// the forwarding header there (only bindguard can connect), sees the client bindguard
+// resolved as its own client address.
+func TestRunGuardUvicorn(t *testing.T) {
+	requireRunTools(t)
+	ns := netnstest.New(t, "bgrun")
+	pol := writeRunPolicy(t)
+	d := startRun(t, ns, "--policy", pol, "--service", "api", "--guard", "--", "sh", "-c",
+		`exec /usr/bin/python3 -m uvicorn --uds "$BINDGUARD_UPSTREAM" --forwarded-allow-ips '*' fastapiapp:app`)
+	c := nsClientFrom(ns, netip.Addr{})
+	w := waitServing(t, d, c, "http://127.0.0.1:8002/", "X-Forwarded-For", "127.0.0.1", "X-Real-IP", "10.1.1.1")
+	if deref(w.XForwardedFor) != "127.0.0.1" || deref(w.XRealIP) != "127.0.0.1" || deref(w.RemoteAddr) != "127.0.0.1" {
+		t.Errorf("app saw X-Forwarded-For %s, X-Real-IP %s, client %s; want 127.0.0.1 for all", deref(w.XForwardedFor), deref(w.XRealIP), deref(w.RemoteAddr))
+	}
+	if code, _, body, _ := ask(c, "http://127.0.0.1:8002/", "X-Forwarded-For", "127.0.0.1, 10.1.1.50"); code != http.StatusForbidden {
+		t.Errorf("remote client through a local proxy: %d %s, want 403", code, body)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.exitStatus(t); code != 0 {
+		t.Errorf("uvicorn after SIGTERM: exit %d\n%s", code, d.logs)
 	}
 }
 
