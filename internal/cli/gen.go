@@ -91,6 +91,10 @@ func newGenSystemdCmd(s Streams) *cobra.Command {
 		dropIn, self, force                                 bool
 		egress                                              []string
 	)
+	var (
+		run, runGuard bool
+		bindguardPath string
+	)
 	cmd := &cobra.Command{
 		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] | --self)",
 		Short: "Write a systemd unit that carries a service's binding and hardening",
@@ -110,7 +114,9 @@ Check the result with systemd-analyze verify.`,
 		Example: `  bindguard gen systemd -p bindguard.yaml --service core --exec '/opt/core/bin/core' --user core \
     --allow-egress 10.1.1.50 -o /etc/systemd/system/core.service
   bindguard gen systemd -p bindguard.yaml --service redis --drop-in -o /etc/systemd/system/redis-server.service.d/bindguard.conf
-  bindguard gen systemd -p /etc/bindguard/bindguard.yaml --self -o /etc/systemd/system/bindguard.service`,
+  bindguard gen systemd -p /etc/bindguard/bindguard.yaml --self -o /etc/systemd/system/bindguard.service
+  bindguard gen systemd -p /etc/bindguard/bindguard.yaml --service core --run-guard \
+    --exec '/bin/sh -c '\''exec /usr/bin/gunicorn --bind "unix:$BINDGUARD_UPSTREAM" app:app'\'`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if self == (service != "") {
@@ -120,7 +126,14 @@ Check the result with systemd-analyze verify.`,
 			if err != nil {
 				return err
 			}
-			o := systemd.Options{Service: service, Exec: exec, DropIn: dropIn, User: user, Self: self, PolicyPath: selfPolicy}
+			o := systemd.Options{Service: service, Exec: exec, DropIn: dropIn, User: user, Self: self, PolicyPath: selfPolicy,
+				Run: run || runGuard, Guard: runGuard, Bindguard: bindguardPath}
+			if o.Run && (self || selfPolicy != "") {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--run and --run-guard start a policy service, not --self")}
+			}
+			if o.Run && p.Source != "" && filepath.IsAbs(p.Source) {
+				o.PolicyPath = p.Source
+			}
 			if self && o.PolicyPath == "" && p.Source != "" && filepath.IsAbs(p.Source) {
 				o.PolicyPath = p.Source
 			}
@@ -157,6 +170,9 @@ Check the result with systemd-analyze verify.`,
 	cmd.Flags().StringVar(&user, "user", "", "User= to run the service as")
 	cmd.Flags().StringArrayVar(&egress, "allow-egress", nil, "an address or CIDR the service may also talk to (repeatable)")
 	cmd.Flags().BoolVar(&self, "self", false, "bindguard's own monitor unit")
+	cmd.Flags().BoolVar(&run, "run", false, "ExecStart= starts --exec through `bindguard run` (binds the service's socket, passes it as fd 3)")
+	cmd.Flags().BoolVar(&runGuard, "run-guard", false, "like --run, with --guard: bindguard checks clients and proxies to --exec on $BINDGUARD_UPSTREAM")
+	cmd.Flags().StringVar(&bindguardPath, "bindguard", systemd.DefaultBindguard, "with --run: the bindguard binary ExecStart= calls")
 	cmd.Flags().StringVar(&selfPolicy, "self-policy", "", "with --self: the policy path the monitor reads (default: --policy's, else /etc/bindguard/bindguard.yaml)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite the file if it exists")
