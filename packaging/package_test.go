@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bindguard/bindguard/policy"
 )
@@ -109,11 +110,11 @@ func TestDebianPackage(t *testing.T) {
 		if !installed(t, "bindguard") {
 			return
 		}
-		if out, err := exec.Command("dpkg", "--purge", "bindguard").CombinedOutput(); err != nil {
+		if out, err := dpkg("--purge", "bindguard"); err != nil {
 			t.Errorf("dpkg --purge: %v\n%s", err, out)
 		}
 	})
-	if out, err := exec.Command("dpkg", "-i", deb).CombinedOutput(); err != nil { // #nosec G204 -- our package
+	if out, err := dpkg("-i", deb); err != nil {
 		t.Fatalf("dpkg -i: %v\n%s", err, out)
 	}
 
@@ -208,4 +209,17 @@ func running(exe string) []string {
 		}
 	}
 	return pids
+}
+
+// dpkg runs dpkg, waiting (at most two minutes) while another process holds dpkg's lock: an
+// apt-get elsewhere on the machine is not a failure of the package.
+func dpkg(args ...string) ([]byte, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := exec.Command("dpkg", args...).CombinedOutput() // #nosec G204 -- our package and fixed arguments
+		if err == nil || !bytes.Contains(out, []byte("lock")) || time.Now().After(deadline) {
+			return out, err
+		}
+		time.Sleep(2 * time.Second)
+	}
 }

@@ -66,6 +66,14 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("/usr/bin/passwd inside is owned by %s, want 0", got)
 		}
 	})
+	for _, conf := range ours() {
+		if strings.Contains(conf, "lxc.idmap") {
+			// Another test binary (go test runs packages in parallel) still has an unprivileged
+			// container: the ids stay until the last one is gone, as restoreSubidsIfUnused says.
+			t.Log("another unprivileged container of the harness exists; the restore is checked by the last one out")
+			return
+		}
+	}
 	for _, f := range subidFiles {
 		b, err := os.ReadFile(f)
 		if got := fmt.Sprintf("%q %v", b, err); got != before[f] {
