@@ -622,7 +622,7 @@ func TestServeNamespaceVanishes(t *testing.T) {
 	}
 	waitFor(t, "the guest's socket disappears", func() (bool, string) {
 		for _, e := range eventsSoFar(c) {
-			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindDisappeared {
+			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindResolved {
 				return true, ""
 			}
 		}

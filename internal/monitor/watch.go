@@ -1,0 +1,453 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/kernel"
+	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/observed"
+	"github.com/bindguard/bindguard/internal/proc"
+)
+
+// WatchMode is where serve learns of sockets.
+type WatchMode string
+
+// The watch modes.
+const (
+	// WatchPoll audits every interval, nothing between.
+	WatchPoll WatchMode = "poll"
+	// WatchKernel judges every kernel socket event at once and audits every interval as
+	// reconciliation; asked for and unavailable, it polls and says so (bindguard_watch_fallback).
+	WatchKernel WatchMode = "kernel"
+	// WatchAuto is kernel where the event source loads, else poll.
+	WatchAuto WatchMode = "auto"
+)
+
+// WatchModes lists the modes, for flags.
+func WatchModes() []WatchMode { return []WatchMode{WatchAuto, WatchKernel, WatchPoll} }
+
+// DefaultCommitWindow is how long the group committer waits for more events after the first
+// before it writes them in one transaction.
+const DefaultCommitWindow = 2 * time.Millisecond
+
+// EventSource is the kernel's live socket events (a *kernel.Watcher).
+type EventSource interface {
+	// Read blocks for the next event; one goroutine calls it. An error wrapping
+	// kernel.ErrBadRecord is one undecodable record; any other error ends the source.
+	Read(ctx context.Context) (kernel.Event, error)
+	// Lost counts the events the kernel could not queue (the ring buffer was full).
+	Lost() uint64
+	Close() error
+}
+
+// Resolver turns a kernel event into the listener an audit would see for it: the namespace's
+// label, the owner from the event's pid (its comm and cgroup when the process is gone). ok is
+// false for a socket in a namespace the monitor does not watch.
+type Resolver interface {
+	Listener(ev kernel.Event) (l observed.Listener, ok bool)
+	// Namespaces gives the namespaces the last full audit observed, so labels agree with it.
+	Namespaces(ns []proc.Namespace)
+}
+
+// watchStatus is what /health and the metrics say about the event source.
+type watchStatus struct {
+	asked    WatchMode
+	mode     WatchMode // kernel or poll: what runs
+	fallback string    // why kernel mode was asked for and poll runs; "" when it did not fall back
+	lost     uint64    // ring-buffer records lost (the source's counter)
+	events   uint64    // kernel events judged
+	bad      uint64    // undecodable records
+}
+
+// Watch reports the watch mode asked for, the one running, and why it fell back to polling
+// ("" when it did not).
+func (m *Monitor) Watch() (asked, mode WatchMode, fallback string) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.watch.asked, m.watch.mode, m.watch.fallback
+}
+
+func (m *Monitor) fellBack(err error) {
+	m.mu.Lock()
+	m.watch.mode, m.watch.fallback = WatchPoll, err.Error()
+	m.mu.Unlock()
+}
+
+// liveSet is the listeners the kernel loop knows: the last audit's, changed by the events
+// since. Keyed as the state is.
+type liveSet map[string]*liveEntry
+
+type liveEntry struct {
+	snap    []observed.Listener          // from the last full audit
+	cookies map[uint64]observed.Listener // opened since, by socket cookie
+}
+
+func listenerKey(l observed.Listener) string {
+	return sockKey(l.Netns, string(l.Protocol), l.Addr.WithZone("").String(), l.Port)
+}
+
+func newLiveSet(snap []observed.Listener) liveSet {
+	s := liveSet{}
+	for _, l := range snap {
+		e := s.entry(listenerKey(l))
+		e.snap = append(e.snap, l)
+	}
+	return s
+}
+
+func (s liveSet) entry(k string) *liveEntry {
+	e := s[k]
+	if e == nil {
+		e = &liveEntry{cookies: map[uint64]observed.Listener{}}
+		s[k] = e
+	}
+	return e
+}
+
+// apply adds (open) or removes a socket. An open of a socket the audit already saw adds
+// nothing new; a close removes the socket by its cookie, and the audit's socket on its key (the
+// same one, or one that existed before the events: a sibling on the same key is learnt again
+// at the next audit).
+func (s liveSet) apply(op liveOp) {
+	if op.open {
+		s.entry(op.key).cookies[op.cookie] = op.l
+		return
+	}
+	e := s[op.key]
+	if e == nil {
+		return
+	}
+	delete(e.cookies, op.cookie)
+	e.snap = nil
+	if len(e.cookies) == 0 {
+		delete(s, op.key)
+	}
+}
+
+// listeners is the set as an audit would observe it.
+func (s liveSet) listeners() []observed.Listener {
+	var out []observed.Listener
+	for _, k := range slices.Sorted(maps.Keys(s)) {
+		e := s[k]
+		if len(e.snap) > 0 {
+			out = append(out, e.snap...)
+			continue
+		}
+		for _, c := range slices.Sorted(maps.Keys(e.cookies)) {
+			out = append(out, e.cookies[c])
+		}
+	}
+	return out
+}
+
+// liveOp is one resolved kernel event.
+type liveOp struct {
+	open   bool
+	cookie uint64
+	key    string
+	l      observed.Listener
+	at     time.Time
+}
+
+// commitReq is a batch for the group committer: events and the state after them.
+type commitReq struct {
+	events []Event
+	state  State
+	done   chan<- error // optional: told once the batch is durable (or failed)
+}
+
+// committer writes batches, gathering those that come within the commit window into one
+// transaction, and exports (logs, wakes the sinks) only what is durable. A failed write makes
+// the loop re-read the stored state (resync), so the next judgement re-derives what was lost.
+func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
+	for first := range in {
+		batch := []commitReq{first}
+		timer := time.NewTimer(m.cfg.CommitWindow)
+	gather:
+		for {
+			select {
+			case r, ok := <-in:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		var events []Event
+		var state State
+		for _, r := range batch {
+			events = append(events, r.events...)
+			if r.state != nil {
+				state = r.state
+			}
+		}
+		stored, err := m.store.Record(events, state)
+		if err != nil {
+			m.mu.Lock()
+			m.errors++
+			m.mu.Unlock()
+			m.log.Error("storing events failed; re-reading the stored state", "error", err.Error())
+			select {
+			case resync <- struct{}{}:
+			default:
+			}
+		} else {
+			m.stored(stored)
+		}
+		for _, r := range batch {
+			if r.done != nil {
+				r.done <- err
+			}
+		}
+	}
+}
+
+// kernelLoop is the running kernel loop's door for Audit.
+type kernelLoop struct {
+	reqs   chan chan error
+	exited chan struct{}
+}
+
+// snapResult is a full audit's observation, made apart from the loop.
+type snapResult struct {
+	snap  *observe.Snapshot
+	err   error
+	start time.Time
+}
+
+// maxBatch bounds how many queued events are judged together.
+const maxBatch = 4096
+
+// runKernel follows src: each event (with those queued behind it) is applied to the live set,
+// judged at once with the audit's judge, and its drift handed to the group committer; a full
+// audit runs at start, every interval, on request (Audit, a reload), and at once when the
+// kernel lost records or an event names a namespace not seen yet. While an audit observes, the
+// events keep being judged and are kept in a journal, replayed over its snapshot. It returns nil
+// when ctx ends, or the source's error (the caller falls back to polling).
+func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
+	ctx, cancel := context.WithCancel(ctx)
+	evs := make(chan kernel.Event, maxBatch)
+	readErr := make(chan error, 1)
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			ev, err := src.Read(ctx)
+			if errors.Is(err, kernel.ErrBadRecord) {
+				m.mu.Lock()
+				m.watch.bad++
+				m.mu.Unlock()
+				continue
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case evs <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	commits := make(chan commitReq, 64)
+	resync := make(chan struct{}, 1)
+	var committed sync.WaitGroup
+	committed.Go(func() { m.committer(commits, resync) })
+	m.audits.Lock()
+	exited := make(chan struct{})
+	m.loopMu.Lock()
+	m.loop = &kernelLoop{reqs: make(chan chan error), exited: exited}
+	reqs := m.loop.reqs
+	m.loopMu.Unlock()
+	m.mu.Lock()
+	m.watch.mode, m.watch.fallback = WatchKernel, ""
+	m.mu.Unlock()
+	defer func() {
+		cancel()
+		_ = src.Close()
+		readers.Wait()
+		close(commits)
+		committed.Wait()
+		m.loopMu.Lock()
+		m.loop = nil
+		m.loopMu.Unlock()
+		close(exited)
+		m.audits.Unlock()
+	}()
+
+	var (
+		live      = liveSet{}
+		host      = migratedNetns
+		journal   []liveOp
+		auditing  bool
+		waiting   []chan error // Audit calls waiting for the running audit
+		snaps     = make(chan snapResult, 1)
+		lost      = src.Lost()
+		graceC    <-chan time.Time
+		graceT    *time.Timer
+		lastAudit time.Time
+		ready     bool // a full audit succeeded: the live set is the host's
+	)
+	startAudit := func() {
+		if auditing {
+			return
+		}
+		auditing, journal = true, journal[:0]
+		start := m.now()
+		go func() {
+			snap, err := m.cfg.Observer.Observe(ctx)
+			if err == nil {
+				err = ctx.Err()
+			}
+			snaps <- snapResult{snap, err, start}
+		}()
+	}
+	schedule := func(deadline time.Time) {
+		if graceT != nil {
+			graceT.Stop()
+			graceC = nil
+		}
+		if !deadline.IsZero() {
+			graceT = time.NewTimer(max(0, deadline.Sub(m.now())))
+			graceC = graceT.C
+		}
+	}
+	// judgeLive judges the live set, publishes its report (the metrics change at once) and
+	// queues its drift; done, when set, is told when it is durable.
+	judgeLive := func(times map[string]time.Time, source string, at time.Time, done chan<- error) *audit.Report {
+		rep, events, next, deadline := m.judge(live.listeners(), host, times, source, at)
+		schedule(deadline)
+		m.mu.Lock()
+		m.last = rep
+		m.lastMeta.Time = at.UTC()
+		m.mu.Unlock()
+		if len(events) > 0 || m.state == nil || done != nil {
+			commits <- commitReq{events: events, state: next, done: done}
+		}
+		m.state = next
+		return rep
+	}
+	checkLost := func() {
+		n := src.Lost()
+		if n == lost {
+			return
+		}
+		m.log.Warn("the kernel lost socket events (ring buffer full); auditing now", "lost", n-lost, "lost_total", n)
+		lost = n
+		m.mu.Lock()
+		m.watch.lost = n
+		m.mu.Unlock()
+		startAudit()
+	}
+	ticker := time.NewTicker(m.cfg.Interval)
+	defer ticker.Stop()
+	lostTick := time.NewTicker(time.Second)
+	defer lostTick.Stop()
+	startAudit()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case ev := <-evs:
+			batch := []kernel.Event{ev}
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case e := <-evs:
+					batch = append(batch, e)
+				default:
+					break drain
+				}
+			}
+			times := map[string]time.Time{}
+			unknown := false
+			for _, e := range batch {
+				l, ok := m.cfg.Resolver.Listener(e)
+				if !ok {
+					unknown = true
+					continue
+				}
+				op := liveOp{open: e.Kind.Opens(), cookie: e.Cookie, key: listenerKey(l), l: l, at: e.Time}
+				live.apply(op)
+				times[op.key] = e.Time
+				if auditing {
+					journal = append(journal, op)
+				}
+			}
+			m.mu.Lock()
+			m.watch.events += uint64(len(batch))
+			m.mu.Unlock()
+			if len(times) > 0 && ready {
+				judgeLive(times, SourceKernel, m.now(), nil)
+			}
+			checkLost()
+			if unknown && !auditing && m.now().Sub(lastAudit) > time.Second {
+				startAudit() // a namespace born since the last audit, perhaps
+			}
+		case r := <-snaps:
+			auditing = false
+			lastAudit = r.start
+			if r.err != nil {
+				_ = m.audited(r.start, r.snap, nil, r.err)
+				for _, w := range waiting {
+					w <- r.err
+				}
+				waiting = nil
+				continue
+			}
+			ready = true
+			m.cfg.Resolver.Namespaces(r.snap.Namespaces)
+			host = hostNetns(r.snap)
+			live = newLiveSet(r.snap.Sockets)
+			for _, op := range journal {
+				live.apply(op)
+			}
+			journal = journal[:0]
+			var done chan error
+			if len(waiting) > 0 {
+				done = make(chan error, 1)
+				ws := waiting
+				waiting = nil
+				go func() {
+					err := <-done
+					for _, w := range ws {
+						w <- err
+					}
+				}()
+			}
+			rep := judgeLive(nil, SourceAudit, r.start, done)
+			_ = m.audited(r.start, r.snap, rep, nil)
+			m.prune(r.start)
+		case w := <-reqs:
+			waiting = append(waiting, w)
+			startAudit()
+		case <-ticker.C:
+			startAudit()
+		case <-lostTick.C:
+			checkLost()
+		case <-graceC:
+			graceC = nil
+			judgeLive(nil, SourceAudit, m.now(), nil)
+		case <-resync:
+			st, err := m.store.LastState()
+			if err == nil {
+				m.state = st
+				startAudit()
+			}
+		}
+	}
+}
