@@ -67,6 +67,9 @@ type Config struct {
 	OpenEvents func() (EventSource, error)
 	// Resolver turns a kernel event into the listener an audit would have seen.
 	Resolver Resolver
+	// ReconcileInterval is the time between full audits in kernel mode (Interval when 0): the
+	// events keep the state current between them, so it can be long.
+	ReconcileInterval time.Duration
 	// CommitWindow is how long the group committer gathers events into one transaction
 	// (DefaultCommitWindow when 0).
 	CommitWindow time.Duration
@@ -449,8 +452,16 @@ func (m *Monitor) Latest() (*audit.Report, report.Meta) {
 	return m.last, m.lastMeta
 }
 
-// Health says whether the last audit succeeded and is fresh (within two intervals and 5 s),
-// and why not.
+// intervalLocked is the time between full audits in the mode that runs (m.mu held).
+func (m *Monitor) intervalLocked() time.Duration {
+	if m.watch.mode == WatchKernel && m.cfg.ReconcileInterval > 0 {
+		return m.cfg.ReconcileInterval
+	}
+	return m.cfg.Interval
+}
+
+// Health says whether the last audit succeeded and is fresh (within two intervals of the mode
+// that runs, and 5 s), and why not.
 func (m *Monitor) Health() (bool, string) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -461,7 +472,7 @@ func (m *Monitor) Health() (bool, string) {
 		return false, "the last audit failed: " + m.lastErr.Error()
 	}
 	age := m.now().Sub(m.lastOK)
-	if limit := 2*m.cfg.Interval + 5*time.Second; age > limit {
+	if limit := 2*m.intervalLocked() + 5*time.Second; age > limit {
 		return false, fmt.Sprintf("the last successful audit is %s old (limit %s)", age.Round(time.Second), limit)
 	}
 	return true, fmt.Sprintf("ok: last audit %s ago, score %d", age.Round(time.Millisecond), m.last.Score)

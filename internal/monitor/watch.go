@@ -230,7 +230,7 @@ const maxBatch = 4096
 // runKernel follows src: each event (with those queued behind it) is applied to the live set,
 // judged at once with the audit's judge, and its drift handed to the group committer; a full
 // audit runs at start, every interval, on request (Audit, a reload), and at once when the
-// kernel lost records or an event names a namespace not seen yet. While an audit observes, the
+// kernel lost records. While an audit observes, the
 // events keep being judged and are kept in a journal, replayed over its snapshot. It returns nil
 // when ctx ends, or the source's error (the caller falls back to polling).
 func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
@@ -285,17 +285,16 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 	}()
 
 	var (
-		live      = liveSet{}
-		host      = migratedNetns
-		journal   []liveOp
-		auditing  bool
-		waiting   []chan error // Audit calls waiting for the running audit
-		snaps     = make(chan snapResult, 1)
-		lost      = src.Lost()
-		graceC    <-chan time.Time
-		graceT    *time.Timer
-		lastAudit time.Time
-		ready     bool // a full audit succeeded: the live set is the host's
+		live     = liveSet{}
+		host     = migratedNetns
+		journal  []liveOp
+		auditing bool
+		waiting  []chan error // Audit calls waiting for the running audit
+		snaps    = make(chan snapResult, 1)
+		lost     = src.Lost()
+		graceC   <-chan time.Time
+		graceT   *time.Timer
+		ready    bool // a full audit succeeded: the live set is the host's
 	)
 	startAudit := func() {
 		if auditing {
@@ -348,7 +347,10 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		m.mu.Unlock()
 		startAudit()
 	}
-	ticker := time.NewTicker(m.cfg.Interval)
+	m.mu.RLock()
+	every := m.intervalLocked()
+	m.mu.RUnlock()
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	lostTick := time.NewTicker(time.Second)
 	defer lostTick.Stop()
@@ -374,12 +376,10 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 				}
 			}
 			times := map[string]time.Time{}
-			unknown := false
 			for _, e := range batch {
 				l, ok := m.cfg.Resolver.Listener(e)
 				if !ok {
-					unknown = true
-					continue
+					continue // a namespace not watched (or with no name and no process: no audit sees it)
 				}
 				op := liveOp{open: e.Kind.Opens(), cookie: e.Cookie, key: listenerKey(l), l: l, at: e.Time}
 				live.apply(op)
@@ -395,12 +395,8 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 				judgeLive(times, SourceKernel, m.now(), nil)
 			}
 			checkLost()
-			if unknown && !auditing && m.now().Sub(lastAudit) > time.Second {
-				startAudit() // a namespace born since the last audit, perhaps
-			}
 		case r := <-snaps:
 			auditing = false
-			lastAudit = r.start
 			if r.err != nil {
 				_ = m.audited(r.start, r.snap, nil, r.err)
 				for _, w := range waiting {
