@@ -18,10 +18,12 @@ import (
 const StoreFile = "bindguard.db"
 
 var (
-	bucketEvents  = []byte("events")  // id (8 bytes, big endian) -> Event JSON
-	bucketState   = []byte("state")   // "last" -> State JSON
-	bucketCursors = []byte("cursors") // sink name -> last delivered id
-	bucketMeta    = []byte("meta")    // "format" -> the store's format, one byte
+	bucketEvents  = []byte("events")   // id (8 bytes, big endian) -> Event JSON
+	bucketState   = []byte("state")    // format 1: "last" -> State JSON
+	bucketFinding = []byte("findings") // format 2: state key -> Entry JSON
+	keyStateSet   = []byte("state")    // in meta: a state has been recorded
+	bucketCursors = []byte("cursors")  // sink name -> last delivered id
+	bucketMeta    = []byte("meta")     // "format" -> the store's format, one byte
 	keyLast       = []byte("last")
 	keyFormat     = []byte("format")
 )
@@ -64,7 +66,7 @@ func OpenStore(dir string, readOnly bool) (*Store, error) {
 	if !readOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
 			fresh := tx.Bucket(bucketEvents) == nil && tx.Bucket(bucketState) == nil
-			for _, b := range [][]byte{bucketEvents, bucketState, bucketCursors, bucketMeta} {
+			for _, b := range [][]byte{bucketEvents, bucketState, bucketCursors, bucketMeta, bucketFinding} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
@@ -93,8 +95,10 @@ func OpenStore(dir string, readOnly bool) (*Store, error) {
 }
 
 // migrateV1 rewrites a format 1 store: a missing service's events get the host's namespace, and
-// its state entry the key "missing|host|SERVICE|PROTO|PORT". Events keep their IDs and kinds
-// (history stays what was recorded); they have no judged_at or stored_at.
+// its state entry the key "missing|host|SERVICE|PROTO|PORT"; the state moves from one value
+// (state/last) to one key per finding (findings), so that a kernel event's commit writes only
+// what changed. Events keep their IDs and kinds (history stays what was recorded); they have no
+// judged_at or stored_at.
 func migrateV1(tx *bolt.Tx) error {
 	b := tx.Bucket(bucketEvents)
 	type kv struct{ k, v []byte }
@@ -136,11 +140,41 @@ func migrateV1(tx *bolt.Tx) error {
 		}
 		st[k] = e
 	}
-	nv, err := json.Marshal(st)
+	if err := putState(tx, st); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketState).Delete(keyLast)
+}
+
+// putState replaces the recorded state with st.
+func putState(tx *bolt.Tx, st State) error {
+	if err := tx.DeleteBucket(bucketFinding); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return err
+	}
+	b, err := tx.CreateBucket(bucketFinding)
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketState).Put(keyLast, nv)
+	return changeState(tx, b, st, nil)
+}
+
+// changeState writes upsert's entries and deletes drop's keys.
+func changeState(tx *bolt.Tx, b *bolt.Bucket, upsert State, drop []string) error {
+	for k, e := range upsert {
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	for _, k := range drop {
+		if err := b.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keyStateSet, []byte{1})
 }
 
 // SetClock sets the clock that stamps stored_at (tests); nil is time.Now.
@@ -164,6 +198,19 @@ func idKey(id uint64) []byte {
 // nil, replaces the last state, in one transaction: after a crash either both are there or
 // neither. It returns once the transaction is durable (bbolt syncs on commit).
 func (s *Store) Record(events []Event, state State) ([]Event, error) {
+	return s.record(events, state, nil, nil)
+}
+
+// RecordChange is Record with the state changed, not replaced: upsert's entries written and
+// drop's keys deleted.
+func (s *Store) RecordChange(events []Event, upsert State, drop []string) ([]Event, error) {
+	if upsert == nil {
+		upsert = State{}
+	}
+	return s.record(events, nil, upsert, drop)
+}
+
+func (s *Store) record(events []Event, state, upsert State, drop []string) ([]Event, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		stored := s.now().UTC()
@@ -182,14 +229,13 @@ func (s *Store) Record(events []Event, state State) ([]Event, error) {
 				return err
 			}
 		}
-		if state == nil {
-			return nil
+		switch {
+		case state != nil:
+			return putState(tx, state)
+		case upsert != nil:
+			return changeState(tx, tx.Bucket(bucketFinding), upsert, drop)
 		}
-		v, err := json.Marshal(state)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketState).Put(keyLast, v)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: record: %w", err)
@@ -201,11 +247,28 @@ func (s *Store) Record(events []Event, state State) ([]Event, error) {
 func (s *Store) LastState() (State, error) {
 	var st State
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketState).Get(keyLast)
-		if v == nil {
+		if m := tx.Bucket(bucketMeta); m == nil || m.Get(keyStateSet) == nil {
+			// Format 1 (a reader of a store not migrated yet), or none recorded.
+			if b := tx.Bucket(bucketState); b != nil {
+				if v := b.Get(keyLast); v != nil {
+					return json.Unmarshal(v, &st)
+				}
+			}
 			return nil
 		}
-		return json.Unmarshal(v, &st)
+		st = State{}
+		b := tx.Bucket(bucketFinding)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			st[string(k)] = e
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: state: %w", err)

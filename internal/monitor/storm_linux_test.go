@@ -23,7 +23,7 @@ import (
 
 // stormCgroup creates a cgroup2 child of the mount and moves this test process into it; at
 // cleanup the process goes back and the cgroup is removed.
-func stormCgroup(t *testing.T) string {
+func stormCgroup(t testing.TB) string {
 	t.Helper()
 	mount, err := kernel.FindCgroup2()
 	if err != nil {

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -80,8 +81,16 @@ func (m *Monitor) fellBack(err error) {
 }
 
 // liveSet is the listeners the kernel loop knows: the last audit's, changed by the events
-// since. Keyed as the state is.
-type liveSet map[string]*liveEntry
+// since. Grouped by protocol and port (what the judge groups services by), then keyed as the
+// state is.
+type liveSet map[group]map[string]*liveEntry
+
+// group is a protocol and port: a socket's findings, and the missing findings of the services
+// declared there, depend only on the listeners of its group.
+type group struct {
+	proto string
+	port  uint16
+}
 
 type liveEntry struct {
 	snap    []observed.Listener          // from the last full audit
@@ -92,20 +101,25 @@ func listenerKey(l observed.Listener) string {
 	return sockKey(l.Netns, string(l.Protocol), l.Addr.WithZone("").String(), l.Port)
 }
 
+func groupOf(l observed.Listener) group { return group{string(l.Protocol), l.Port} }
+
 func newLiveSet(snap []observed.Listener) liveSet {
 	s := liveSet{}
 	for _, l := range snap {
-		e := s.entry(listenerKey(l))
+		e := s.entry(groupOf(l), listenerKey(l))
 		e.snap = append(e.snap, l)
 	}
 	return s
 }
 
-func (s liveSet) entry(k string) *liveEntry {
-	e := s[k]
+func (s liveSet) entry(g group, k string) *liveEntry {
+	if s[g] == nil {
+		s[g] = map[string]*liveEntry{}
+	}
+	e := s[g][k]
 	if e == nil {
 		e = &liveEntry{cookies: map[uint64]observed.Listener{}}
-		s[k] = e
+		s[g][k] = e
 	}
 	return e
 }
@@ -115,32 +129,41 @@ func (s liveSet) entry(k string) *liveEntry {
 // same one, or one that existed before the events: a sibling on the same key is learnt again
 // at the next audit).
 func (s liveSet) apply(op liveOp) {
+	g := groupOf(op.l)
 	if op.open {
-		s.entry(op.key).cookies[op.cookie] = op.l
+		s.entry(g, op.key).cookies[op.cookie] = op.l
 		return
 	}
-	e := s[op.key]
+	e := s[g][op.key]
 	if e == nil {
 		return
 	}
 	delete(e.cookies, op.cookie)
 	e.snap = nil
 	if len(e.cookies) == 0 {
-		delete(s, op.key)
+		delete(s[g], op.key)
+		if len(s[g]) == 0 {
+			delete(s, g)
+		}
 	}
 }
 
-// listeners is the set as an audit would observe it.
-func (s liveSet) listeners() []observed.Listener {
+// listeners is the set (or, given groups, their part) as an audit would observe it.
+func (s liveSet) listeners(groups ...group) []observed.Listener {
+	if groups == nil {
+		groups = slices.SortedFunc(maps.Keys(s), func(a, b group) int { return cmp.Or(cmp.Compare(a.proto, b.proto), cmp.Compare(a.port, b.port)) })
+	}
 	var out []observed.Listener
-	for _, k := range slices.Sorted(maps.Keys(s)) {
-		e := s[k]
-		if len(e.snap) > 0 {
-			out = append(out, e.snap...)
-			continue
-		}
-		for _, c := range slices.Sorted(maps.Keys(e.cookies)) {
-			out = append(out, e.cookies[c])
+	for _, g := range groups {
+		for _, k := range slices.Sorted(maps.Keys(s[g])) {
+			e := s[g][k]
+			if len(e.snap) > 0 {
+				out = append(out, e.snap...)
+				continue
+			}
+			for _, c := range slices.Sorted(maps.Keys(e.cookies)) {
+				out = append(out, e.cookies[c])
+			}
 		}
 	}
 	return out
@@ -155,10 +178,13 @@ type liveOp struct {
 	at     time.Time
 }
 
-// commitReq is a batch for the group committer: events and the state after them.
+// commitReq is a batch for the group committer: events and the state after them, whole
+// (state) or as a change (upsert, drop) to the state before.
 type commitReq struct {
 	events []Event
 	state  State
+	upsert State
+	drop   []string
 	done   chan<- error // optional: told once the batch is durable (or failed)
 }
 
@@ -183,14 +209,29 @@ func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
 		}
 		timer.Stop()
 		var events []Event
-		var state State
+		full := false
+		up, drop := State{}, map[string]bool{}
 		for _, r := range batch {
 			events = append(events, r.events...)
 			if r.state != nil {
-				state = r.state
+				full, up, drop = true, maps.Clone(r.state), map[string]bool{}
+			}
+			for k, e := range r.upsert {
+				up[k] = e
+				delete(drop, k)
+			}
+			for _, k := range r.drop {
+				delete(up, k)
+				drop[k] = true
 			}
 		}
-		stored, err := m.store.Record(events, state)
+		var stored []Event
+		var err error
+		if full {
+			stored, err = m.store.Record(events, up)
+		} else {
+			stored, err = m.store.RecordChange(events, up, slices.Collect(maps.Keys(drop)))
+		}
 		if err != nil {
 			m.mu.Lock()
 			m.errors++
@@ -223,6 +264,13 @@ type snapResult struct {
 	err   error
 	start time.Time
 }
+
+// commitQueue is how many batches may wait for the committer: the judge never waits for the
+// disk (a slow fsync gathers more into the next transaction).
+const commitQueue = 1 << 16
+
+// reportEvery is how often, at most, kernel mode re-judges the whole report for the metrics.
+const reportEvery = 50 * time.Millisecond
 
 // maxBatch bounds how many queued events are judged together.
 const maxBatch = 4096
@@ -258,10 +306,22 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			}
 		}
 	})
-	commits := make(chan commitReq, 64)
+	commits := make(chan commitReq, commitQueue)
 	resync := make(chan struct{}, 1)
 	var committed sync.WaitGroup
 	committed.Go(func() { m.committer(commits, resync) })
+	// The report (the metrics) is judged whole apart from the events' path, at most every
+	// reportEvery: the events themselves are judged by group.
+	reports := make(chan []observed.Listener, 1)
+	var reporter sync.WaitGroup
+	reporter.Go(func() {
+		for ls := range reports {
+			rep := audit.Judge(m.Policy(), ls)
+			m.mu.Lock()
+			m.last = rep
+			m.mu.Unlock()
+		}
+	})
 	m.audits.Lock()
 	exited := make(chan struct{})
 	m.loopMu.Lock()
@@ -277,6 +337,8 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		readers.Wait()
 		close(commits)
 		committed.Wait()
+		close(reports)
+		reporter.Wait()
 		m.loopMu.Lock()
 		m.loop = nil
 		m.loopMu.Unlock()
@@ -330,10 +392,54 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		m.lastMeta.Time = at.UTC()
 		m.mu.Unlock()
 		if len(events) > 0 || m.state == nil || done != nil {
-			commits <- commitReq{events: events, state: next, done: done}
+			commits <- commitReq{events: events, state: maps.Clone(next), done: done}
 		}
 		m.state = next
 		return rep
+	}
+	// judgeGroups judges only the groups the events touched, with the audit's judge, and
+	// queues their drift as a change to the state.
+	var reportC <-chan time.Time
+	judgeGroups := func(groups map[group]bool, times map[string]time.Time, at time.Time) {
+		gs := slices.Collect(maps.Keys(groups))
+		rep := audit.Judge(m.Policy(), live.listeners(gs...))
+		prevSub, nextSub := State{}, State{}
+		for k, e := range m.state {
+			if groups[group{e.Protocol, e.Port}] {
+				prevSub[k] = e
+			}
+		}
+		for k, e := range StateOf(rep, host) {
+			if groups[group{e.Protocol, e.Port}] { // Judge calls every other service missing here
+				nextSub[k] = e
+			}
+		}
+		events, reported, deadline := m.drift.Step(prevSub, nextSub, at.UTC())
+		judged := m.now().UTC()
+		for i := range events {
+			e := &events[i]
+			e.JudgedAt, e.Source = judged, SourceKernel
+			if t, ok := times[sockKey(e.Netns, e.Protocol, e.Address, e.Port)]; ok {
+				e.Time = t.UTC()
+			}
+		}
+		var drop []string
+		for k := range prevSub {
+			if _, ok := reported[k]; !ok {
+				drop = append(drop, k)
+				delete(m.state, k)
+			}
+		}
+		maps.Copy(m.state, reported)
+		if !deadline.IsZero() && (graceT == nil || graceC == nil) {
+			schedule(deadline)
+		}
+		if len(events) > 0 {
+			commits <- commitReq{events: events, upsert: reported, drop: drop}
+		}
+		if reportC == nil {
+			reportC = time.After(reportEvery)
+		}
 	}
 	checkLost := func() {
 		n := src.Lost()
@@ -375,7 +481,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 					break drain
 				}
 			}
-			times := map[string]time.Time{}
+			times, groups := map[string]time.Time{}, map[group]bool{}
 			for _, e := range batch {
 				l, ok := m.cfg.Resolver.Listener(e)
 				if !ok {
@@ -384,6 +490,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 				op := liveOp{open: e.Kind.Opens(), cookie: e.Cookie, key: listenerKey(l), l: l, at: e.Time}
 				live.apply(op)
 				times[op.key] = e.Time
+				groups[groupOf(l)] = true
 				if auditing {
 					journal = append(journal, op)
 				}
@@ -391,8 +498,8 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			m.mu.Lock()
 			m.watch.events += uint64(len(batch))
 			m.mu.Unlock()
-			if len(times) > 0 && ready {
-				judgeLive(times, SourceKernel, m.now(), nil)
+			if len(groups) > 0 && ready {
+				judgeGroups(groups, times, m.now())
 			}
 			checkLost()
 		case r := <-snaps:
@@ -435,6 +542,13 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			startAudit()
 		case <-lostTick.C:
 			checkLost()
+		case <-reportC:
+			reportC = nil
+			select {
+			case <-reports: // superseded
+			default:
+			}
+			reports <- live.listeners()
 		case <-graceC:
 			graceC = nil
 			judgeLive(nil, SourceAudit, m.now(), nil)
