@@ -630,7 +630,7 @@ func TestServeNamespaceVanishes(t *testing.T) {
 	}
 	waitFor(t, "the guest's socket disappears", func() (bool, string) {
 		for _, e := range eventsSoFar(c) {
-			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindResolved {
+			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindDisappeared {
 				return true, ""
 			}
 		}
