@@ -38,6 +38,7 @@ run_serve() {
   printf -v "rss_$name" '%s' "$(awk '/VmHWM/{print $2/1024}' "/proc/$serve_pid/status")"
   printf -v "mode_$name" '%s' "$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_watch_mode\{mode="kernel"\} 1/{m="kernel"} /^bindguard_watch_mode\{mode="poll"\} 1/{m="poll"} END{print m}')"
   audit_s=$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_audit_duration_seconds /{print $2}')
+  printf -v "events_$name" '%s' "$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_watch_events_total /{print $2}')"
   kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
 }
 run_serve poll --watch poll --interval "${INTERVAL}s"
@@ -59,3 +60,4 @@ printf '%-40s %12.2f %12.2f %14.1f\n' "serve --watch poll --interval ${INTERVAL}
 printf '%-40s %12.2f %12.2f %14.1f\n' "serve --watch kernel (ran: $mode_kernel)" "$cpu_kernel" "$(awk -v c="$cpu_kernel" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$rss_kernel"
 printf '%-40s %12.2f %12.2f %14.1f\n' "ss -tulnp every ${INTERVAL}s" "$ss_cpu" "$(awk -v c="$ss_cpu" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$ss_rss"
 echo "last audit took ${audit_s}s; CPU ratio poll serve/ss: $(awk -v a="$s_cpu" -v b="$ss_cpu" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'); kernel/poll: $(awk -v a="$cpu_kernel" -v b="$s_cpu" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
+echo "(kernel mode read $events_kernel socket events of the whole host meanwhile: its tracepoint sees every namespace's TCP listeners)"
