@@ -347,22 +347,24 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 	}()
 
 	var (
-		live     = liveSet{}
-		host     = migratedNetns
-		journal  []liveOp
-		auditing bool
-		waiting  []chan error // Audit calls waiting for the running audit
-		snaps    = make(chan snapResult, 1)
-		lost     = src.Lost()
-		graceC   <-chan time.Time
-		graceT   *time.Timer
-		ready    bool // a full audit succeeded: the live set is the host's
+		live        = liveSet{}
+		host        = migratedNetns
+		journal     []liveOp
+		auditing    bool
+		waiting     []chan error // Audit calls waiting for the running audit
+		snaps       = make(chan snapResult, 1)
+		lost        = src.Lost()
+		graceC      <-chan time.Time
+		graceT      *time.Timer
+		ready       bool   // a full audit succeeded: the live set is the host's
+		lostAtAudit uint64 // the kernel's lost count when the running audit started
 	)
 	startAudit := func() {
 		if auditing {
 			return
 		}
 		auditing, journal = true, journal[:0]
+		lostAtAudit = src.Lost()
 		start := m.now()
 		go func() {
 			snap, err := m.cfg.Observer.Observe(ctx)
@@ -535,6 +537,12 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			rep := judgeLive(nil, SourceAudit, r.start, done)
 			_ = m.audited(r.start, r.snap, rep, nil)
 			m.prune(r.start)
+			if src.Lost() != lostAtAudit {
+				// Records were lost while it observed: its journal is incomplete, so the
+				// replay may be wrong. Audit again until one runs with nothing lost.
+				checkLost()
+				startAudit()
+			}
 		case w := <-reqs:
 			waiting = append(waiting, w)
 			startAudit()
