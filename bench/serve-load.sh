@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The monitor's cost: `bindguard serve --interval I` on a network namespace of its own holding
-# N listening sockets over P processes (plus IDLE processes with F files each), for DURATION
-# seconds, against the seed's approach in the same run: `ss -tulnp` (the seed parsed netstat)
-# every I seconds from a loop, as cron would.
+# The monitor's cost: `bindguard serve` on a network namespace of its own holding N listening
+# sockets over P processes (plus IDLE processes with F files each), for DURATION seconds each,
+# in poll mode (`--watch poll --interval I`) and in kernel mode (`--watch kernel`, its default
+# reconciling interval of 60 s), against the seed's approach in the same run: `ss -tulnp` (the
+# seed parsed netstat) every I seconds from a loop, as cron would. The host is otherwise idle
+# (the daemon's idle cost): kernel mode should cost less than polling at the default 10 s.
 #
 #   sudo bench/serve-load.sh [N] [P] [IDLE] [F] [INTERVAL] [DURATION]   (defaults: 10000 500 1500 50 10 120)
 #
@@ -25,13 +27,23 @@ cpu_of() { awk -v t="$tck" '{print ($14+$15+$16+$17)/t}' "/proc/$1/stat"; }
 
 echo "host state: $N listeners over $P processes, $IDLE idle processes with $F files each; $(nproc) CPUs; interval ${INTERVAL}s for ${DURATION}s"
 cd "$work"
-nsenter --net="/run/netns/$ns" "$work/bindguard" serve --data "$work/data" --interval "${INTERVAL}s" >/dev/null 2>"$work/serve.log" &
-serve_pid=$!
-sleep "$DURATION"
-s_cpu=$(cpu_of "$serve_pid")
-s_rss=$(awk '/VmHWM/{print $2/1024}' "/proc/$serve_pid/status")
-audit_s=$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_audit_duration_seconds /{print $2}')
-kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
+# run_serve NAME ARGS...: serve for DURATION seconds; sets cpu_NAME, rss_NAME, mode_NAME.
+run_serve() {
+  local name=$1; shift
+  rm -rf "$work/data"
+  nsenter --net="/run/netns/$ns" "$work/bindguard" serve --data "$work/data" "$@" >/dev/null 2>"$work/serve-$name.log" &
+  serve_pid=$!
+  sleep "$DURATION"
+  printf -v "cpu_$name" '%s' "$(cpu_of "$serve_pid")"
+  printf -v "rss_$name" '%s' "$(awk '/VmHWM/{print $2/1024}' "/proc/$serve_pid/status")"
+  printf -v "mode_$name" '%s' "$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_watch_mode\{mode="kernel"\} 1/{m="kernel"} /^bindguard_watch_mode\{mode="poll"\} 1/{m="poll"} END{print m}')"
+  audit_s=$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_audit_duration_seconds /{print $2}')
+  printf -v "events_$name" '%s' "$(nsenter --net="/run/netns/$ns" curl -s http://127.0.0.1:9847/metrics | awk '/^bindguard_watch_events_total /{print $2}')"
+  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
+}
+run_serve poll --watch poll --interval "${INTERVAL}s"
+run_serve kernel --watch kernel
+s_cpu=$cpu_poll s_rss=$rss_poll
 
 # The seed's way: a fresh process every interval.
 ss_cpu=0 ss_rss=0
@@ -44,6 +56,8 @@ while ((SECONDS < end)); do
   sleep "$INTERVAL"
 done
 printf '\n%-40s %12s %12s %14s\n' "over ${DURATION}s" "CPU s" "% of a core" "peak RSS MiB"
-printf '%-40s %12.2f %12.2f %14.1f\n' "bindguard serve --interval ${INTERVAL}s" "$s_cpu" "$(awk -v c="$s_cpu" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$s_rss"
+printf '%-40s %12.2f %12.2f %14.1f\n' "serve --watch poll --interval ${INTERVAL}s" "$s_cpu" "$(awk -v c="$s_cpu" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$s_rss"
+printf '%-40s %12.2f %12.2f %14.1f\n' "serve --watch kernel (ran: $mode_kernel)" "$cpu_kernel" "$(awk -v c="$cpu_kernel" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$rss_kernel"
 printf '%-40s %12.2f %12.2f %14.1f\n' "ss -tulnp every ${INTERVAL}s" "$ss_cpu" "$(awk -v c="$ss_cpu" -v d="$DURATION" 'BEGIN{print 100*c/d}')" "$ss_rss"
-echo "last audit took ${audit_s}s; CPU ratio serve/ss: $(awk -v a="$s_cpu" -v b="$ss_cpu" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
+echo "last audit took ${audit_s}s; CPU ratio poll serve/ss: $(awk -v a="$s_cpu" -v b="$ss_cpu" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'); kernel/poll: $(awk -v a="$cpu_kernel" -v b="$s_cpu" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
+echo "(kernel mode read $events_kernel socket events of the whole host meanwhile: its tracepoint sees every namespace's TCP listeners)"

@@ -29,9 +29,10 @@ func newEventsCmd(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events [--since 24h] [--format table|json] [--data DIR | --url URL] [--password-file FILE]",
 		Short: "Show the drift history bindguard serve has recorded",
-		Long: `Show drift events: sockets that appeared, disappeared or changed status, and
-policy reloads, with time, namespace, protocol, address, port, old and new
-status, severity and owner.
+		Long: `Show drift events: sockets that appeared, disappeared or changed status (or
+address), violations resolved, and policy reloads, with time, namespace,
+protocol, address, port, old and new status, severity and owner. --format json
+writes bindguard.events.v2 (with judged_at and stored_at).
 
 They are read from the store under --data. While bindguard serve runs it holds
 the store; then events asks it over HTTP, where it recorded it listens
@@ -84,7 +85,7 @@ command line.`,
 				return err
 			}
 			if f.value == "json" {
-				return report.NewEvents(from, events).Encode(s.Out, true)
+				return report.NewEventsV2(from, events).Encode(s.Out, true)
 			}
 			return eventsTable(s.Out, events, from)
 		},
@@ -166,8 +167,20 @@ func (ec eventsClient) credentials() (user, pass string, ok bool, err error) {
 	return user, pass, true, nil
 }
 
+// fetchEvents asks a serve for its events: /api/v2/events, or /api/v1/events from a serve
+// older than bindguard.events.v2 (it answers 404 for v2).
 func fetchEvents(ec eventsClient, from time.Time) ([]monitor.Event, error) {
-	u, err := url.Parse(strings.TrimSuffix(ec.base, "/") + "/api/v1/events")
+	evs, err := fetchEventsAt(ec, from, "/api/v2/events")
+	if errors.Is(err, errNoV2) {
+		return fetchEventsAt(ec, from, "/api/v1/events")
+	}
+	return evs, err
+}
+
+var errNoV2 = errors.New("no /api/v2/events")
+
+func fetchEventsAt(ec eventsClient, from time.Time, path string) ([]monitor.Event, error) {
+	u, err := url.Parse(strings.TrimSuffix(ec.base, "/") + path)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("--url %q: want http://HOST:PORT", ec.base)
 	}
@@ -195,11 +208,18 @@ func fetchEvents(ec eventsClient, from time.Time) ([]monitor.Event, error) {
 	if resp.StatusCode == http.StatusUnauthorized {
 		return nil, fmt.Errorf("events: %s wants basic auth credentials: give --password-file (one line USER:PASSWORD, chmod 600), or put them in DATA/events.credentials", u.Host)
 	}
+	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v2/") {
+		return nil, errNoV2
+	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("events: %s answered %s: %s", u.Host, resp.Status, strings.TrimSpace(string(b)))
 	}
-	doc, err := report.DecodeEvents[monitor.Event](io.LimitReader(resp.Body, 256<<20))
+	decode := report.DecodeEventsV2[monitor.Event]
+	if strings.HasPrefix(path, "/api/v1/") {
+		decode = report.DecodeEvents[monitor.Event] // v1 events decode as v2 without its fields
+	}
+	doc, err := decode(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return nil, fmt.Errorf("events: reading the answer: %w", err)
 	}

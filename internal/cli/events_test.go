@@ -26,8 +26,9 @@ func TestEventsDocument(t *testing.T) {
 		{Time: fixedTime.Add(-2 * time.Hour), Kind: monitor.KindAppeared, Netns: "host", Protocol: "tcp", Address: "0.0.0.0", Port: 22, NewStatus: "unexpected", Severity: "medium"},
 		{Time: fixedTime.Add(-30 * time.Minute), Kind: monitor.KindAppeared, Netns: "host", Protocol: "tcp", Address: "0.0.0.0", Port: 5432, Service: "postgresql",
 			NewStatus: "invalid", Severity: "critical", Process: &monitor.Process{PID: 1200, Name: "postgres", Unit: "postgresql.service"}, Reason: "postgres listens on 0.0.0.0:5432"},
-		{Time: fixedTime.Add(-10 * time.Minute), Kind: monitor.KindChanged, Protocol: "tcp", Port: 6379, Service: "redis", OldStatus: "valid", NewStatus: "missing", Severity: "high"},
+		{Time: fixedTime.Add(-10 * time.Minute), JudgedAt: fixedTime.Add(-10*time.Minute + 1500), Kind: monitor.KindChanged, Netns: "host", Protocol: "tcp", Port: 6379, Service: "redis", OldStatus: "valid", NewStatus: "missing", Severity: "high"},
 	}
+	st.SetClock(func() time.Time { return fixedTime.Add(-time.Minute + 123456789) })
 	if _, err := st.Record(events, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestEventsDocument(t *testing.T) {
 		t.Fatalf("events: exit %d: %s", code, errOut)
 	}
 	checkGolden(t, "events.json", out)
-	doc, err := report.DecodeEvents[monitor.Event](strings.NewReader(out))
+	doc, err := report.DecodeEventsV2[monitor.Event](strings.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +52,14 @@ func TestEventsDocument(t *testing.T) {
 		t.Errorf("decoded events, since %s (-want +got):\n%s", doc.Since, diff)
 	}
 
-	schema := report.SchemaEvents
+	// A serve of this version answers v2; an older one only v1 (404 for v2), which is asked next.
+	schema, path := report.SchemaEventsV2, "/api/v2/events"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/events" || r.URL.Query().Get("since") != "2026-11-22T09:00:00Z" {
+		if r.URL.Path != path || r.URL.Query().Get("since") != "2026-11-22T09:00:00Z" {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = w.Write([]byte(strings.Replace(out, report.SchemaEvents, schema, 1)))
+		_, _ = w.Write([]byte(strings.Replace(out, report.SchemaEventsV2, schema, 1)))
 	}))
 	defer srv.Close()
 	fromStore, _, _ := runAt(t, "events", "--data", dir, "--since", "1h")
@@ -65,8 +67,12 @@ func TestEventsDocument(t *testing.T) {
 	if code != 0 || fromURL != fromStore {
 		t.Errorf("events --url: exit %d %s\n%s\nwant\n%s", code, errOut, fromURL, fromStore)
 	}
-	schema = "bindguard.events.v2"
-	if _, errOut, code := runAt(t, "events", "--url", srv.URL, "--since", "1h"); code != 2 || !strings.Contains(errOut, "bindguard.events.v2") {
-		t.Errorf("a v2 document: exit %d: %s", code, errOut)
+	schema, path = report.SchemaEvents, "/api/v1/events"
+	if fromV1, errOut, code := runAt(t, "events", "--url", srv.URL, "--since", "1h"); code != 0 || fromV1 != fromStore {
+		t.Errorf("an older serve (v1 only): exit %d %s\n%s", code, errOut, fromV1)
+	}
+	schema, path = "bindguard.events.v9", "/api/v2/events"
+	if _, errOut, code := runAt(t, "events", "--url", srv.URL, "--since", "1h"); code != 2 || !strings.Contains(errOut, "bindguard.events.v9") {
+		t.Errorf("a v9 document: exit %d: %s", code, errOut)
 	}
 }

@@ -96,7 +96,7 @@ func newGenSystemdCmd(s Streams) *cobra.Command {
 		bindguardPath string
 	)
 	cmd := &cobra.Command{
-		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] | --self)",
+		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] | --self [-- SERVE-FLAGS...])",
 		Short: "Write a systemd unit that carries a service's binding and hardening",
 		Long: `Write a systemd unit (or, with --drop-in, the [Service] settings for an existing
 unit) for a service of the policy (docs/generate.md):
@@ -109,24 +109,46 @@ unit) for a service of the policy (docs/generate.md):
     --allow-egress. A public service gets no IP filter;
   - RestrictAddressFamilies=, and BIND_ADDRESS / SERVICE_PORT in the environment.
 
---self writes bindguard's own monitor unit, with only the capabilities it needs.
+--self writes bindguard's own monitor unit, with only the capabilities it needs
+(the audit's, and the kernel event source's). It runs serve over every network
+namespace with the kernel event source (--netns all --watch kernel) and the
+policy /etc/bindguard/bindguard.yaml (or --self-policy); serve flags after --
+replace --netns all --watch kernel, and are checked as serve would check them.
 Check the result with systemd-analyze verify.`,
 		Example: `  bindguard gen systemd -p bindguard.yaml --service core --exec '/opt/core/bin/core' --user core \
     --allow-egress 10.1.1.50 -o /etc/systemd/system/core.service
   bindguard gen systemd -p bindguard.yaml --service redis --drop-in -o /etc/systemd/system/redis-server.service.d/bindguard.conf
   bindguard gen systemd -p /etc/bindguard/bindguard.yaml --self -o /etc/systemd/system/bindguard.service
   bindguard gen systemd -p /etc/bindguard/bindguard.yaml --service core --run-guard \
-    --exec '/bin/sh -c '\''exec /usr/bin/gunicorn --bind "unix:$BINDGUARD_UPSTREAM" app:app'\'`,
-		Args: args(0, 0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+    --exec '/bin/sh -c '\''exec /usr/bin/gunicorn --bind "unix:$BINDGUARD_UPSTREAM" app:app'\'
+
+  # bindguard's own monitor, with serve flags after --
+  bindguard gen systemd -p /etc/bindguard/bindguard.yaml --self -- --netns all --watch auto --grace 30s`,
+		Args: func(cmd *cobra.Command, rest []string) error {
+			if len(rest) > 0 && cmd.ArgsLenAtDash() != 0 {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("unexpected argument %q (serve flags for --self go after --)", rest[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, rest []string) error {
 			if self == (service != "") {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give --service NAME, or --self for bindguard's own unit")}
+			}
+			var serveArgs []string
+			if len(rest) > 0 {
+				if !self {
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("serve flags after -- are for --self")}
+				}
+				if err := checkServeArgs(s, rest); err != nil {
+					return &usageError{cmd: cmd.CommandPath(), err: err}
+				}
+				serveArgs = rest
 			}
 			p, err := loadPolicyFor(s, policyPath)
 			if err != nil {
 				return err
 			}
-			o := systemd.Options{Service: service, Exec: exec, DropIn: dropIn, User: user, Self: self, PolicyPath: selfPolicy,
+			o := systemd.Options{Service: service, Exec: exec, DropIn: dropIn, User: user, Self: self, PolicyPath: selfPolicy, ServeArgs: serveArgs,
 				Run: run || runGuard, Guard: runGuard, Bindguard: bindguardPath}
 			if o.Run && (self || selfPolicy != "") {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--run and --run-guard start a policy service, not --self")}
@@ -220,4 +242,22 @@ func loadPolicyFor(s Streams, path string) (*policy.Policy, error) {
 		return nil, errors.New("no policy: give --policy FILE (or put one at ./bindguard.yaml or /etc/bindguard/bindguard.yaml); generators work from your policy, not the built-in catalogue")
 	}
 	return p, nil
+}
+
+// checkServeArgs checks serve flags for the self unit as serve parses them; the unit sets
+// --policy, --web.listen-address and --data itself.
+func checkServeArgs(s Streams, args []string) error {
+	fs := newServeCmd(s).Flags()
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("serve flags after --: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve flags after --: unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range []string{"policy", "web.listen-address", "listen", "data"} {
+		if fs.Changed(f) {
+			return fmt.Errorf("serve flags after --: --%s is set by the unit (use --self-policy, or the policy's service %q)", f, systemd.SelfService)
+		}
+	}
+	return nil
 }

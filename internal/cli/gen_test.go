@@ -59,10 +59,29 @@ func TestGenSystemd(t *testing.T) {
 		{[]string{"gen", "systemd", "-p", seed, "--service", "redis", "--self"}, "give --service NAME, or --self"},
 		{[]string{"gen", "systemd", "-p", seed, "--service", "redis", "--exec", "/bin/x", "--allow-egress", "nope"}, "want an IP address or CIDR"},
 		{[]string{"gen", "systemd", "-p", seed, "--service", "redis"}, "needs --exec"},
+		{[]string{"gen", "systemd", "-p", seed, "--self", "--", "--watch", "sometimes"}, "must be one of auto, kernel, poll"},
+		{[]string{"gen", "systemd", "-p", seed, "--self", "--", "--data", "/x"}, "--data is set by the unit"},
+		{[]string{"gen", "systemd", "-p", seed, "--self", "--", "--netns", "all", "stray"}, `unexpected argument "stray"`},
+		{[]string{"gen", "systemd", "-p", seed, "--self", "extra"}, "serve flags for --self go after --"},
+		{[]string{"gen", "systemd", "-p", seed, "--service", "redis", "--exec", "/bin/x", "--", "--netns", "all"}, "serve flags after -- are for --self"},
 	} {
 		if _, errOut, code := run(t, "", tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d: %s; want 2 and %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestGenSystemdSelfServeFlags: the self unit runs serve over every namespace with the kernel
+// event source by default; serve flags after -- replace those.
+func TestGenSystemdSelfServeFlags(t *testing.T) {
+	seed := filepath.Join("..", "..", "testdata", "seed", "service-bindings.yaml")
+	out, errOut, code := run(t, "", "gen", "systemd", "-p", seed, "--self", "--self-policy", "/etc/bindguard/bindguard.yaml")
+	if code != 0 || !strings.Contains(out, "--data /var/lib/bindguard --netns all --watch kernel\n") {
+		t.Errorf("default: exit %d %s\n%s", code, errOut, out)
+	}
+	out, errOut, code = run(t, "", "gen", "systemd", "-p", seed, "--self", "--self-policy", "/etc/bindguard/bindguard.yaml", "--", "--netns", "all", "--watch", "auto", "--grace=30s")
+	if code != 0 || !strings.Contains(out, "--data /var/lib/bindguard --netns all --watch auto --grace=30s\n") {
+		t.Errorf("with serve flags: exit %d %s\n%s", code, errOut, out)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bindguard/bindguard/access"
 	"github.com/bindguard/bindguard/internal/gen/systemd"
+	"github.com/bindguard/bindguard/internal/kernel"
 	"github.com/bindguard/bindguard/internal/monitor"
 	"github.com/bindguard/bindguard/listen"
 	"github.com/bindguard/bindguard/policy"
@@ -41,18 +42,36 @@ func defaultDataDir() string {
 func newServeCmd(s Streams) *cobra.Command {
 	var (
 		policyPath, listenAddr, dataDir, webConfig, redisURL string
-		interval, retention                                  time.Duration
+		interval, retention, grace                           time.Duration
 		insecure, debug                                      bool
 		maxConns                                             int
 		obs                                                  observeFlags
+		watch                                                formatFlag
+		watchCgroup                                          string
 	)
+	watch.value = string(monitor.WatchAuto)
+	for _, w := range monitor.WatchModes() {
+		watch.allowed = append(watch.allowed, string(w))
+	}
 	cmd := &cobra.Command{
-		Use:   "serve [--policy FILE] [--web.listen-address ADDR] [--interval 10s] [--data DIR]",
+		Use:   "serve [--policy FILE] [--netns all] [--watch auto|kernel|poll] [--interval 10s] [--grace 15s] [--web.listen-address ADDR] [--data DIR]",
 		Short: "Audit continuously, keep a drift history, serve metrics and the latest report",
 		Long: `Run the monitor: audit on start and every --interval, turn every change into a
-drift event (a socket appeared, disappeared or changed status; the policy was
-reloaded), keep the events in an embedded store under --data before anything
-else sees them, and serve over HTTP:
+drift event (a socket appeared, changed status or address, a violation was
+resolved, a valid socket disappeared; the policy was reloaded), keep the events
+in an embedded store under --data before anything else sees them, and serve
+over HTTP.
+
+--watch kernel follows the kernel's socket events (BPF: root, or CAP_BPF,
+CAP_PERFMON and CAP_NET_ADMIN) and judges each listener the moment it opens or
+closes; full audits then reconcile every --interval (default 60s in kernel
+mode, 10s when polling). --watch auto (the default) is kernel where it loads,
+else poll; /health and bindguard_watch_mode / bindguard_watch_fallback say
+which runs and why it fell back. --grace (default 15s) holds back the
+disappearance of a declared service's socket, so a restart raises nothing;
+appearances are judged at once.
+
+Endpoints:
 
   /               a landing page with links to the endpoints
   /metrics        Prometheus metrics (score, findings, per-service compliance,
@@ -61,7 +80,9 @@ else sees them, and serve over HTTP:
   /health         200 while the last audit succeeded and is fresh, else 503;
                   a refused policy reload is reported in the body (still 200)
   /api/v1/audit   the latest report (as audit --format json)
-  /api/v1/events  drift events, ?since=1h or an RFC 3339 time (default 24h)
+  /api/v2/events  drift events (bindguard.events.v2: time, judged_at,
+                  stored_at, netns), ?since=1h or an RFC 3339 time (default 24h)
+  /api/v1/events  the same as bindguard.events.v1
   /api/v1/zabbix  the seed's Zabbix figures, for 'bindguard zabbix get'
 
 With --redis (or the policy's monitor.redis) it also writes the seed's
@@ -100,6 +121,15 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			if interval < time.Second {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--interval %s: at least 1s", interval)}
 			}
+			if grace < 0 {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--grace %s: must not be negative", grace)}
+			}
+			// Kernel mode keeps the state current between audits: they reconcile, every minute
+			// unless --interval says otherwise; a fallback to polling polls at --interval.
+			reconcile := time.Duration(0)
+			if !cmd.Flags().Changed("interval") {
+				reconcile = defaultReconcileInterval
+			}
 			addr, err := listen.ParseListen(listenAddr)
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--web.listen-address %w", err)}
@@ -125,10 +155,15 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				return err
 			}
 			defer func() { _ = store.Close() }()
-			m, err := monitor.New(monitor.Config{
-				PolicyPath: path, Interval: interval, Retention: retention, Logger: logger,
-				Observer: monitor.HostObserver(obs.options()),
-			}, store)
+			cfg := monitor.Config{
+				PolicyPath: path, Interval: interval, ReconcileInterval: reconcile, Retention: retention, Logger: logger,
+				Observer: monitor.HostObserver(obs.options()), Grace: grace, Watch: monitor.WatchMode(watch.value),
+			}
+			if cfg.Watch != monitor.WatchPoll {
+				cfg.OpenEvents = monitor.KernelEvents(kernel.WatchOptions{Cgroup: watchCgroup, Logger: logger})
+				cfg.Resolver = &monitor.HostResolver{Options: obs.options(), CgroupPath: monitor.CgroupPaths()}
+			}
+			m, err := monitor.New(cfg, store)
 			if err != nil {
 				return err
 			}
@@ -195,7 +230,7 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			done := make(chan error, 1)
 			go func() { done <- m.Run(runCtx) }()
 			logger.Info("bindguard serve started", "policy", m.Policy().Source, "listen", l.Addr().String(), "url", info.URL,
-				"interval", interval.String(), "data", dataDir, "max_connections", admitted, "max_refused_connections", refused, "open_files_limit", nofile)
+				"interval", interval.String(), "watch", watch.value, "grace", grace.String(), "data", dataDir, "max_connections", admitted, "max_refused_connections", refused, "open_files_limit", nofile)
 			for {
 				select {
 				case <-hup:
@@ -228,7 +263,10 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().StringVar(&listenAddr, "web.listen-address", defListen, "where to serve HTTP (the policy's service \"bindguard\" decides where that may be)")
 	cmd.Flags().StringVar(&listenAddr, "listen", defListen, "alias of --web.listen-address")
 	cmd.Flags().IntVar(&maxConns, "web.max-connections", 64, "connections open at once (kept below half the open-files limit, less a reserve for audits); an eighth of them for refused addresses")
-	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between audits")
+	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between audits (default 10s when polling, 60s in kernel mode, where they reconcile)")
+	cmd.Flags().Var(&watch, "watch", "where sockets are learnt: auto (kernel where it loads, else poll), kernel (BPF socket events, judged at once; polls and says why if it cannot load) or poll (audits only)")
+	cmd.Flags().StringVar(&watchCgroup, "watch.cgroup", "", "cgroup2 directory the kernel mode's cgroup programs attach to (default the cgroup2 root: every socket)")
+	cmd.Flags().DurationVar(&grace, "grace", 15*time.Second, "how long a declared service's socket may be gone before that is reported (a restart within it raises nothing); 0 reports at once")
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long delivered events are kept")
 	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the event store")
 	cmd.Flags().StringVar(&webConfig, "web.config.file", "", "exporter-toolkit web configuration (TLS, basic auth)")
@@ -238,6 +276,10 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	obs.add(cmd)
 	return cmd
 }
+
+// defaultReconcileInterval is the time between full audits in kernel mode when --interval is
+// not given.
+const defaultReconcileInterval = time.Minute
 
 // selfPolicy is the policy bindguard's own listener follows: the policy's service "bindguard"
 // when it declares one, else one made from --listen (localhost_only on loopback, public

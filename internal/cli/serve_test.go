@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,6 +60,13 @@ type daemon struct {
 func startDaemon(t *testing.T, ns *netnstest.NS, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command("nsenter", "--net="+ns.Path, os.Args[0], "-test.run=^$") // #nosec G204 G702 -- the test binary itself
+	// These tests are about polling unless they say otherwise: no kernel events, no grace period.
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--watch") }) {
+		args = append(args, "--watch", "poll")
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--grace") }) {
+		args = append(args, "--grace", "0s")
+	}
 	cmd.Env = append(os.Environ(), cliHelperEnv+"="+strings.Join(append([]string{"serve"}, args...), "\x1f"))
 	d := &daemon{cmd: cmd, logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan struct{})}
 	cmd.Stderr = d.logs

@@ -105,7 +105,7 @@ func decode[T any](t *testing.T, w *httptest.ResponseRecorder, ctype string) T {
 func TestHandlerBeforeFirstAudit(t *testing.T) {
 	r := newRig(t, policyRedisWeb, nil)
 	h := r.m.Handler()
-	if w := get(t, h, "/health"); w.Code != http.StatusServiceUnavailable || w.Body.String() != "no audit has run yet\n" {
+	if w := get(t, h, "/health"); w.Code != http.StatusServiceUnavailable || w.Body.String() != "no audit has run yet\nwatch: poll\n" {
 		t.Errorf("/health: %d %q", w.Code, w.Body)
 	}
 	for _, path := range []string{"/api/v1/audit", "/api/v1/zabbix"} {
@@ -202,7 +202,7 @@ func TestHandler(t *testing.T) {
 	// A failed audit: health and up say so, the errors counter counts it, the last report stays.
 	r.obs.fail(errors.New("boom"))
 	_ = r.m.Audit(t.Context())
-	if w := get(t, h, "/health"); w.Code != http.StatusServiceUnavailable || w.Body.String() != "the last audit failed: boom\n" {
+	if w := get(t, h, "/health"); w.Code != http.StatusServiceUnavailable || w.Body.String() != "the last audit failed: boom\nwatch: poll\n" {
 		t.Errorf("/health after a failure: %d %q", w.Code, w.Body)
 	}
 	mf = metrics(t, h)

@@ -31,6 +31,14 @@ var (
 		"Always 1, labelled with bindguard's version, VCS revision and Go version.", []string{"version", "revision", "goversion"}, nil)
 	descReloadOK = prometheus.NewDesc("bindguard_config_last_reload_successful",
 		"1 when the last policy reload (SIGHUP) succeeded, or none failed since start; 0 when it was refused and the old policy stays.", nil, nil)
+	descWatchMode = prometheus.NewDesc("bindguard_watch_mode",
+		"1 for the event source that runs (kernel: live socket events with audits as reconciliation; poll: audits only), 0 for the other.", []string{"mode"}, nil)
+	descWatchFallback = prometheus.NewDesc("bindguard_watch_fallback",
+		"1 when kernel mode was asked for (--watch kernel or auto) and the daemon polls instead; /health says why.", []string{"asked"}, nil)
+	descWatchLost = prometheus.NewDesc("bindguard_watch_lost_records_total",
+		"Kernel socket events lost because the ring buffer was full (each loss triggers a full audit).", nil, nil)
+	descWatchEvents = prometheus.NewDesc("bindguard_watch_events_total",
+		"Kernel socket events read.", nil, nil)
 	descReloadTime = prometheus.NewDesc("bindguard_config_last_reload_success_timestamp_seconds",
 		"When the policy in force was loaded, in seconds since the Unix epoch.", nil, nil)
 )
@@ -50,7 +58,7 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	report.Collector{}.Describe(ch)
-	for _, d := range []*prometheus.Desc{descDuration, descErrors, descLastOK, descUp, descBuild} {
+	for _, d := range []*prometheus.Desc{descDuration, descErrors, descLastOK, descUp, descBuild, descWatchMode, descWatchFallback, descWatchLost, descWatchEvents} {
 		ch <- d
 	}
 	if c.opts.Reloads != nil {
@@ -65,8 +73,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		report.Collector{Meta: meta, Report: rep}.Collect(ch)
 	}
 	c.m.mu.RLock()
-	dur, errs, lastOK := c.m.duration, c.m.errors, c.m.lastOK
+	dur, errs, lastOK, ws := c.m.duration, c.m.errors, c.m.lastOK, c.m.watch
 	c.m.mu.RUnlock()
+	for _, mode := range []WatchMode{WatchKernel, WatchPoll} {
+		v := 0.0
+		if ws.mode == mode {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descWatchMode, prometheus.GaugeValue, v, string(mode))
+	}
+	fb := 0.0
+	if ws.fallback != "" {
+		fb = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descWatchFallback, prometheus.GaugeValue, fb, string(ws.asked))
+	ch <- prometheus.MustNewConstMetric(descWatchLost, prometheus.CounterValue, float64(ws.lost))
+	ch <- prometheus.MustNewConstMetric(descWatchEvents, prometheus.CounterValue, float64(ws.events))
 	ok, _ := c.m.Health()
 	last := 0.0
 	if !lastOK.IsZero() {
@@ -108,6 +130,7 @@ var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
 <li><a href="metrics">/metrics</a>: Prometheus metrics</li>
 <li><a href="health">/health</a>: the last audit's health</li>
 <li><a href="api/v1/audit">/api/v1/audit</a>: the latest report (bindguard.audit.v1)</li>
+<li><a href="api/v2/events?since=24h">/api/v2/events</a>: drift events (bindguard.events.v2)</li>
 <li><a href="api/v1/events?since=24h">/api/v1/events</a>: drift events (bindguard.events.v1)</li>
 <li><a href="api/v1/zabbix">/api/v1/zabbix</a>: the seed's Zabbix figures</li>
 </ul>
@@ -118,8 +141,9 @@ var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
 // landingCSP allows the landing page nothing beyond its own HTML.
 const landingCSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Handler serves /metrics, /health, /api/v1/audit, /api/v1/zabbix and /api/v1/events; the
-// documents are report's (bindguard.audit.v1, bindguard.zabbix.v1, bindguard.events.v1).
+// Handler serves /metrics, /health, /api/v1/audit, /api/v1/zabbix, /api/v2/events and
+// /api/v1/events; the documents are report's (bindguard.audit.v1, bindguard.zabbix.v1,
+// bindguard.events.v2 and v1).
 func (m *Monitor) Handler() http.Handler { return m.HandlerWith(HandlerOptions{}) }
 
 // HandlerWith is Handler with build information, the reload status, Go and process metrics
@@ -148,6 +172,12 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		fmt.Fprintln(w, why)
+		switch asked, mode, fallback := m.Watch(); {
+		case fallback != "":
+			fmt.Fprintf(w, "watch: poll (--watch %s asked for the kernel event source, which is unavailable: %s)\n", asked, fallback)
+		default:
+			fmt.Fprintf(w, "watch: %s\n", mode)
+		}
 		// A refused reload is reported, still 200: a liveness probe must not restart the
 		// daemon for it; the old policy is in force.
 		if opts.Reloads != nil {
@@ -181,20 +211,34 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = report.NewZabbixDoc(rep).Encode(w)
 	})
-	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+	events := func(w http.ResponseWriter, r *http.Request) ([]Event, time.Time, bool) {
 		since, err := ParseSince(r.URL.Query().Get("since"), time.Now())
 		if err != nil {
 			httpError(w, http.StatusBadRequest, err.Error())
-			return
+			return nil, since, false
 		}
 		events, err := m.Events(since)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "reading events failed")
 			m.log.Error("reading events", "error", err.Error())
-			return
+			return nil, since, false
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = report.NewEvents(since, events).Encode(w, false)
+		return events, since, true
+	}
+	mux.HandleFunc("GET /api/v2/events", func(w http.ResponseWriter, r *http.Request) {
+		if evs, since, ok := events(w, r); ok {
+			_ = report.NewEventsV2(since, evs).Encode(w, false)
+		}
+	})
+	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		if evs, since, ok := events(w, r); ok {
+			v1 := make([]EventV1, len(evs))
+			for i, e := range evs {
+				v1[i] = e.V1()
+			}
+			_ = report.NewEvents(since, v1).Encode(w, false)
+		}
 	})
 	return mux
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/observe"
+	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/report"
 	"github.com/bindguard/bindguard/policy"
 )
@@ -56,28 +57,53 @@ type Config struct {
 	Now func() time.Time
 	// After is the timer of the sinks' backoff and idle waits (tests); nil is time.After.
 	After func(time.Duration) <-chan time.Time
+	// Grace is how long a declared service's socket may be gone before its disappearance is
+	// reported (a restart within it raises nothing); 0 reports it at once.
+	Grace time.Duration
+	// Watch is the event source: WatchPoll (the default), WatchKernel or WatchAuto. Kernel and
+	// auto need OpenEvents and Resolver; both fall back to polling when the source cannot open.
+	Watch WatchMode
+	// OpenEvents opens the kernel's socket events (kernel.OpenWatcher in the daemon).
+	OpenEvents func() (EventSource, error)
+	// Resolver turns a kernel event into the listener an audit would have seen.
+	Resolver Resolver
+	// ReconcileInterval is the time between full audits in kernel mode (Interval when 0): the
+	// events keep the state current between them, so it can be long.
+	ReconcileInterval time.Duration
+	// CommitWindow is how long the group committer gathers events into one transaction
+	// (DefaultCommitWindow when 0).
+	CommitWindow time.Duration
 }
 
-// Monitor audits on an interval and keeps what changed.
+// Monitor audits on an interval (and, in kernel mode, judges every socket event at once) and
+// keeps what changed.
 type Monitor struct {
 	cfg   Config
 	store *Store
 	log   *slog.Logger
 	now   func() time.Time
-	kicks []chan struct{} // one per sink: an audit finished
+	kicks []chan struct{} // one per sink: events were stored
 
-	audits sync.Mutex // one audit at a time
-	state  State      // the last recorded audit's findings (guarded by audits)
+	audits sync.Mutex // one judgement at a time (the poll path; the kernel loop owns it while it runs)
+	state  State      // the last reported state (guarded by audits)
+	drift  Drift      // the grace period's memory (guarded by audits)
+
+	loopMu sync.Mutex
+	loop   *kernelLoop // the kernel loop while it runs (Audit asks it)
 
 	mu       sync.RWMutex
 	pol      *policy.Policy
 	last     *audit.Report
 	lastMeta report.Meta
+	// lastObs is the last full observation without its listeners: the namespaces every
+	// judgement needs.
+	lastObs  observed.Observation
 	lastErr  error
 	lastRun  time.Time
 	lastOK   time.Time
 	duration time.Duration
 	errors   int
+	watch    watchStatus
 }
 
 // New loads the policy and returns a monitor over store. An invalid policy is an error here
@@ -89,13 +115,30 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 	if cfg.Observer == nil {
 		return nil, errors.New("monitor: no observer")
 	}
+	if cfg.Grace < 0 {
+		return nil, errors.New("monitor: the grace period must not be negative")
+	}
+	switch cfg.Watch {
+	case "":
+		cfg.Watch = WatchPoll
+	case WatchPoll, WatchKernel, WatchAuto:
+	default:
+		return nil, fmt.Errorf("monitor: unknown watch mode %q (want auto, kernel or poll)", cfg.Watch)
+	}
+	if cfg.Watch != WatchPoll && (cfg.OpenEvents == nil || cfg.Resolver == nil) {
+		return nil, fmt.Errorf("monitor: --watch %s needs an event source and a resolver", cfg.Watch)
+	}
+	if cfg.CommitWindow <= 0 {
+		cfg.CommitWindow = DefaultCommitWindow
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
 	}
-	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now}
+	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now, drift: Drift{Grace: cfg.Grace}}
+	m.watch = watchStatus{asked: cfg.Watch, mode: WatchPoll}
 	m.cfg.Sinks = nil
 	for _, s := range cfg.Sinks {
 		m.AddSink(s)
@@ -154,7 +197,8 @@ func (m *Monitor) Reload(ctx context.Context) error {
 	m.mu.Lock()
 	m.pol = pol
 	m.mu.Unlock()
-	ev := []Event{{Time: m.now().UTC(), Kind: KindPolicyReloaded, Reason: fmt.Sprintf("policy %s reloaded: %d services", pol.Source, len(pol.Services))}}
+	now := m.now().UTC()
+	ev := []Event{{Time: now, JudgedAt: now, Source: SourceAudit, Kind: KindPolicyReloaded, Reason: fmt.Sprintf("policy %s reloaded: %d services", pol.Source, len(pol.Services))}}
 	if _, err := m.store.Record(ev, nil); err != nil {
 		return err
 	}
@@ -162,12 +206,79 @@ func (m *Monitor) Reload(ctx context.Context) error {
 	return m.Audit(ctx)
 }
 
-// Audit runs one audit: observe, judge, record the drift, then let the sinks know.
+// observed keeps the namespaces of a full observation (everything but its listeners), which
+// the judge needs for every later judgement: each socket is judged by its namespace's scope.
+func (m *Monitor) observed(snap *observe.Snapshot) {
+	o := snap.Observation()
+	o.Listeners = nil
+	m.mu.Lock()
+	m.lastObs = o
+	m.mu.Unlock()
+}
+
+// judgeListeners judges listeners with the audit's judge, each by its own namespace's scope,
+// against the namespaces of the last full observation.
+func (m *Monitor) judgeListeners(ls []observed.Listener) *audit.Report {
+	m.mu.Lock()
+	o := m.lastObs
+	m.mu.Unlock()
+	o.Listeners = ls
+	return audit.JudgeObservation(m.Policy(), o)
+}
+
+// hostNetns is the label of the namespace bindguard runs in, from a snapshot: the namespace a
+// missing service's finding belongs to.
+func hostNetns(snap *observe.Snapshot) string {
+	for _, ns := range snap.Namespaces {
+		if ns.Current {
+			return ns.Label
+		}
+	}
+	return migratedNetns
+}
+
+// judge judges listeners against the policy in force and returns the drift from the reported
+// state, and the state to report next. times gives a state key the time its kernel event
+// happened; other events are at at. Call it with the state's owner (audits held, or the loop).
+func (m *Monitor) judge(listeners []observed.Listener, host string, times map[string]time.Time, source string, at time.Time) (*audit.Report, []Event, State, time.Time) {
+	rep := m.judgeListeners(listeners)
+	events, reported, deadline := m.drift.Step(m.state, StateOf(rep, host), at.UTC())
+	judged := m.now().UTC()
+	for i := range events {
+		e := &events[i]
+		e.JudgedAt, e.Source = judged, source
+		if t, ok := times[sockKey(e.Netns, e.Protocol, e.Address, e.Port)]; ok {
+			e.Time = t.UTC()
+		}
+	}
+	return rep, events, reported, deadline
+}
+
+// Audit runs one full audit: observe, judge, record the drift, then let the sinks know. In
+// kernel mode the event loop runs it (and this waits for it).
 func (m *Monitor) Audit(ctx context.Context) error {
+	m.loopMu.Lock()
+	loop := m.loop
+	m.loopMu.Unlock()
+	if loop != nil {
+		done := make(chan error, 1)
+		select {
+		case loop.reqs <- done:
+		case <-loop.exited:
+			return errors.New("monitor: stopped")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	m.audits.Lock()
 	defer m.audits.Unlock()
 	start := m.now()
-	pol := m.Policy()
 	snap, err := m.cfg.Observer.Observe(ctx)
 	if err == nil {
 		err = ctx.Err()
@@ -175,9 +286,9 @@ func (m *Monitor) Audit(ctx context.Context) error {
 	var rep *audit.Report
 	var events []Event
 	if err == nil {
-		rep = audit.JudgeObservation(pol, snap.Observation())
-		next := StateOf(rep)
-		events = Diff(m.state, next, start.UTC())
+		m.observed(snap)
+		var next State
+		rep, events, next, _ = m.judge(snap.Sockets, hostNetns(snap), nil, SourceAudit, start)
 		if len(events) > 0 || m.state == nil {
 			// Unchanged statuses need no write: the stored state still diffs the same.
 			events, err = m.store.Record(events, next)
@@ -186,6 +297,16 @@ func (m *Monitor) Audit(ctx context.Context) error {
 			m.state = next
 		}
 	}
+	if err = m.audited(start, snap, rep, err); err != nil {
+		return err
+	}
+	m.stored(events)
+	m.prune(start)
+	return nil
+}
+
+// audited records a full audit's outcome for the report, /health and the metrics.
+func (m *Monitor) audited(start time.Time, snap *observe.Snapshot, rep *audit.Report, err error) error {
 	m.mu.Lock()
 	m.lastRun, m.duration = start, m.now().Sub(start)
 	if err != nil {
@@ -196,43 +317,77 @@ func (m *Monitor) Audit(ctx context.Context) error {
 		return err
 	}
 	m.last, m.lastErr, m.lastOK = rep, nil, start
-	m.lastMeta = report.Meta{Host: m.cfg.Host, Time: start.UTC(), Policy: pol.Source, Warnings: snap.Warnings}
+	m.lastMeta = report.Meta{Host: m.cfg.Host, Time: start.UTC(), Policy: m.pol.Source, Warnings: snap.Warnings}
 	for _, ns := range snap.Namespaces {
 		m.lastMeta.Namespaces = append(m.lastMeta.Namespaces, ns.Label)
 	}
 	m.mu.Unlock()
+	m.log.Debug("audit", "score", rep.Score, "findings", len(rep.Findings), "duration", m.now().Sub(start).String())
+	return nil
+}
+
+// stored logs durable events and wakes the sinks.
+func (m *Monitor) stored(events []Event) {
 	for _, e := range events {
-		m.log.Info("drift", "id", e.ID, "kind", e.Kind, "netns", e.Netns, "protocol", e.Protocol, "address", e.Address,
+		m.log.Info("drift", "id", e.ID, "kind", e.Kind, "source", e.Source, "netns", e.Netns, "protocol", e.Protocol, "address", e.Address,
 			"port", e.Port, "service", e.Service, "old_status", e.OldStatus, "new_status", e.NewStatus, "severity", e.Severity)
 	}
-	m.log.Debug("audit", "score", rep.Score, "findings", len(rep.Findings), "events", len(events), "duration", m.duration.String())
 	for _, k := range m.kicks {
 		select {
 		case k <- struct{}{}:
 		default:
 		}
 	}
-	if m.cfg.Retention > 0 {
-		names := make([]string, len(m.cfg.Sinks))
-		for i, s := range m.cfg.Sinks {
-			names[i] = s.Name()
-		}
-		if n, err := m.store.Prune(start.Add(-m.cfg.Retention), names); err != nil {
-			m.log.Warn("pruning old events failed", "error", err.Error())
-		} else if n > 0 {
-			m.log.Debug("pruned events", "count", n)
-		}
-	}
-	return nil
 }
 
-// Run audits now and every interval until ctx ends, and delivers events to the sinks.
+// prune deletes delivered events older than the retention.
+func (m *Monitor) prune(now time.Time) {
+	if m.cfg.Retention <= 0 {
+		return
+	}
+	names := make([]string, len(m.cfg.Sinks))
+	for i, s := range m.cfg.Sinks {
+		names[i] = s.Name()
+	}
+	if n, err := m.store.Prune(now.Add(-m.cfg.Retention), names); err != nil {
+		m.log.Warn("pruning old events failed", "error", err.Error())
+	} else if n > 0 {
+		m.log.Debug("pruned events", "count", n)
+	}
+}
+
+// Run audits now and every interval until ctx ends, and delivers events to the sinks. With
+// --watch kernel or auto it follows the kernel's socket events (runKernel); auto falls back to
+// polling where the event source cannot open, and says why.
 func (m *Monitor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, s := range m.cfg.Sinks {
 		wg.Go(func() { m.deliver(ctx, s, m.kicks[i]) })
 	}
 	defer wg.Wait()
+	if m.cfg.Watch != WatchPoll {
+		src, err := m.cfg.OpenEvents()
+		if err != nil {
+			m.fellBack(err)
+			if m.cfg.Watch == WatchKernel {
+				m.log.Error("kernel event source unavailable; polling instead", "error", err.Error())
+			} else {
+				m.log.Warn("kernel event source unavailable; polling instead", "error", err.Error())
+			}
+		} else {
+			err := m.runKernel(ctx, src)
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			m.fellBack(err)
+			m.log.Error("kernel event source failed; polling instead", "error", err.Error())
+		}
+	}
+	return m.runPoll(ctx)
+}
+
+// runPoll audits now and every interval.
+func (m *Monitor) runPoll(ctx context.Context) error {
 	_ = m.Audit(ctx)
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
@@ -321,8 +476,16 @@ func (m *Monitor) Latest() (*audit.Report, report.Meta) {
 	return m.last, m.lastMeta
 }
 
-// Health says whether the last audit succeeded and is fresh (within two intervals and 5 s),
-// and why not.
+// intervalLocked is the time between full audits in the mode that runs (m.mu held).
+func (m *Monitor) intervalLocked() time.Duration {
+	if m.watch.mode == WatchKernel && m.cfg.ReconcileInterval > 0 {
+		return m.cfg.ReconcileInterval
+	}
+	return m.cfg.Interval
+}
+
+// Health says whether the last audit succeeded and is fresh (within two intervals of the mode
+// that runs, and 5 s), and why not.
 func (m *Monitor) Health() (bool, string) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -333,7 +496,7 @@ func (m *Monitor) Health() (bool, string) {
 		return false, "the last audit failed: " + m.lastErr.Error()
 	}
 	age := m.now().Sub(m.lastOK)
-	if limit := 2*m.cfg.Interval + 5*time.Second; age > limit {
+	if limit := 2*m.intervalLocked() + 5*time.Second; age > limit {
 		return false, fmt.Sprintf("the last successful audit is %s old (limit %s)", age.Round(time.Second), limit)
 	}
 	return true, fmt.Sprintf("ok: last audit %s ago, score %d", age.Round(time.Millisecond), m.last.Score)

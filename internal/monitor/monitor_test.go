@@ -15,7 +15,7 @@ func TestDiff(t *testing.T) {
 		return fmt.Sprintf("sock|%s|tcp|%s|%d", ns, addr, port), Entry{Netns: ns, Protocol: "tcp", Address: addr, Port: port, Service: svc, Status: status, Severity: "info"}
 	}
 	missing := func(svc string, port uint16) (string, Entry) {
-		return fmt.Sprintf("missing|%s|tcp|%d", svc, port), Entry{Protocol: "tcp", Address: "127.0.0.1", Port: port, Service: svc, Status: "missing", Severity: "medium", Reason: svc + " missing"}
+		return fmt.Sprintf("missing|host|%s|tcp|%d", svc, port), Entry{Netns: "host", Protocol: "tcp", Address: "127.0.0.1", Port: port, Service: svc, Status: "missing", Severity: "medium", Reason: svc + " missing"}
 	}
 	state := func(kvs ...any) State {
 		s := State{}
@@ -45,7 +45,7 @@ func TestDiff(t *testing.T) {
 		{"nothing changed", state(k1, redisValid), state(k1, redisValid), nil},
 		{"first audit", nil, state(k1, redisValid, k2, stray), []ev{{"appeared", "ct1", "", "", "unexpected"}, {"appeared", "host", "redis", "", "valid"}}},
 		{"status changed", state(k1, redisValid), state(k1, redisInvalid), []ev{{"changed", "host", "redis", "valid", "invalid"}}},
-		{"stray gone", state(k1, redisValid, k2, stray), state(k1, redisValid), []ev{{"disappeared", "ct1", "", "unexpected", ""}}},
+		{"stray gone", state(k1, redisValid, k2, stray), state(k1, redisValid), []ev{{"resolved", "ct1", "", "unexpected", ""}}},
 		{"service stops", state(k1, redisValid), state(km, redisMissing), []ev{{"changed", "host", "redis", "valid", "missing"}}},
 		{"service starts", state(km, redisMissing), state(k1, redisValid), []ev{{"changed", "host", "redis", "missing", "valid"}}},
 	} {

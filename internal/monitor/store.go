@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,11 +18,23 @@ import (
 const StoreFile = "bindguard.db"
 
 var (
-	bucketEvents  = []byte("events")  // id (8 bytes, big endian) -> Event JSON
-	bucketState   = []byte("state")   // "last" -> State JSON
-	bucketCursors = []byte("cursors") // sink name -> last delivered id
+	bucketEvents  = []byte("events")   // id (8 bytes, big endian) -> Event JSON
+	bucketState   = []byte("state")    // format 1: "last" -> State JSON
+	bucketFinding = []byte("findings") // format 2: state key -> Entry JSON
+	keyStateSet   = []byte("state")    // in meta: a state has been recorded
+	bucketCursors = []byte("cursors")  // sink name -> last delivered id
+	bucketMeta    = []byte("meta")     // "format" -> the store's format, one byte
 	keyLast       = []byte("last")
+	keyFormat     = []byte("format")
 )
+
+// StoreFormat is the format this version writes. Format 1 (no meta bucket) had v1 events and
+// missing services keyed without a namespace; OpenStore migrates it in place.
+const StoreFormat = 2
+
+// migratedNetns is the namespace a v1 store's missing services are given: v1 judged every
+// namespace by the host's one flat policy.
+const migratedNetns = "host"
 
 // ErrLocked is returned when another process (a running bindguard serve) holds the store.
 var ErrLocked = errors.New("the store is in use by another process (is bindguard serve running? ask it with --url)")
@@ -31,6 +44,8 @@ var ErrLocked = errors.New("the store is in use by another process (is bindguard
 // least once, with its stable ID.
 type Store struct {
 	db *bolt.DB
+	// now stamps stored_at; time.Now unless a test sets it.
+	now func() time.Time
 }
 
 // OpenStore opens (creating) DIR/bindguard.db. readOnly opens it shared, for readers.
@@ -50,19 +65,124 @@ func OpenStore(dir string, readOnly bool) (*Store, error) {
 	}
 	if !readOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketEvents, bucketState, bucketCursors} {
+			fresh := tx.Bucket(bucketEvents) == nil && tx.Bucket(bucketState) == nil
+			for _, b := range [][]byte{bucketEvents, bucketState, bucketCursors, bucketMeta, bucketFinding} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
 			}
-			return nil
+			meta := tx.Bucket(bucketMeta)
+			switch v := meta.Get(keyFormat); {
+			case len(v) == 1 && v[0] == StoreFormat:
+				return nil
+			case len(v) == 1 && v[0] > StoreFormat:
+				return fmt.Errorf("format %d was written by a newer bindguard (this one reads up to %d)", v[0], StoreFormat)
+			case v != nil:
+				return fmt.Errorf("unknown format %q", v)
+			case !fresh:
+				if err := migrateV1(tx); err != nil {
+					return fmt.Errorf("migrate from format 1: %w", err)
+				}
+			}
+			return meta.Put(keyFormat, []byte{StoreFormat})
 		})
 		if err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("store %s: %w", path, err)
 		}
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// migrateV1 rewrites a format 1 store: a missing service's events get the host's namespace, and
+// its state entry the key "missing|host|SERVICE|PROTO|PORT"; the state moves from one value
+// (state/last) to one key per finding (findings), so that a kernel event's commit writes only
+// what changed. Events keep their IDs and kinds (history stays what was recorded); they have no
+// judged_at or stored_at.
+func migrateV1(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketEvents)
+	type kv struct{ k, v []byte }
+	var rewrite []kv
+	err := b.ForEach(func(k, v []byte) error {
+		var e Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if e.Netns != "" || e.Kind == KindPolicyReloaded {
+			return nil
+		}
+		e.Netns = migratedNetns
+		nv, err := json.Marshal(e)
+		rewrite = append(rewrite, kv{append([]byte(nil), k...), nv})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range rewrite {
+		if err := b.Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	v := tx.Bucket(bucketState).Get(keyLast)
+	if v == nil {
+		return nil
+	}
+	var old State
+	if err := json.Unmarshal(v, &old); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	st := State{}
+	for k, e := range old {
+		if rest, ok := strings.CutPrefix(k, "missing|"); ok {
+			e.Netns = migratedNetns
+			k = "missing|" + migratedNetns + "|" + rest
+		}
+		st[k] = e
+	}
+	if err := putState(tx, st); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketState).Delete(keyLast)
+}
+
+// putState replaces the recorded state with st.
+func putState(tx *bolt.Tx, st State) error {
+	if err := tx.DeleteBucket(bucketFinding); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return err
+	}
+	b, err := tx.CreateBucket(bucketFinding)
+	if err != nil {
+		return err
+	}
+	return changeState(tx, b, st, nil)
+}
+
+// changeState writes upsert's entries and deletes drop's keys.
+func changeState(tx *bolt.Tx, b *bolt.Bucket, upsert State, drop []string) error {
+	for k, e := range upsert {
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	for _, k := range drop {
+		if err := b.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keyStateSet, []byte{1})
+}
+
+// SetClock sets the clock that stamps stored_at (tests); nil is time.Now.
+func (s *Store) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
 }
 
 // Close closes the store.
@@ -74,12 +194,28 @@ func idKey(id uint64) []byte {
 	return k
 }
 
-// Record appends events (assigning their IDs) and, when state is not nil, replaces the last
-// state, in one transaction: after a crash either both are there or neither.
+// Record appends events (assigning their IDs and stamping stored_at) and, when state is not
+// nil, replaces the last state, in one transaction: after a crash either both are there or
+// neither. It returns once the transaction is durable (bbolt syncs on commit).
 func (s *Store) Record(events []Event, state State) ([]Event, error) {
+	return s.record(events, state, nil, nil)
+}
+
+// RecordChange is Record with the state changed, not replaced: upsert's entries written and
+// drop's keys deleted.
+func (s *Store) RecordChange(events []Event, upsert State, drop []string) ([]Event, error) {
+	if upsert == nil {
+		upsert = State{}
+	}
+	return s.record(events, nil, upsert, drop)
+}
+
+func (s *Store) record(events []Event, state, upsert State, drop []string) ([]Event, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
+		stored := s.now().UTC()
 		for i := range events {
+			events[i].StoredAt = stored
 			id, err := b.NextSequence()
 			if err != nil {
 				return err
@@ -93,14 +229,13 @@ func (s *Store) Record(events []Event, state State) ([]Event, error) {
 				return err
 			}
 		}
-		if state == nil {
-			return nil
+		switch {
+		case state != nil:
+			return putState(tx, state)
+		case upsert != nil:
+			return changeState(tx, tx.Bucket(bucketFinding), upsert, drop)
 		}
-		v, err := json.Marshal(state)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketState).Put(keyLast, v)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: record: %w", err)
@@ -112,11 +247,28 @@ func (s *Store) Record(events []Event, state State) ([]Event, error) {
 func (s *Store) LastState() (State, error) {
 	var st State
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketState).Get(keyLast)
-		if v == nil {
+		if m := tx.Bucket(bucketMeta); m == nil || m.Get(keyStateSet) == nil {
+			// Format 1 (a reader of a store not migrated yet), or none recorded.
+			if b := tx.Bucket(bucketState); b != nil {
+				if v := b.Get(keyLast); v != nil {
+					return json.Unmarshal(v, &st)
+				}
+			}
 			return nil
 		}
-		return json.Unmarshal(v, &st)
+		st = State{}
+		b := tx.Bucket(bucketFinding)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			st[string(k)] = e
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: state: %w", err)

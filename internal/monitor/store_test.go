@@ -152,7 +152,7 @@ func TestStoreCorrupt(t *testing.T) {
 		if err := tx.Bucket(bucketEvents).Put(idKey(2), []byte("{")); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketState).Put(keyLast, []byte("["))
+		return tx.Bucket(bucketFinding).Put([]byte("k"), []byte("["))
 	})
 	if err != nil {
 		t.Fatal(err)
