@@ -203,6 +203,11 @@ func TestProbeNetnsNoFirewall(t *testing.T) {
 			{policy.TCP, "127.0.0.1", 5432}: {probe.Open, probe.OK, false},
 			{policy.TCP, "127.0.0.1", 8080}: {probe.Open, probe.OK, false},
 		})
+		// Its own outside address: the source is the target itself, never another host.
+		check(t, runProbe(t, l, l.server, "10.77.3.1"), map[key]want{
+			{policy.TCP, "10.77.3.1", 10050}: {probe.Open, probe.OK, false},
+			{policy.TCP, "10.77.3.1", 5432}:  {probe.Closed, probe.OK, false},
+		})
 	})
 }
 

@@ -484,6 +484,9 @@ func judge(p *policy.Policy, j job, src netip.Addr, out outcome) Result {
 	s := *j.svc
 	r.Service, r.Access = s.Name, s.Access
 	may, by := MayReach(p, s, src)
+	if src.Unmap().WithZone("") == j.addr.WithZone("") {
+		may, by = true, "the host itself (its own address)" // a probe of one's own address never leaves the host
+	}
 	who := s.ClientWords()
 	if who == "" {
 		who = "its allow list (" + strings.Join(s.Allow, ", ") + ")"
