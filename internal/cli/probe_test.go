@@ -130,3 +130,26 @@ func TestProbeCommandNetns(t *testing.T) {
 		t.Errorf("IPv6 (-want +got)\n%s", d)
 	}
 }
+
+// TestProbeGenNftables: gen nftables writes the table for the restricted service only, and
+// refuses an unknown scope.
+func TestProbeGenNftables(t *testing.T) {
+	pol := writeProbePolicy(t)
+	out, errs, code := run(t, "", "gen", "nftables", "-p", pol)
+	if code != ExitOK || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, w := range []string{"table inet bindguard {", "meta nfproto ipv4 tcp dport 10050 ip saddr @allow4_0 accept", "meta nfproto ipv4 tcp dport 10050 drop", "10.78.1.9"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("ruleset lacks %q:\n%s", w, out)
+		}
+	}
+	for _, no := range []string{"8080", "5432"} {
+		if strings.Contains(out, "dport "+no) {
+			t.Errorf("ruleset touches port %s:\n%s", no, out)
+		}
+	}
+	if _, errs, code := run(t, "", "gen", "nftables", "-p", pol, "--scope", "nosuch"); code != ExitError || !strings.Contains(errs, `no scope "nosuch"`) {
+		t.Errorf("unknown scope: exit %d, stderr %q", code, errs)
+	}
+}

@@ -415,7 +415,7 @@ func plan(svcs []policy.Service, addrs []netip.Addr, extra []PortRange) []job {
 	}
 	for _, r := range extra {
 		for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
-			want[key{r.Protocol, uint16(p)}] = true
+			want[key{r.Protocol, uint16(p)}] = true // #nosec G115 -- p runs from Lo to Hi, both uint16
 		}
 	}
 	keys := make([]key, 0, len(want))
