@@ -3,6 +3,7 @@ package probe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -286,5 +287,41 @@ func TestProbeNetnsBadNamespace(t *testing.T) {
 	_, err = probe.Run(context.Background(), probe.Options{Policy: p, Target: "127.0.0.1", Netns: "/run/netns/bindguard-no-such-ns"})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("got %v, want an error entering the namespace", err)
+	}
+}
+
+// TestProbeNetnsHostName: a host name is resolved and every address probed, IPv4 and IPv6,
+// each judged on its own (the IPv4-only service is open on one and closed on the other).
+func TestProbeNetnsHostName(t *testing.T) {
+	l := newLab(t)
+	var asked []string
+	rep, err := probe.Run(context.Background(), probe.Options{
+		Policy: l.pol, Target: "server.lab", Netns: l.outside.Path, Timeout: 400 * time.Millisecond, Rate: 1000,
+		Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
+			asked = append(asked, host)
+			return []netip.Addr{netip.MustParseAddr("fd77:3::1"), netip.MustParseAddr("::ffff:10.77.3.1"), netip.MustParseAddr("10.77.3.1")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || asked[0] != "server.lab" {
+		t.Fatalf("resolver asked %v", asked)
+	}
+	if got := fmt.Sprint(rep.Addresses); got != "[10.77.3.1 fd77:3::1]" {
+		t.Fatalf("addresses %s, want the two, unmapped and deduplicated", got)
+	}
+	got := map[key]probe.Result{}
+	for _, r := range rep.Results {
+		got[key{r.Protocol, r.Address.String(), r.Port}] = r
+	}
+	check(t, got, map[key]want{
+		{policy.TCP, "10.77.3.1", 10050}: {probe.Open, probe.Violation, true},
+		{policy.TCP, "fd77:3::1", 10050}: {probe.Closed, probe.OK, false},
+		{policy.TCP, "10.77.3.1", 8080}:  {probe.Open, probe.OK, false},
+		{policy.TCP, "fd77:3::1", 8080}:  {probe.Open, probe.OK, false},
+	})
+	if r := got[key{policy.TCP, "fd77:3::1", 8080}]; r.Source != netip.MustParseAddr("fd77:3::2") {
+		t.Errorf("IPv6 source %s", r.Source)
 	}
 }
