@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -18,36 +17,44 @@ import (
 	"github.com/bindguard/bindguard/policy"
 )
 
-// families parses a Prometheus text answer.
-func families(t *testing.T, body string) map[string]*dto.MetricFamily {
+// series is one sample of a parsed answer.
+type series struct {
+	labels map[string]string
+	value  float64
+}
+
+// families parses a Prometheus text answer into its samples by metric name.
+func families(t *testing.T, body string) map[string][]series {
 	t.Helper()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, body)
 	}
-	return fams
+	out := map[string][]series{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			ls := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				ls[lp.GetName()] = lp.GetValue()
+			}
+			out[name] = append(out[name], series{ls, m.GetGauge().GetValue()})
+		}
+	}
+	return out
 }
 
 // sample returns the value of the series of name whose labels include want, and whether
 // there is one.
-func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
+func sample(fams map[string][]series, name string, want map[string]string) (float64, bool) {
 next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
+	for _, s := range fams[name] {
 		for k, v := range want {
-			if have[k] != v {
+			if s.labels[k] != v {
 				continue next
 			}
 		}
-		return m.GetGauge().GetValue(), true
+		return s.value, true
 	}
 	return 0, false
 }
