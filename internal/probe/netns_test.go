@@ -325,3 +325,45 @@ func TestProbeNetnsHostName(t *testing.T) {
 		t.Errorf("IPv6 source %s", r.Source)
 	}
 }
+
+// onlyLink is the name of the one link of ns besides lo.
+func onlyLink(t *testing.T, ns *netnstest.NS) string {
+	t.Helper()
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(ns.Exec(t, "ip", "-o", "link", "show")), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 {
+			if name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@"); name != "lo" {
+				names = append(names, name)
+			}
+		}
+	}
+	if len(names) != 1 {
+		t.Fatalf("links %v", names)
+	}
+	return names[0]
+}
+
+// TestProbeNetnsLinkLocal: a zoned link-local target is reached over the interface the zone
+// names in the vantage's namespace (which the host's own namespace does not have).
+func TestProbeNetnsLinkLocal(t *testing.T) {
+	server, client := netnstest.New(t, "pbllsrv"), netnstest.New(t, "pbllcli")
+	netnstest.Connect(t, server, client, []netip.Prefix{pfx("fe80::77:a/64")}, []netip.Prefix{pfx("fe80::77:b/64")})
+	sp, err := netnstest.ParseSpec("tcp6:[::]:8443:v6only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Listen(t, sp)
+	p, err := policy.Parse("p.yaml", []byte("version: 1\nservices:\n  - {name: web6, port: 8443, address: \"::\", v6only: true, access: public}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := onlyLink(t, client)
+	rep, err := probe.Run(context.Background(), probe.Options{Policy: p, Target: "fe80::77:a%" + dev, Netns: client.Path, Timeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].State != probe.Open || rep.Results[0].Verdict != probe.OK {
+		t.Fatalf("results %+v", rep.Results)
+	}
+}

@@ -56,6 +56,8 @@ const (
 	DefaultConcurrency = 64
 	DefaultRate        = 200
 	DefaultTimeout     = time.Second
+	// MaxRate is the highest rate Options accept, probes per second.
+	MaxRate = 100000
 	// MaxAddresses bounds how many addresses of a resolved host name are probed.
 	MaxAddresses = 16
 )
@@ -274,8 +276,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	conc := cmp.Or(o.Concurrency, DefaultConcurrency)
 	rate := cmp.Or(o.Rate, DefaultRate)
 	timeout := cmp.Or(o.Timeout, DefaultTimeout)
-	if conc < 1 || rate < 1 || timeout <= 0 {
-		return nil, errors.New("probe: concurrency, rate and timeout must be positive")
+	if conc < 1 || rate < 1 || rate > MaxRate || timeout <= 0 {
+		return nil, fmt.Errorf("probe: concurrency and timeout must be positive, and the rate 1-%d per second", MaxRate)
 	}
 	log := o.Logger
 	if log == nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,7 +28,9 @@ type linuxDialer struct {
 
 type sockReq struct {
 	family, typ int
-	reply       chan sockReply
+	// zone, when set, asks instead for the index of that interface in the namespace.
+	zone  string
+	reply chan sockReply
 }
 
 type sockReply struct {
@@ -55,6 +58,11 @@ func newDialer(path string) (dialer, error) {
 		d.done <- proc.InNetNS(path, func() error {
 			close(ready)
 			for r := range d.reqs {
+				if r.zone != "" {
+					idx, err := zoneIndex(r.zone)
+					r.reply <- sockReply{idx, err}
+					continue
+				}
 				fd, err := newSocket(r.family, r.typ)
 				r.reply <- sockReply{fd, err}
 			}
@@ -81,23 +89,48 @@ func (d *linuxDialer) socket(family, typ int) (int, error) {
 		return newSocket(family, typ)
 	}
 	reply := make(chan sockReply, 1)
-	d.reqs <- sockReq{family, typ, reply}
+	d.reqs <- sockReq{family: family, typ: typ, reply: reply}
 	r := <-reply
 	return r.fd, r.err
 }
 
-func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+// zoneIndex is the index of the interface named zone (or zone itself, when it is a number)
+// in the calling thread's namespace.
+func zoneIndex(zone string) (int, error) {
+	if n, err := strconv.Atoi(zone); err == nil && n > 0 {
+		return n, nil
+	}
+	ifi, err := net.InterfaceByName(zone)
+	if err != nil {
+		return 0, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	return ifi.Index, nil
+}
+
+// sockaddr is the socket address of ap; a zone is looked up in the vantage's namespace.
+func (d *linuxDialer) sockaddr(ap netip.AddrPort) (int, unix.Sockaddr, error) {
 	a := ap.Addr()
 	if a.Is4() {
-		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}, nil
 	}
 	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
 	if z := a.Zone(); z != "" {
-		if ifi, err := net.InterfaceByName(z); err == nil {
-			sa.ZoneId = uint32(ifi.Index) // #nosec G115 -- interface indexes are small
+		var idx int
+		var err error
+		if d.reqs == nil {
+			idx, err = zoneIndex(z)
+		} else {
+			reply := make(chan sockReply, 1)
+			d.reqs <- sockReq{zone: z, reply: reply}
+			r := <-reply
+			idx, err = r.fd, r.err
 		}
+		if err != nil {
+			return 0, nil, err
+		}
+		sa.ZoneId = uint32(idx) // #nosec G115 -- interface indexes are small
 	}
-	return unix.AF_INET6, sa
+	return unix.AF_INET6, sa, nil
 }
 
 func localAddr(fd int) netip.Addr {
@@ -116,7 +149,10 @@ func localAddr(fd int) netip.Addr {
 
 // source connects a UDP socket (which sends nothing) to learn the route's source address.
 func (d *linuxDialer) source(addr netip.Addr) (netip.Addr, error) {
-	family, sa := sockaddr(netip.AddrPortFrom(addr, 9))
+	family, sa, err := d.sockaddr(netip.AddrPortFrom(addr, 9))
+	if err != nil {
+		return netip.Addr{}, err
+	}
 	fd, err := d.socket(family, unix.SOCK_DGRAM)
 	if err != nil {
 		return netip.Addr{}, err
@@ -164,7 +200,10 @@ func classify(err error, timeout time.Duration, udp bool) (outcome, bool) {
 }
 
 func (d *linuxDialer) probeTCP(to netip.AddrPort, deadline time.Time, timeout time.Duration) (outcome, error) {
-	family, sa := sockaddr(to)
+	family, sa, err := d.sockaddr(to)
+	if err != nil {
+		return outcome{}, err
+	}
 	fd, err := d.socket(family, unix.SOCK_STREAM)
 	if err != nil {
 		return outcome{}, err
@@ -231,7 +270,10 @@ func (d *linuxDialer) probeTCP(to netip.AddrPort, deadline time.Time, timeout ti
 var udpPayload = []byte("bindguard-probe\n")
 
 func (d *linuxDialer) probeUDP(to netip.AddrPort, deadline time.Time, timeout time.Duration) (outcome, error) {
-	family, sa := sockaddr(to)
+	family, sa, err := d.sockaddr(to)
+	if err != nil {
+		return outcome{}, err
+	}
 	fd, err := d.socket(family, unix.SOCK_DGRAM)
 	if err != nil {
 		return outcome{}, err

@@ -166,6 +166,7 @@ func TestRunRefuses(t *testing.T) {
 		{Policy: p, Target: "10.0.0.0/8"},
 		{Policy: p, Target: "127.0.0.1", Scope: "nosuch"},
 		{Policy: p, Target: "127.0.0.1", Rate: -1},
+		{Policy: p, Target: "127.0.0.1", Rate: 2e9},
 		{Target: "127.0.0.1"},
 	} {
 		if _, err := probe.Run(context.Background(), o); err == nil {
