@@ -26,7 +26,7 @@ systemd units with the binding and network filters of a service.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newGenNginxCmd(s), newGenSystemdCmd(s), newGenZabbixCmd(s))
+	cmd.AddCommand(newGenNginxCmd(s), newGenSystemdCmd(s), newGenZabbixCmd(s), newGenNftablesCmd(s))
 	return cmd
 }
 
