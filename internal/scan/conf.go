@@ -1,0 +1,161 @@
+package scan
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Scanners for line-oriented server configuration: redis.conf, postgresql.conf, nginx and
+// systemd socket units. Each reads its format's directives (comments stripped, values
+// unquoted); none matches text inside comments.
+
+// confLines yields (line number, fields) for directives, '#' comments removed.
+func confLines(src []byte, fn func(line int, text string)) {
+	for i, l := range strings.Split(string(src), "\n") {
+		if j := strings.IndexByte(l, '#'); j >= 0 {
+			l = l[:j]
+		}
+		if l = strings.TrimSpace(strings.TrimRight(l, "\r")); l != "" {
+			fn(i+1, l)
+		}
+	}
+}
+
+// scanRedis reads bind (each address; "*" and "0.0.0.0" are every interface; a leading "-"
+// makes an address optional) and port. protected-mode no with a bind to every interface is
+// said in the finding.
+func scanRedis(name string, src []byte) ([]Finding, []Problem) {
+	port := 6379
+	var binds []Finding
+	protected := true
+	confLines(src, func(line int, text string) {
+		f := strings.Fields(text)
+		switch strings.ToLower(f[0]) {
+		case "port":
+			if len(f) > 1 {
+				if n, err := strconv.Atoi(f[1]); err == nil {
+					port = n
+				}
+			}
+		case "protected-mode":
+			protected = !(len(f) > 1 && strings.EqualFold(f[1], "no"))
+		case "bind":
+			for _, a := range f[1:] {
+				a = strings.Trim(strings.TrimPrefix(a, "-"), `"`)
+				if a == "::*" {
+					a = "*"
+				}
+				binds = append(binds, newFinding(name, line, "redis-bind", "tcp", a, "*", 0))
+			}
+		}
+	})
+	for i := range binds {
+		binds[i].Port = port
+		if !protected && binds[i].wildcard {
+			binds[i].Subject = "protected-mode no: redis answers clients on every interface without a password"
+		}
+	}
+	return binds, nil
+}
+
+// scanPostgres reads listen_addresses (a comma-separated list; "*" is every interface) and
+// port.
+func scanPostgres(name string, src []byte) ([]Finding, []Problem) {
+	port := 5432
+	var out []Finding
+	confLines(src, func(line int, text string) {
+		k, v, ok := strings.Cut(text, "=")
+		if !ok {
+			k, v, _ = strings.Cut(text, " ")
+		}
+		k = strings.TrimSpace(k)
+		v = strings.Trim(strings.TrimSpace(v), `'"`)
+		switch k {
+		case "port":
+			if n, err := strconv.Atoi(v); err == nil {
+				port = n
+			}
+		case "listen_addresses":
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					out = append(out, newFinding(name, line, "postgres-listen", "tcp", a, "*", 0))
+				}
+			}
+		}
+	})
+	for i := range out {
+		out[i].Port = port
+	}
+	return out, nil
+}
+
+// scanNginx reads listen directives: "listen 80", "listen 127.0.0.1:8080", "listen [::]:443
+// ssl", "listen 53 udp". A port alone binds every IPv4 interface; unix: sockets are skipped.
+func scanNginx(name string, src []byte) ([]Finding, []Problem) {
+	var out []Finding
+	confLines(src, func(line int, text string) {
+		for _, stmt := range strings.FieldsFunc(text, func(r rune) bool { return r == ';' || r == '{' || r == '}' }) {
+			f := strings.Fields(stmt)
+			if len(f) < 2 || f[0] != "listen" || strings.HasPrefix(f[1], "unix:") {
+				continue
+			}
+			host, port := "", f[1]
+			if n, err := strconv.Atoi(f[1]); err != nil {
+				h, p, _ := splitHostPortLoose(f[1])
+				host, port = h, p
+				if p == "" {
+					port = "80"
+				}
+			} else {
+				port = strconv.Itoa(n)
+			}
+			proto := "tcp"
+			for _, opt := range f[2:] {
+				if opt == "udp" || opt == "quic" {
+					proto = "udp"
+				}
+			}
+			n, _ := strconv.Atoi(port)
+			out = append(out, newFinding(name, line, "nginx-listen", policyProto(proto), host, "0.0.0.0", n))
+		}
+	})
+	return out, nil
+}
+
+// scanSystemd reads ListenStream= and ListenDatagram= of socket units: a port alone is every
+// interface (dual-stack); paths and abstract sockets are not network listeners.
+func scanSystemd(name string, src []byte) ([]Finding, []Problem) {
+	var out []Finding
+	for i, l := range strings.Split(string(src), "\n") {
+		l = strings.TrimSpace(strings.TrimRight(l, "\r"))
+		if l == "" || l[0] == '#' || l[0] == ';' {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		proto := "tcp"
+		switch k {
+		case "ListenStream":
+		case "ListenDatagram":
+			proto = "udp"
+		default:
+			continue
+		}
+		if v == "" || v[0] == '/' || v[0] == '@' {
+			continue
+		}
+		host, port := "", v
+		if _, err := strconv.Atoi(v); err != nil {
+			host, port, _ = splitHostPortLoose(v)
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil {
+			continue
+		}
+		out = append(out, newFinding(name, i+1, "systemd-listen", policyProto(proto), host, "*", n))
+	}
+	return out, nil
+}
