@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml/ast"
 	"github.com/bindguard/bindguard/policy"
+	"github.com/goccy/go-yaml/ast"
 )
 
 // The compose scanner reads services' ports (short and long syntax), host_ip and network_mode.

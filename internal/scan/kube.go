@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/goccy/go-yaml/ast"
 	"github.com/bindguard/bindguard/policy"
+	"github.com/goccy/go-yaml/ast"
 )
 
 // The Kubernetes scanner reads every document with apiVersion and kind: Services of type
