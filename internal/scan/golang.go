@@ -71,6 +71,7 @@ func scanGoDir(u unit, o Options) ([]Finding, []Problem, int) {
 	fset := token.NewFileSet()
 	byPkg := map[string][]*ast.File{}
 	names := map[*ast.File]string{}
+	srcs := map[*ast.File][]byte{}
 	var probs []Problem
 	n := 0
 	for _, name := range u.files {
@@ -96,6 +97,7 @@ func scanGoDir(u unit, o Options) ([]Finding, []Problem, int) {
 			continue
 		}
 		names[f] = r
+		srcs[f] = src
 		byPkg[f.Name.Name] = append(byPkg[f.Name.Name], f)
 	}
 	var out []Finding
@@ -116,14 +118,7 @@ func scanGoDir(u unit, o Options) ([]Finding, []Problem, int) {
 			g.file = f
 			start := len(g.out)
 			ast.Inspect(f, g.visit)
-			comments := map[int]string{}
-			for _, cg := range f.Comments {
-				for _, c := range cg.List {
-					if strings.Contains(c.Text, "bindguard:allow") {
-						comments[fset.Position(c.Pos()).Line] = c.Text
-					}
-				}
-			}
+			comments := goComments(fset, f, srcs[f])
 			test := strings.HasSuffix(names[f], "_test.go")
 			for i := start; i < len(g.out); i++ {
 				g.out[i].comments = comments
@@ -303,13 +298,7 @@ func (g *goPkg) eval(e ast.Expr, depth int) (value, bool) {
 		default:
 			return value{}, false
 		}
-		if o := g.obj(e); o != nil {
-			v.origin = o.Pos()
-		} else if sel, ok := e.(*ast.SelectorExpr); ok {
-			if o := g.info.Uses[sel.Sel]; o != nil {
-				v.origin = o.Pos()
-			}
-		}
+		v.origin = g.constOrigin(e)
 		return v, true
 	}
 	switch x := e.(type) {
@@ -587,4 +576,38 @@ func (g *goPkg) addValue(at ast.Node, v value, kind string, proto policy.Protoco
 		f.Origin = strings.TrimPrefix(f.Origin+": "+v.note, ": ")
 	}
 	g.out = append(g.out, f)
+}
+
+// constOrigin is where the first named constant in a constant expression is declared.
+func (g *goPkg) constOrigin(e ast.Expr) token.Pos {
+	var at token.Pos
+	ast.Inspect(e, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok && !at.IsValid() {
+			if c, ok := g.info.Uses[id].(*types.Const); ok {
+				at = c.Pos()
+			}
+		}
+		return !at.IsValid()
+	})
+	return at
+}
+
+// goComments maps lines to the bindguard:allow comments on them.
+func goComments(fset *token.FileSet, f *ast.File, src []byte) map[int]comment {
+	out := map[int]comment{}
+	for _, cg := range f.Comments {
+		for _, c := range cg.List {
+			if !strings.Contains(c.Text, "bindguard:allow") {
+				continue
+			}
+			p := fset.Position(c.Pos())
+			alone := true
+			if p.Offset >= 0 && p.Offset <= len(src) {
+				lineStart := strings.LastIndexByte(string(src[:p.Offset]), '\n') + 1
+				alone = strings.TrimSpace(string(src[lineStart:p.Offset])) == ""
+			}
+			out[p.Line] = comment{text: c.Text, alone: alone}
+		}
+	}
+	return out
 }

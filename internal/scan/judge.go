@@ -90,13 +90,13 @@ func (j judge) verdict(f *Finding) {
 
 // suppress applies a bindguard:allow comment: with a reason it suppresses a reported finding
 // of its kind; without one it does not, and the finding says so.
-func suppress(f *Finding, comments map[int]string) {
+func suppress(f *Finding, comments map[int]comment) {
 	for _, line := range []int{f.Line, f.Line - 1} {
-		text, ok := comments[line]
-		if !ok {
+		c, ok := comments[line]
+		if !ok || (line != f.Line && !c.alone) {
 			continue
 		}
-		kind, reason, ok := parseAllow(text)
+		kind, reason, ok := parseAllow(c.text)
 		if !ok || kind != f.Kind {
 			continue
 		}
@@ -110,6 +110,13 @@ func suppress(f *Finding, comments map[int]string) {
 		}
 		return
 	}
+}
+
+// comment is a comment's text, and whether it stands alone on its line (only then does it
+// apply to the line below).
+type comment struct {
+	text  string
+	alone bool
 }
 
 // parseAllow reads "bindguard:allow KIND -- REASON" out of a comment's text.
@@ -132,8 +139,8 @@ func parseAllow(text string) (kind, reason string, ok bool) {
 // hashComments maps line numbers to the text of comments that start with one of the
 // markers, for formats whose comments run to the end of the line. Only comments that mention
 // bindguard:allow are kept.
-func hashComments(src []byte, markers ...string) map[int]string {
-	out := map[int]string{}
+func hashComments(src []byte, markers ...string) map[int]comment {
+	out := map[int]comment{}
 	for i, line := range strings.Split(string(src), "\n") {
 		at := strings.Index(line, "bindguard:allow")
 		if at < 0 {
@@ -141,7 +148,7 @@ func hashComments(src []byte, markers ...string) map[int]string {
 		}
 		for _, m := range markers {
 			if j := strings.Index(line, m); j >= 0 && j < at {
-				out[i+1] = line[j+len(m):]
+				out[i+1] = comment{text: line[j+len(m):], alone: strings.TrimSpace(line[:j]) == ""}
 				break
 			}
 		}

@@ -83,7 +83,11 @@ func kubeObject(file string, doc ast.Node) []Finding {
 				f.Subject = fmt.Sprintf("Service %s of type LoadBalancer", meta)
 				out = append(out, f)
 			case "NodePort":
-				f := newFinding(file, lineOf(port), "k8s-service-nodeport", proto, "0.0.0.0", "0.0.0.0", firstPort(scalar(get(port, "nodePort"))))
+				at := lineOf(port)
+				if np := get(port, "nodePort"); np != nil {
+					at = lineOf(np)
+				}
+				f := newFinding(file, at, "k8s-service-nodeport", proto, "0.0.0.0", "0.0.0.0", firstPort(scalar(get(port, "nodePort"))))
 				f.publication = true
 				f.Subject = fmt.Sprintf("Service %s of type NodePort: on every node's interfaces", meta)
 				out = append(out, f)

@@ -107,7 +107,7 @@ type Finding struct {
 	// decides.
 	publication bool
 	// comments are the file's bindguard:allow comments by line.
-	comments map[int]string
+	comments map[int]comment
 }
 
 // Problem is a file the scan could not read or parse completely.
