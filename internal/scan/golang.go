@@ -59,7 +59,14 @@ type goPkg struct {
 	// initCall is the call a variable was initialised from (gin.Default(), echo.New()).
 	initCall map[types.Object]*ast.CallExpr
 	out      []Finding
+	// steps bounds the work of one address's evaluation; busy holds the variables being
+	// evaluated, so cycles end.
+	steps int
+	busy  map[types.Object]bool
 }
+
+// maxEvalSteps bounds the expressions visited to evaluate one address.
+const maxEvalSteps = 10000
 
 type assigned struct {
 	e ast.Expr
@@ -283,9 +290,19 @@ type value struct {
 
 const maxEvalDepth = 16
 
+// evalTop evaluates one address or network argument within the step budget.
+func (g *goPkg) evalTop(e ast.Expr) (value, bool) {
+	g.steps = maxEvalSteps
+	if g.busy == nil {
+		g.busy = map[types.Object]bool{}
+	}
+	return g.eval(e, 0)
+}
+
 // eval evaluates a string expression statically.
 func (g *goPkg) eval(e ast.Expr, depth int) (value, bool) {
-	if depth > maxEvalDepth || e == nil {
+	g.steps--
+	if depth > maxEvalDepth || e == nil || g.steps < 0 {
 		return value{}, false
 	}
 	if tv, ok := g.info.Types[e]; ok && tv.Value != nil {
@@ -326,9 +343,11 @@ func (g *goPkg) eval(e ast.Expr, depth int) (value, bool) {
 		return value{s: a.s + b.s, origin: orPos(a.origin, b.origin), note: orStr(a.note, b.note)}, true
 	case *ast.Ident:
 		o := g.obj(x)
-		if o == nil {
+		if o == nil || g.busy[o] {
 			return value{}, false
 		}
+		g.busy[o] = true
+		defer delete(g.busy, o)
 		for _, a := range g.assigns[o] {
 			if v, ok := g.eval(a.e, depth+1); ok {
 				if !v.origin.IsValid() {
@@ -523,7 +542,7 @@ func (g *goPkg) initFrom(recv ast.Expr, pkg string, funcs ...string) bool {
 // not network listeners.
 func (g *goPkg) addNet(at ast.Node, network, addr ast.Expr, kind string) {
 	proto := policy.Protocol("tcp")
-	if nv, ok := g.eval(network, 0); ok {
+	if nv, ok := g.evalTop(network); ok {
 		switch {
 		case strings.HasPrefix(nv.s, "udp"):
 			proto = "udp"
@@ -539,7 +558,7 @@ func (g *goPkg) add(at ast.Node, addr ast.Expr, kind string, proto policy.Protoc
 	if addr == nil {
 		return
 	}
-	v, ok := g.eval(addr, 0)
+	v, ok := g.evalTop(addr)
 	if !ok {
 		return
 	}
