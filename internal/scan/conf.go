@@ -159,3 +159,71 @@ func scanSystemd(name string, src []byte) ([]Finding, []Problem) {
 	}
 	return out, nil
 }
+
+// scanMongo reads a mongod.conf (YAML): net.bindIp (a comma-separated list), net.bindIpAll
+// and net.port (default 27017).
+func scanMongo(name string, src []byte) ([]Finding, []Problem) {
+	docs, p := parseYAML(name, "mongod", src)
+	if p != nil {
+		return nil, []Problem{*p}
+	}
+	var out []Finding
+	for _, doc := range docs {
+		n := get(doc, "net")
+		port := 27017
+		if v := firstPort(scalar(get(n, "port"))); v > 0 {
+			port = v
+		}
+		if all := get(n, "bindIpAll"); scalar(all) == "true" {
+			out = append(out, newFinding(name, lineOf(all), "mongod-bind", "tcp", "*", "*", port))
+		}
+		if b := get(n, "bindIp"); b != nil {
+			for _, a := range strings.Split(scalar(b), ",") {
+				if a = strings.TrimSpace(a); a != "" && !strings.HasPrefix(a, "/") {
+					out = append(out, newFinding(name, lineOf(b), "mongod-bind", "tcp", a, "*", port))
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// scanSSHD reads sshd_config ListenAddress (host, host:port or [v6]:port; Port, default 22,
+// for those without one). Without ListenAddress sshd listens on every interface, which the
+// scan does not report: the file says nothing about it.
+func scanSSHD(name string, src []byte) ([]Finding, []Problem) {
+	port := 22
+	var out []Finding
+	var portless []int
+	confLines(src, func(line int, text string) {
+		f := strings.Fields(text)
+		if len(f) < 2 {
+			return
+		}
+		switch strings.ToLower(f[0]) {
+		case "match":
+			port = -1 // Match blocks cannot set ListenAddress; stop reading Port after one.
+		case "port":
+			if n, err := strconv.Atoi(f[1]); err == nil && port != -1 {
+				port = n
+			}
+		case "listenaddress":
+			host, ps := f[1], ""
+			if strings.HasPrefix(host, "[") || strings.Count(host, ":") == 1 {
+				host, ps, _ = splitHostPortLoose(host)
+			}
+			fd := newFinding(name, line, "sshd-listen", "tcp", host, "*", firstPort(ps))
+			if ps == "" {
+				portless = append(portless, len(out))
+			}
+			out = append(out, fd)
+		}
+	})
+	if port < 0 {
+		port = 22
+	}
+	for _, i := range portless {
+		out[i].Port = port
+	}
+	return out, nil
+}

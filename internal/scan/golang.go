@@ -451,6 +451,19 @@ func (g *goPkg) visit(n ast.Node) bool {
 	switch x := n.(type) {
 	case *ast.CallExpr:
 		g.call(x)
+	case *ast.AssignStmt:
+		// srv.Addr = "..." on an http.Server variable.
+		if len(x.Lhs) == len(x.Rhs) {
+			for i, l := range x.Lhs {
+				sel, ok := l.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "Addr" {
+					continue
+				}
+				if o := g.obj(sel.X); o != nil && g.isType(g.declType[o], "net/http", "Server") {
+					g.add(x, x.Rhs[i], "go-http-server", "tcp", true)
+				}
+			}
+		}
 	case *ast.CompositeLit:
 		if g.isType(x.Type, "net/http", "Server") {
 			for _, el := range x.Elts {

@@ -34,6 +34,8 @@ var Rules = []Rule{
 	{"BG501", "redis-bind", "redis bind", "bind 127.0.0.1 -::1 keeps redis local; a wildcard with protected-mode no serves anyone."},
 	{"BG502", "postgres-listen", "PostgreSQL listen_addresses", "'*' listens on every interface; 'localhost' keeps it local."},
 	{"BG503", "nginx-listen", "nginx listen", "A port alone listens on every IPv4 interface."},
+	{"BG505", "mongod-bind", "mongod net.bindIp or bindIpAll", "bindIpAll or 0.0.0.0 listens on every interface; keep 127.0.0.1 unless the replica set needs more."},
+	{"BG506", "sshd-listen", "sshd ListenAddress", "ListenAddress 0.0.0.0 or :: listens on every interface."},
 	{"BG504", "systemd-listen", "systemd socket ListenStream/ListenDatagram", "A port alone listens on every interface, IPv4 and IPv6."},
 }
 

@@ -62,6 +62,8 @@ func TestVerdicts(t *testing.T) {
 			"main.go:31 go-listen reported low private ",
 			"main.go:33 go-http-server reported critical public ",
 			"main_test.go:9 go-listen allowed info public ",
+			"server.go:7 go-http-server reported medium public ",
+			"server.go:9 go-http-server allowed info loopback ",
 		}},
 	}
 	for _, tt := range tests {

@@ -159,6 +159,10 @@ func scanBytes(kind fileKind, name string, src []byte) ([]Finding, []Problem) {
 		fs, probs = scanPostgres(name, src)
 	case kindNginx:
 		fs, probs = scanNginx(name, src)
+	case kindMongo:
+		fs, probs = scanMongo(name, src)
+	case kindSSHD:
+		fs, probs = scanSSHD(name, src)
 	case kindSystemd:
 		comments = hashComments(src, "#", ";")
 		fs, probs = scanSystemd(name, src)
@@ -207,6 +211,8 @@ const (
 	kindPostgres
 	kindNginx
 	kindSystemd
+	kindMongo
+	kindSSHD
 )
 
 // classify picks a file's scanner by its name and directory; lang names a language this
@@ -224,6 +230,10 @@ func classify(relPath string) (kind fileKind, lang string) {
 		return kindCompose, ""
 	case ext == ".yml" || ext == ".yaml":
 		return kindYAML, ""
+	case strings.HasPrefix(base, "mongod") && ext == ".conf":
+		return kindMongo, ""
+	case base == "sshd_config" || (ext == ".conf" && strings.HasSuffix(dir, "sshd_config.d")):
+		return kindSSHD, ""
 	case strings.HasPrefix(base, "redis") && ext == ".conf":
 		return kindRedis, ""
 	case base == "postgresql.conf" || base == "postgresql.auto.conf":
