@@ -20,7 +20,12 @@ func (j judge) service(f *Finding) (policy.Service, bool) {
 	if f.Port <= 0 || f.Port > 65535 {
 		return policy.Service{}, false
 	}
-	for _, s := range j.p.Services {
+	services := j.p.Services
+	if f.Scope != "" && f.Scope != policy.HostScope {
+		sc, _ := j.p.Scope(f.Scope)
+		services = sc.Services
+	}
+	for _, s := range services {
 		if s.Protocol == f.Protocol && int(s.Port) == f.Port {
 			return s, true
 		}
@@ -28,8 +33,25 @@ func (j judge) service(f *Finding) (policy.Service, bool) {
 	return policy.Service{}, false
 }
 
+// applyRule sets the context and scope a policy's scan: rule gives the finding's file.
+func (j judge) applyRule(f *Finding) {
+	r, ok := j.p.ScanRuleFor(f.File)
+	if !ok {
+		return
+	}
+	if r.Context != "" {
+		f.Context = Context(r.Context)
+	}
+	if r.Scope != "" && r.Scope != policy.HostScope {
+		f.Scope = r.Scope
+	}
+}
+
 // verdict sets Status, Severity and Why.
 func (j judge) verdict(f *Finding) {
+	if f.Scope != "" {
+		j.name += " (scope " + f.Scope + ")"
+	}
 	switch {
 	case f.Context == ContextTest:
 		f.Status, f.Severity, f.Why = Allowed, audit.Info, "test code"

@@ -91,6 +91,8 @@ type Finding struct {
 	// Subject says what binds or publishes, when the file says it ("compose service redis,
 	// container port 6379").
 	Subject string `json:"subject,omitempty"`
+	// Scope is the policy scope whose services judge the finding, when a scan rule names one.
+	Scope string `json:"scope,omitempty"`
 	// Service is the policy's (or catalogue's) service matched by protocol and port, if any.
 	Service  string         `json:"service,omitempty"`
 	Status   Status         `json:"status"`

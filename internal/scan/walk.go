@@ -88,6 +88,7 @@ func Scan(ctx context.Context, roots []string, o Options) (*Result, error) {
 			for u := range work {
 				found, probs, n := runUnit(u, o)
 				for i := range found {
+					j.applyRule(&found[i])
 					j.verdict(&found[i])
 					suppress(&found[i], found[i].comments)
 				}
