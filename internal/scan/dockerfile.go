@@ -65,7 +65,7 @@ func argBinds(name string, line int, kind string, args []string) []Finding {
 	port := 0
 	for i, a := range args {
 		flag, val, eq := strings.Cut(a, "=")
-		if flag == "--port" || flag == "-p" {
+		if flag == "--port" {
 			if !eq && i+1 < len(args) {
 				val = args[i+1]
 			}

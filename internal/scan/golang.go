@@ -573,7 +573,12 @@ func (g *goPkg) add(at ast.Node, addr ast.Expr, kind string, proto policy.Protoc
 	}
 	v, ok := g.evalTop(addr)
 	if !ok {
-		return
+		// ":" + os.Getenv("PORT"), fmt.Sprintf(":%s", port): the host is known, the port not.
+		host, ok := g.hostOnly(addr)
+		if !ok {
+			return
+		}
+		v = value{s: net.JoinHostPort(host, "0"), note: "port not known statically"}
 	}
 	g.addValue(at, v, kind, proto, httpDefault)
 }
@@ -642,4 +647,36 @@ func goComments(fset *token.FileSet, f *ast.File, src []byte) map[int]comment {
 		}
 	}
 	return out
+}
+
+// hostOnly evaluates the host of an address whose port is not static: a concatenation whose
+// left part is a constant ending in ":" (":" + port), or a Sprintf whose format starts with a
+// constant host and ":%" (":%s", "0.0.0.0:%d").
+func (g *goPkg) hostOnly(e ast.Expr) (string, bool) {
+	g.steps = maxEvalSteps
+	switch x := unparen(e).(type) {
+	case *ast.BinaryExpr:
+		if x.Op != token.ADD {
+			return "", false
+		}
+		if l, ok := g.eval(x.X, 0); ok && strings.HasSuffix(l.s, ":") && !strings.Contains(l.s, "%") {
+			return strings.Trim(strings.TrimSuffix(l.s, ":"), "[]"), true
+		}
+		return g.hostOnly(x.X)
+	case *ast.CallExpr:
+		pkg, name, _ := g.callee(x)
+		if pkg == "fmt" && name == "Sprintf" && len(x.Args) >= 1 {
+			if f, ok := g.eval(x.Args[0], 0); ok {
+				if i := strings.Index(f.s, ":%"); i >= 0 && !strings.Contains(f.s[:i], "%") {
+					return strings.Trim(f.s[:i], "[]"), true
+				}
+			}
+		}
+		if pkg == "net" && name == "JoinHostPort" && len(x.Args) == 2 {
+			if h, ok := g.eval(x.Args[0], 0); ok {
+				return h.s, true
+			}
+		}
+	}
+	return "", false
 }
