@@ -99,15 +99,11 @@ func scanNginx(name string, src []byte) ([]Finding, []Problem) {
 			if len(f) < 2 || f[0] != "listen" || strings.HasPrefix(f[1], "unix:") {
 				continue
 			}
-			host, port := "", f[1]
-			if n, err := strconv.Atoi(f[1]); err != nil {
-				h, p, _ := splitHostPortLoose(f[1])
-				host, port = h, p
-				if p == "" {
-					port = "80"
-				}
-			} else {
-				port = strconv.Itoa(n)
+			var host, port string
+			if _, err := strconv.Atoi(f[1]); err == nil {
+				port = f[1]
+			} else if host, port, _ = splitHostPortLoose(f[1]); port == "" {
+				port = "80" // an address alone listens on port 80
 			}
 			proto := "tcp"
 			for _, opt := range f[2:] {
