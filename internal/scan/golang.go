@@ -80,12 +80,16 @@ func scanGoDir(u unit, o Options) ([]Finding, []Problem, int) {
 	names := map[*ast.File]string{}
 	srcs := map[*ast.File][]byte{}
 	var probs []Problem
-	n := 0
+	n, total := 0, 0
 	for _, name := range u.files {
 		r := rel(u.root, name)
 		src, err := readCapped(name, o.MaxFileSize)
 		if err != nil {
 			probs = append(probs, Problem{File: r, Msg: err.Error()})
+			continue
+		}
+		if total += len(src); total > MaxPackageBytes {
+			probs = append(probs, Problem{File: r, Msg: fmt.Sprintf("its package directory holds more than %d bytes of Go; skipped", MaxPackageBytes)})
 			continue
 		}
 		n++

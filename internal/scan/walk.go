@@ -21,6 +21,11 @@ import (
 // DefaultMaxFileSize is the largest file read (1 MiB); bigger files are skipped with a problem.
 const DefaultMaxFileSize = 1 << 20
 
+// MaxPackageBytes bounds the Go source of one package directory held at once (64 MiB): files
+// beyond it are skipped, each named as a problem, so memory stays bounded by the workers times
+// this.
+const MaxPackageBytes = 64 << 20
+
 // Options configure a scan.
 type Options struct {
 	// Policy judges the findings; nil means the built-in catalogue.
