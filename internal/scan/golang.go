@@ -495,6 +495,8 @@ func (g *goPkg) call(c *ast.CallExpr) {
 	switch {
 	case pkg == "net" && (name == "Listen" || name == "ListenPacket"):
 		g.addNet(c, arg(0), arg(1), "go-listen")
+	case pkg == "net" && (name == "ListenTCP" || name == "ListenUDP") && len(c.Args) == 2:
+		g.addSockaddr(c, name, c.Args[1])
 	case pkg == "crypto/tls" && name == "Listen":
 		g.addNet(c, arg(0), arg(1), "go-listen")
 	case pkg == "net/http" && (name == "ListenAndServe" || name == "ListenAndServeTLS"):
@@ -680,6 +682,92 @@ func (g *goPkg) hostOnly(e ast.Expr) (string, bool) {
 			if h, ok := g.eval(x.Args[0], 0); ok {
 				return h.s, true
 			}
+		}
+	}
+	return "", false
+}
+
+// addSockaddr records net.ListenTCP/ListenUDP with a &net.TCPAddr{IP: ..., Port: ...} literal:
+// no IP (or nil, net.IPv4zero, net.IPv6zero) is every interface.
+func (g *goPkg) addSockaddr(c *ast.CallExpr, name string, arg ast.Expr) {
+	u, ok := unparen(arg).(*ast.UnaryExpr)
+	if !ok || u.Op != token.AND {
+		return
+	}
+	cl, ok := u.X.(*ast.CompositeLit)
+	if !ok || !(g.isType(cl.Type, "net", "TCPAddr") || g.isType(cl.Type, "net", "UDPAddr")) {
+		return
+	}
+	proto := policy.Protocol("tcp")
+	if name == "ListenUDP" {
+		proto = "udp"
+	}
+	host, port := "", "0"
+	for _, el := range cl.Elts {
+		kv, ok := el.(*ast.KeyValueExpr)
+		if !ok {
+			return
+		}
+		k, _ := kv.Key.(*ast.Ident)
+		if k == nil {
+			return
+		}
+		switch k.Name {
+		case "Port":
+			v, ok := g.evalTop(kv.Value)
+			if !ok {
+				return
+			}
+			port = v.s
+		case "IP":
+			h, ok := g.ipExpr(kv.Value)
+			if !ok {
+				return
+			}
+			host = h
+		}
+	}
+	g.addValue(c, value{s: net.JoinHostPort(host, port)}, "go-listen", proto, false)
+}
+
+// ipExpr evaluates a net.IP expression: net.ParseIP("..."), net.IPv4(a, b, c, d), nil and the
+// net package's well-known addresses.
+func (g *goPkg) ipExpr(e ast.Expr) (string, bool) {
+	switch x := unparen(e).(type) {
+	case *ast.Ident:
+		return "", x.Name == "nil"
+	case *ast.SelectorExpr:
+		if g.pkgOf(x.X) != "net" {
+			return "", false
+		}
+		switch x.Sel.Name {
+		case "IPv4zero":
+			return "0.0.0.0", true
+		case "IPv6zero", "IPv6unspecified":
+			return "::", true
+		case "IPv6loopback":
+			return "::1", true
+		}
+	case *ast.CallExpr:
+		pkg, name, _ := g.callee(x)
+		if pkg != "net" {
+			return "", false
+		}
+		if name == "ParseIP" && len(x.Args) == 1 {
+			if v, ok := g.evalTop(x.Args[0]); ok {
+				return v.s, true
+			}
+		}
+		if name == "IPv4" && len(x.Args) == 4 {
+			parts := make([]string, 4)
+			for i, a := range x.Args {
+				v, ok := g.evalTop(a)
+				if !ok {
+					return "", false
+				}
+				parts[i] = v.s
+			}
+			return strings.Join(parts, "."), true
 		}
 	}
 	return "", false

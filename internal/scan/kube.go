@@ -28,6 +28,9 @@ func scanKube(name string, src []byte) ([]Finding, []Problem) {
 	if p != nil {
 		// Not every YAML file is a manifest; only report syntax errors of files that look like one.
 		if strings.Contains(string(src), "apiVersion:") && strings.Contains(string(src), "kind:") {
+			if strings.Contains(string(src), "{{") {
+				return nil, []Problem{{File: name, Msg: "a template (Helm or Go {{ }}), not YAML until rendered: scan the output of helm template instead"}}
+			}
 			return nil, []Problem{*p}
 		}
 		return nil, nil

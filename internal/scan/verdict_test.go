@@ -64,6 +64,10 @@ func TestVerdicts(t *testing.T) {
 			"main_test.go:9 go-listen allowed info public ",
 			"server.go:7 go-http-server reported medium public ",
 			"server.go:9 go-http-server allowed info loopback ",
+			"sockaddr.go:6 go-listen reported medium public ",
+			"sockaddr.go:7 go-listen allowed info loopback ",
+			"sockaddr.go:8 go-listen reported critical public ",
+			"sockaddr.go:9 go-listen allowed info loopback ",
 		}},
 	}
 	for _, tt := range tests {
@@ -144,5 +148,17 @@ func TestBadFilesAreProblemsNamingFileAndLine(t *testing.T) {
 	want := []string{"Dockerfile:2", "bad.go:3", "docker-compose.yml:3", "redis.conf:0"}
 	if !cmp.Equal(got, want) {
 		t.Errorf("problems at %v, want %v (%v)", got, want, res.Problems)
+	}
+}
+
+func TestHelmTemplatesAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	src := "apiVersion: v1\nkind: Service\nspec:\n  type: {{ .Values.type }}\n  ports:\n  {{- range .Values.ports }}\n  - port: {{ . }}\n  {{- end }}\n"
+	if err := os.WriteFile(filepath.Join(dir, "svc.yaml"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := scanDir(t, dir, nil)
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Msg, "helm template") {
+		t.Errorf("problems = %v, want one naming the template", res.Problems)
 	}
 }
