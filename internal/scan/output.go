@@ -147,7 +147,7 @@ func WriteSARIF(w io.Writer, r *Result, category, version string) error {
 			"shortDescription":     msg{ru.Short},
 			"fullDescription":      msg{ru.Short + ". " + ru.Help},
 			"help":                 msg{ru.Help},
-			"helpUri":              "https://github.com/bindguard/bindguard/blob/main/docs/scan.md#" + ru.Name,
+			"helpUri":              "https://github.com/bindguard/bindguard/blob/main/docs/scan.md#what-it-reads",
 			"defaultConfiguration": map[string]string{"level": "warning"},
 		}
 	}
