@@ -109,6 +109,8 @@ type Policy struct {
 	Proxy *Proxy
 	// Monitor configures `bindguard serve`, nil when the policy says nothing of it.
 	Monitor *Monitor
+	// Scan maps path globs to where `bindguard scan` takes their files to run (policy/scan.go).
+	Scan []ScanRule
 }
 
 // Network is a named list of prefixes, usable by name in a service's allow list.

@@ -1,0 +1,86 @@
+package scan
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The fuzz targets feed arbitrary bytes to every parser: none may panic or hang, and every
+// finding must carry a line inside the file.
+
+func fuzzKind(f *testing.F, kind fileKind, seeds ...string) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		fs, _ := scanBytes(kind, "f", src)
+		lines := 1
+		for _, c := range src {
+			if c == '\n' {
+				lines++
+			}
+		}
+		for _, x := range fs {
+			if x.Line < 0 || x.Line > lines {
+				t.Errorf("finding at line %d of a %d-line file", x.Line, lines)
+			}
+		}
+	})
+}
+
+func FuzzCompose(f *testing.F) {
+	fuzzKind(f, kindCompose, "services:\n  a:\n    ports: [\"6379:6379\", {target: 1, host_ip: \"::\"}]\n    network_mode: host\n", "services: [1, 2]\n", "a: &x\n  b: *x\n")
+}
+
+func FuzzKube(f *testing.F) {
+	fuzzKind(f, kindYAML, "apiVersion: v1\nkind: Service\nspec:\n  type: NodePort\n  ports: [{nodePort: 30000}]\n  externalIPs: [1.2.3.4]\n", "apiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  apiVersion: v1\n  spec: {hostNetwork: true, containers: [{ports: [{hostPort: 1}]}]}\n")
+}
+
+func FuzzDockerfile(f *testing.F) {
+	fuzzKind(f, kindDockerfile, "CMD [\"a\", \"--host\", \"0.0.0.0\"]\n", "ENTRYPOINT sh -c 'x --bind=[::]:80' \\\n  --port 1\n", "CMD [\"sh\", \"-c\", \"--host\"]")
+}
+
+func FuzzRedis(f *testing.F) {
+	fuzzKind(f, kindRedis, "bind * -::1\nport 1\nprotected-mode no\n", "bind\n")
+}
+
+func FuzzPostgres(f *testing.F) {
+	fuzzKind(f, kindPostgres, "listen_addresses = '*,localhost'\nport=1\n", "=\n")
+}
+
+func FuzzNginx(f *testing.F) {
+	fuzzKind(f, kindNginx, "server { listen [::]:443 ssl; listen 80; listen unix:/x; }\n", "listen [;\n")
+}
+
+func FuzzSystemd(f *testing.F) {
+	fuzzKind(f, kindSystemd, "[Socket]\nListenStream=[::1]:80\nListenDatagram=514\n", "ListenStream=[\n")
+}
+
+func FuzzGo(f *testing.F) {
+	f.Add([]byte("package p\nimport (\"net\";\"fmt\")\nconst h = \"0.0.0.0\"\nfunc f() { net.Listen(\"tcp\", fmt.Sprintf(\"%s:%d\", h, 1)) }\n"))
+	f.Add([]byte("package p\nvar a = b\nvar b = a\nfunc f() { http.ListenAndServe(a, nil) }\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "f.go"), src, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Scan(context.Background(), []string{dir}, Options{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range res.Problems {
+			if len(p.Msg) > 22 && p.Msg[:22] == "internal error while s" {
+				t.Errorf("parser panicked: %s", p)
+			}
+		}
+	})
+}
+
+func writeFile(t *testing.T, dir, name, src string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
