@@ -1,0 +1,47 @@
+//go:build !linux
+
+package kernel
+
+import (
+	"context"
+	"fmt"
+)
+
+// DefaultPinRoot is where enforcement pins its links and maps (Linux only).
+const DefaultPinRoot = "/sys/fs/bpf/bindguard"
+
+// EnforceOptions configure enforcement (Linux only).
+type EnforceOptions struct {
+	PinRoot string
+}
+
+// ApplyEnforcement fails: enforcement needs Linux.
+func ApplyEnforcement(string, Enforcement, EnforceOptions) (string, error) {
+	return "", fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+}
+
+// RemoveEnforcement fails: enforcement needs Linux.
+func RemoveEnforcement(uint64, EnforceOptions) error {
+	return fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+}
+
+// EnforcementStatus fails: enforcement needs Linux.
+func EnforcementStatus(EnforceOptions) ([]EnforceStatus, error) {
+	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+}
+
+// DenialReader reads denial records (Linux only).
+type DenialReader struct{}
+
+// OpenDenials fails: enforcement needs Linux.
+func OpenDenials(uint64, EnforceOptions) (*DenialReader, error) {
+	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+}
+
+// Read is never reached.
+func (*DenialReader) Read(context.Context) (Denial, error) {
+	return Denial{}, fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+}
+
+// Close does nothing.
+func (*DenialReader) Close() error { return nil }
