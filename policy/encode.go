@@ -60,6 +60,7 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 	}
 	writeProxy(&b, p.Proxy)
 	writeMonitor(&b, p.Monitor)
+	writeEnforce(&b, p.Enforce)
 	return b.Bytes()
 }
 

@@ -75,6 +75,9 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 	if n, ok := o.get(seedMonitorKey); ok {
 		p.Monitor = d.monitor(n, seedMonitorKey, sm.vals)
 	}
+	if n, ok := o.get(enforceKey); ok {
+		p.Enforce = d.enforce(n, enforceKey, sm.vals)
+	}
 	return p, sm
 }
 

@@ -109,6 +109,9 @@ type Policy struct {
 	Proxy *Proxy
 	// Monitor configures `bindguard serve`, nil when the policy says nothing of it.
 	Monitor *Monitor
+	// Enforce configures `bindguard enforce`, nil when the policy says nothing of it (deny,
+	// no guarded ranges).
+	Enforce *Enforce
 }
 
 // Network is a named list of prefixes, usable by name in a service's allow list.
