@@ -102,7 +102,11 @@ func doBind(r bindReq) (uint16, error) {
 	if r.Network == "udp" {
 		typ = unix.SOCK_DGRAM
 	}
-	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	proto := 0
+	if r.Network == "mptcp" {
+		proto = unix.IPPROTO_MPTCP
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return 0, err
 	}
@@ -321,6 +325,10 @@ func TestEnforceDeniesByAddress(t *testing.T) {
 		bc{bindReq{Network: "tcp", Addr: "::", Port: 6379, V6Only: true}, "EPERM"},
 		bc{bindReq{Network: "tcp", Addr: "::ffff:0.0.0.0", Port: 6379}, "EPERM"},
 		bc{bindReq{Network: "udp", Addr: "0.0.0.0", Port: 53}, "EPERM"},
+		// Multipath TCP takes the TCP port (Go's listeners try it first).
+		bc{bindReq{Network: "mptcp", Addr: "0.0.0.0", Port: 6379}, "EPERM"},
+		bc{bindReq{Network: "mptcp", Addr: "::", Port: 6379}, "EPERM"},
+		bc{bindReq{Network: "mptcp", Addr: "127.0.0.1", Port: 6379}, "ok"},
 		bc{bindReq{Network: "udp", Addr: "127.0.0.53", Port: 53}, "ok"},
 		// udp/6379 is not declared: untouched.
 		bc{bindReq{Network: "udp", Addr: "0.0.0.0", Port: 6379}, "ok"},

@@ -45,3 +45,13 @@ func (*DenialReader) Read(context.Context) (Denial, error) {
 
 // Close does nothing.
 func (*DenialReader) Close() error { return nil }
+
+// FindCgroup2 fails: cgroup2 needs Linux.
+func FindCgroup2() (string, error) {
+	return "", fmt.Errorf("kernel: find cgroup2: %w: needs Linux", ErrUnavailable)
+}
+
+// CgroupID fails: cgroup2 needs Linux.
+func CgroupID(dir string) (uint64, error) {
+	return 0, fmt.Errorf("kernel: cgroup id of %s: %w: needs Linux", dir, ErrUnavailable)
+}

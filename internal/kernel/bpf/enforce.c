@@ -44,6 +44,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define D_REWRITTEN 8
 
 #define EPERM 1
+#define IPPROTO_MPTCP 262
 
 struct port_key {
 	__u8 protocol;
@@ -321,9 +322,12 @@ static __always_inline int verdict(struct bind *b, int v, __u32 rule, __u8 flags
 
 static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 {
-	b->protocol = ctx->protocol;
-	if (b->protocol != IPPROTO_TCP && b->protocol != IPPROTO_UDP)
+	__u32 proto = ctx->protocol;
+	if (proto == IPPROTO_MPTCP)
+		proto = IPPROTO_TCP; /* an MPTCP listener takes the TCP port */
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
+	b->protocol = proto;
 	b->port = bpf_ntohs(ctx->user_port);
 	if (b->port == 0) {
 		if (is_loopback(b->addr))
@@ -393,7 +397,12 @@ static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
 	if (!m || !*m)
 		return 1;
 	*m = 0;
-	b->protocol = ctx->protocol;
+	__u32 proto = ctx->protocol;
+	if (proto == IPPROTO_MPTCP)
+		proto = IPPROTO_TCP;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 1;
+	b->protocol = proto;
 	b->port = ctx->src_port;
 	__u32 rule = 0;
 	int v = judge(b, &rule);
