@@ -577,3 +577,75 @@ func TestEnforceListenWithoutBind(t *testing.T) {
 		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 0}, "EPERM"},
 	)
 }
+
+// TestEnforceRedis runs a real redis-server in the enforced cgroup and the test's network
+// namespace: configured `bind 0.0.0.0` it fails to start with EPERM in its log, and the denial
+// record names it; `bind 127.0.0.1` starts and runs.
+func TestEnforceRedis(t *testing.T) {
+	env := newEnforceEnv(t)
+	redis, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found; make deps installs it (Debian package redis-server)")
+	}
+	e := compileTest(t, enforceTestPolicy, EnforceDeny, nil)
+	if _, err := ApplyEnforcement(env.cg, e, env.opts()); err != nil {
+		t.Fatal(err)
+	}
+	cgf, err := os.Open(env.cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cgf.Close() }()
+	dir := t.TempDir()
+	start := func(bind string) (*exec.Cmd, string) {
+		log := filepath.Join(dir, "redis-"+bind+".log")
+		cmd := exec.Command("nsenter", "--net="+env.netns, redis, "--bind", bind, "--port", "6379", "--save", "", // #nosec G204 -- fixed arguments
+			"--appendonly", "no", "--daemonize", "no", "--dir", dir, "--logfile", log)
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgf.Fd())} // #nosec G115 -- an fd
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, log
+	}
+	// bind 0.0.0.0: redis exits, saying why.
+	cmd, log := start("0.0.0.0")
+	err = cmd.Wait()
+	out, _ := os.ReadFile(log) // #nosec G304 -- our file
+	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+		t.Errorf("redis with bind 0.0.0.0: exit %v, log:\n%s", err, out)
+	}
+	rd, err := OpenDenials(env.cgID, env.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rd.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := rd.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Comm != "redis-server" || d.Addr != netip.IPv4Unspecified() || d.Port != 6379 || d.RuleName != "redis tcp/6379" || d.PID == 0 {
+		t.Errorf("denial %+v, want redis-server on 0.0.0.0:6379", d)
+	}
+	// bind 127.0.0.1: it starts; wait for its log to say so, then stop it (our own pid).
+	cmd, log = start("127.0.0.1")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for ready := false; !ready; {
+		select {
+		case err := <-done:
+			out, _ := os.ReadFile(log) // #nosec G304 -- our file
+			t.Fatalf("redis with bind 127.0.0.1 exited: %v\n%s", err, out)
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatal("redis with bind 127.0.0.1: not ready")
+		case <-time.After(50 * time.Millisecond):
+			out, _ := os.ReadFile(log) // #nosec G304 -- our file
+			ready = strings.Contains(string(out), "Ready to accept connections")
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	<-done
+}
