@@ -44,8 +44,10 @@ func (t *enforceTarget) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&t.pinRoot, "pin-root", kernel.DefaultPinRoot, "where links and maps are pinned (on the BPF file system)")
 	_ = cmd.Flags().MarkHidden("pin-root")
 	cmd.MarkFlagsMutuallyExclusive("cgroup", "unit", "container")
-	cmd.MarkFlagsOneRequired("cgroup", "unit", "container")
+
 }
+
+var errNoTarget = errors.New("give --cgroup PATH, --unit NAME, --container NAME or --all")
 
 // resolve returns the cgroup directory the target names.
 func (t *enforceTarget) resolve() (string, error) {
@@ -55,6 +57,8 @@ func (t *enforceTarget) resolve() (string, error) {
 	}
 	var dir string
 	switch {
+	case t.cgroup == "" && t.unit == "" && t.container == "":
+		return "", errNoTarget
 	case t.cgroup != "":
 		dir = t.cgroup
 		if !strings.HasPrefix(filepath.Clean(dir)+"/", filepath.Clean(mount)+"/") {
@@ -120,14 +124,18 @@ func findCgroupDir(mount, name string) (string, error) {
 
 func newEnforceApplyCmd(s Streams) *cobra.Command {
 	var t enforceTarget
-	var policyPath, scope string
-	var dryRun bool
+	var policyPath, scope, allUnder string
+	var dryRun, all bool
 	cmd := &cobra.Command{
-		Use:   "apply [--policy F] (--cgroup PATH | --unit NAME | --container NAME) [--scope NAME] [--dry-run]",
+		Use:   "apply [--policy F] (--cgroup PATH | --unit NAME | --container NAME | --all) [--scope NAME] [--dry-run]",
 		Short: "Attach enforcement to a cgroup, or update it in place",
 		Long: `Compile the services of one scope of the policy into kernel rules and attach
 them to the cgroup: --cgroup and --unit use --scope (default: the host's),
---container the scope that matches the container. The policy's enforce: mode
+--container the scope that matches the container. --all applies each LXC
+container's scope to its payload cgroup and the host's scope to every other
+cgroup directly under the cgroup2 root (descending into those that hold
+containers); processes in the root cgroup itself and cgroups created later
+are not covered. The policy's enforce: mode
 applies (deny, dry-run or rewrite); --dry-run records would-be denials and
 denies nothing. Applying again to the same cgroup updates the pinned maps in
 place and switches the pinned links to the new programs atomically.`,
@@ -139,6 +147,12 @@ place and switches the pinned links to the new programs atomically.`,
 			p, err := loadPolicyFor(s, policyPath)
 			if err != nil {
 				return err
+			}
+			if all {
+				if t.cgroup != "" || t.unit != "" || t.container != "" || scope != "" {
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--all takes no --cgroup, --unit, --container or --scope")}
+				}
+				return applyAll(s, p, allUnder, t.pinRoot, dryRun)
 			}
 			name := scope
 			if t.container != "" {
@@ -154,21 +168,14 @@ place and switches the pinned links to the new programs atomically.`,
 			if !ok {
 				return fmt.Errorf("the policy has no scope %q", name)
 			}
-			mode := kernel.EnforceMode(p.Enforce.EffectiveMode())
-			if dryRun {
-				mode = kernel.EnforceDryRun
-			}
-			var guard []kernel.PortRange
-			if p.Enforce != nil {
-				for _, g := range p.Enforce.Guard {
-					guard = append(guard, kernel.PortRange{Protocol: g.Protocol, Lo: g.Lo, Hi: g.Hi})
-				}
-			}
-			e, err := kernel.CompileEnforcement(sc.Services, mode, guard)
+			e, err := compileScope(p, sc, dryRun)
 			if err != nil {
 				return err
 			}
 			dir, err := t.resolve()
+			if errors.Is(err, errNoTarget) {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			if err != nil {
 				return err
 			}
@@ -182,23 +189,146 @@ place and switches the pinned links to the new programs atomically.`,
 		},
 	}
 	t.flags(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "every container with its scope, every other top-level cgroup with the host's")
+	cmd.Flags().StringVar(&allUnder, "all-under", "", "with --all: the cgroup directory to cover instead of the cgroup2 root")
+	_ = cmd.Flags().MarkHidden("all-under")
 	cmd.Flags().StringVar(&policyPath, "policy", "", "policy file (default ./bindguard.yaml, then /etc/bindguard/bindguard.yaml)")
 	cmd.Flags().StringVar(&scope, "scope", "", "the policy scope for --cgroup and --unit (default: host)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "record would-be denials, deny nothing")
 	return cmd
 }
 
+// compileScope compiles a scope with the policy's enforce section (--dry-run overriding its mode).
+func compileScope(p *policy.Policy, sc policy.Scope, dryRun bool) (kernel.Enforcement, error) {
+	mode := kernel.EnforceMode(p.Enforce.EffectiveMode())
+	if dryRun {
+		mode = kernel.EnforceDryRun
+	}
+	var guard []kernel.PortRange
+	if p.Enforce != nil {
+		for _, g := range p.Enforce.Guard {
+			guard = append(guard, kernel.PortRange{Protocol: g.Protocol, Lo: g.Lo, Hi: g.Hi})
+		}
+	}
+	return kernel.CompileEnforcement(sc.Services, mode, guard)
+}
+
+// allTarget is one cgroup --all enforces, with its scope.
+type allTarget struct{ dir, scope string }
+
+// allTargets covers root: every lxc.payload.NAME directory with the scope matching NAME, and
+// every other child with the host's scope, descending into children that hold containers.
+func allTargets(p *policy.Policy, root string) ([]allTarget, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []allTarget
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if ct, ok := strings.CutPrefix(e.Name(), "lxc.payload."); ok {
+			name, _, _ := p.ScopeFor(policy.NamespaceNames{Label: ct, Container: ct})
+			out = append(out, allTarget{dir, name})
+			continue
+		}
+		if _, err := findCgroupDirPrefix(dir, "lxc.payload."); err == nil {
+			sub, err := allTargets(p, dir)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+			continue
+		}
+		out = append(out, allTarget{dir, policy.HostScope})
+	}
+	return out, nil
+}
+
+// findCgroupDirPrefix finds a directory under root whose name starts with prefix.
+func findCgroupDirPrefix(root, prefix string) (string, error) {
+	var found string
+	stop := errors.New("found")
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fs.SkipDir
+		}
+		if d.IsDir() && path != root && strings.HasPrefix(d.Name(), prefix) {
+			found = path
+			return stop
+		}
+		return nil
+	})
+	if found == "" {
+		return "", fs.ErrNotExist
+	}
+	return found, nil
+}
+
+func applyAll(s Streams, p *policy.Policy, under, pinRoot string, dryRun bool) error {
+	root := under
+	if root == "" {
+		var err error
+		if root, err = kernel.FindCgroup2(); err != nil {
+			return err
+		}
+	}
+	targets, err := allTargets(p, root)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, tg := range targets {
+		sc, _ := p.Scope(tg.scope)
+		e, err := compileScope(p, sc, dryRun)
+		if err != nil {
+			return err
+		}
+		if _, err := kernel.ApplyEnforcement(tg.dir, e, kernel.EnforceOptions{PinRoot: pinRoot}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, _ = fmt.Fprintf(s.Out, "enforcing %s: scope %s, mode %s, %d rules, %d guarded ranges\n", tg.dir, tg.scope, e.Mode, len(e.Rules), len(e.Guard))
+	}
+	return errors.Join(errs...)
+}
+
 func newEnforceRemoveCmd(s Streams) *cobra.Command {
 	var t enforceTarget
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "remove (--cgroup PATH | --unit NAME | --container NAME)",
+		Use:   "remove (--cgroup PATH | --unit NAME | --container NAME | --all)",
 		Short: "Detach bindguard's enforcement from a cgroup",
 		Long: `Detach exactly the programs bindguard attached to the cgroup and remove their
-pins; other programs on the cgroup stay.`,
+pins; other programs on the cgroup stay. --all removes every enforcement
+bindguard pinned.`,
 		Example: `  sudo bindguard enforce remove --unit redis-server`,
 		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				if t.cgroup != "" || t.unit != "" || t.container != "" {
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--all takes no --cgroup, --unit or --container")}
+				}
+				sts, err := kernel.EnforcementStatus(kernel.EnforceOptions{PinRoot: t.pinRoot})
+				if err != nil {
+					return err
+				}
+				var errs []error
+				for _, st := range sts {
+					if err := kernel.RemoveEnforcement(st.ID, kernel.EnforceOptions{PinRoot: t.pinRoot}); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					_, _ = fmt.Fprintf(s.Out, "removed enforcement from %s (id %d)\n", st.Cgroup, st.ID)
+				}
+				return errors.Join(errs...)
+			}
 			dir, err := t.resolve()
+			if errors.Is(err, errNoTarget) {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			if err != nil {
 				return err
 			}
@@ -214,6 +344,7 @@ pins; other programs on the cgroup stay.`,
 		},
 	}
 	t.flags(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "every cgroup bindguard enforces")
 	return cmd
 }
 

@@ -140,3 +140,76 @@ enforce:
 		t.Errorf("status after remove: %v %q", err, o.String())
 	}
 }
+
+// TestEnforceApplyAll: --all (confined by the hidden --all-under to the test's own cgroup
+// subtree) gives each container's payload cgroup its scope and every other cgroup the host's,
+// descending into cgroups that hold containers; remove --all removes them all.
+func TestEnforceApplyAll(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs and create cgroups (run as root, as .ci/run does)")
+	}
+	mount, err := kernel.FindCgroup2()
+	if err != nil {
+		t.Skip("no cgroup2:", err)
+	}
+	suffix := strings.TrimPrefix(netnstest.New(t, "bgall").Name, "bgall-")
+	parent := filepath.Join(mount, "bindguard-enforce-all-"+suffix)
+	dirs := []string{"lxc.payload.bgct-a", "app.service", "nest/lxc.payload.bgct-b", "nest/other", "nest/lxc.payload.zz"}
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(parent, d), 0o755); err != nil { // #nosec G301 -- cgroup directories
+			t.Fatal(err)
+		}
+	}
+	pins := filepath.Join("/sys/fs/bpf", "bindguard-cli-all-"+suffix)
+	t.Cleanup(func() {
+		var o bytes.Buffer
+		_ = Run(context.Background(), []string{"enforce", "remove", "--all", "--pin-root", pins}, Streams{Out: &o, Err: &o})
+		_ = os.RemoveAll(pins)
+		for _, d := range []string{"lxc.payload.bgct-a", "app.service", "nest/lxc.payload.bgct-b", "nest/other", "nest/lxc.payload.zz", "nest", ""} {
+			_ = os.Remove(filepath.Join(parent, d))
+		}
+	})
+	pol := filepath.Join(t.TempDir(), "bindguard.yaml")
+	src := "version: 1\nservices:\n  - {name: redis, protocol: tcp, port: 6379, access: public}\nscopes:\n  - name: cache\n    match: [\"bgct-*\"]\n    services:\n      - {name: redis, protocol: tcp, port: 6379, access: localhost_only}\n"
+	if err := os.WriteFile(pol, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var o bytes.Buffer
+	if err := Run(context.Background(), []string{"enforce", "apply", "--all", "--all-under", parent, "--policy", pol, "--pin-root", pins}, Streams{Out: &o, Err: &o}); err != nil {
+		t.Fatalf("apply --all: %v\n%s", err, o.String())
+	}
+	want := map[string]string{"lxc.payload.bgct-a": "cache", "app.service": "host", "nest/lxc.payload.bgct-b": "cache", "nest/other": "host", "nest/lxc.payload.zz": "host"}
+	got := map[string]string{}
+	for line := range strings.Lines(o.String()) {
+		dir, rest, ok := strings.Cut(strings.TrimPrefix(line, "enforcing "), ": scope ")
+		if !ok {
+			t.Fatalf("apply --all printed %q", line)
+		}
+		scope, _, _ := strings.Cut(rest, ",")
+		got[strings.TrimPrefix(dir, parent+"/")] = scope
+	}
+	if len(got) != len(want) {
+		t.Errorf("apply --all enforced %v, want %v", got, want)
+	}
+	for d, sc := range want {
+		if got[d] != sc {
+			t.Errorf("%s: scope %q, want %q", d, got[d], sc)
+		}
+	}
+	sts, err := kernel.EnforcementStatus(kernel.EnforceOptions{PinRoot: pins})
+	if err != nil || len(sts) != len(want) {
+		t.Fatalf("status: %d enforced, %v", len(sts), err)
+	}
+	for _, st := range sts {
+		if !st.OK() {
+			t.Errorf("%s not effective: %+v", st.Cgroup, st)
+		}
+	}
+	o.Reset()
+	if err := Run(context.Background(), []string{"enforce", "remove", "--all", "--pin-root", pins}, Streams{Out: &o, Err: &o}); err != nil {
+		t.Fatalf("remove --all: %v\n%s", err, o.String())
+	}
+	if sts, err := kernel.EnforcementStatus(kernel.EnforceOptions{PinRoot: pins}); err != nil || len(sts) != 0 {
+		t.Errorf("after remove --all: %+v %v", sts, err)
+	}
+}
