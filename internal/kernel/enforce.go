@@ -228,6 +228,9 @@ func decodeDenial(b []byte) (Denial, error) {
 	return d, nil
 }
 
+// ErrEnforcement wraps every failure to load, attach or pin the enforcement programs.
+var ErrEnforcement = errors.New("kernel enforcement unavailable")
+
 // ErrNotEnforced is returned for a cgroup bindguard does not enforce.
 var ErrNotEnforced = errors.New("not enforced by bindguard")
 

@@ -89,7 +89,7 @@ func pinDir(root string, id uint64) string {
 // CAP_PERFMON (root), and CAP_SYS_ADMIN to mount the BPF file system.
 func ApplyEnforcement(cg string, e Enforcement, opts EnforceOptions) (dir string, err error) {
 	fail := func(stage string, err error) (string, error) {
-		return "", fmt.Errorf("%w: enforce %s: %s: %w", ErrUnavailable, cg, stage, explain(err))
+		return "", fmt.Errorf("%w: enforce %s: %s: %w", ErrEnforcement, cg, stage, explain(err))
 	}
 	if e.Mode == "" {
 		e.Mode = EnforceDeny

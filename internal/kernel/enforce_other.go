@@ -17,17 +17,17 @@ type EnforceOptions struct {
 
 // ApplyEnforcement fails: enforcement needs Linux.
 func ApplyEnforcement(string, Enforcement, EnforceOptions) (string, error) {
-	return "", fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+	return "", fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
 }
 
 // RemoveEnforcement fails: enforcement needs Linux.
 func RemoveEnforcement(uint64, EnforceOptions) error {
-	return fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+	return fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
 }
 
 // EnforcementStatus fails: enforcement needs Linux.
 func EnforcementStatus(EnforceOptions) ([]EnforceStatus, error) {
-	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
 }
 
 // DenialReader reads denial records (Linux only).
@@ -35,12 +35,12 @@ type DenialReader struct{}
 
 // OpenDenials fails: enforcement needs Linux.
 func OpenDenials(uint64, EnforceOptions) (*DenialReader, error) {
-	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
 }
 
 // Read is never reached.
 func (*DenialReader) Read(context.Context) (Denial, error) {
-	return Denial{}, fmt.Errorf("%w: enforcement needs Linux", ErrUnavailable)
+	return Denial{}, fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
 }
 
 // Close does nothing.
@@ -48,10 +48,10 @@ func (*DenialReader) Close() error { return nil }
 
 // FindCgroup2 fails: cgroup2 needs Linux.
 func FindCgroup2() (string, error) {
-	return "", fmt.Errorf("kernel: find cgroup2: %w: needs Linux", ErrUnavailable)
+	return "", fmt.Errorf("kernel: find cgroup2: %w: needs Linux", ErrEnforcement)
 }
 
 // CgroupID fails: cgroup2 needs Linux.
 func CgroupID(dir string) (uint64, error) {
-	return 0, fmt.Errorf("kernel: cgroup id of %s: %w: needs Linux", dir, ErrUnavailable)
+	return 0, fmt.Errorf("kernel: cgroup id of %s: %w: needs Linux", dir, ErrEnforcement)
 }

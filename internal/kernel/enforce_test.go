@@ -82,3 +82,20 @@ func TestDecodeDenial(t *testing.T) {
 		t.Errorf("protocol 99: %v", err)
 	}
 }
+
+// FuzzDecodeDenial: any record decodes or fails with ErrBadRecord, never panics.
+func FuzzDecodeDenial(f *testing.F) {
+	b := make([]byte, denialSize)
+	b[26], b[27] = 6, 2
+	f.Add(b)
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		d, err := decodeDenial(rec)
+		if err != nil && !errors.Is(err, ErrBadRecord) {
+			t.Fatalf("error %v does not wrap ErrBadRecord", err)
+		}
+		if err == nil && (!d.Addr.IsValid() || d.Addr.Is4In6()) {
+			t.Fatalf("address %v", d.Addr)
+		}
+	})
+}
