@@ -110,6 +110,14 @@ func ApplyEnforcement(cg string, e Enforcement, opts EnforceOptions) (dir string
 		return fail("pin directory", err)
 	}
 	dir = pinDir(root, id)
+	if _, serr := os.Stat(dir); errors.Is(serr, os.ErrNotExist) {
+		// A first apply that fails leaves nothing behind: no link, no pin.
+		defer func() {
+			if err != nil {
+				_ = RemoveEnforcement(id, opts)
+			}
+		}()
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail("pin directory", err)
 	}

@@ -649,3 +649,57 @@ func TestEnforceRedis(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	<-done
 }
+
+// TestEnforceApplyFailsClean: a first apply that fails leaves nothing behind: to a plain
+// directory (refused before anything is loaded), and to a cgroup where an exclusive program
+// holds bind6 (the bind4 link is made, the bind6 link refused: bind4 is detached again and
+// the pins removed).
+func TestEnforceApplyFailsClean(t *testing.T) {
+	env := newEnforceEnv(t)
+	noPins := func(when string) {
+		t.Helper()
+		ents, err := os.ReadDir(env.pins)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if len(ents) != 0 {
+			t.Errorf("%s: pins left: %v", when, ents)
+		}
+	}
+	if _, err := ApplyEnforcement(t.TempDir(), Enforcement{}, env.opts()); !errors.Is(err, ErrEnforcement) {
+		t.Fatalf("apply to a plain directory: %v, want ErrEnforcement", err)
+	}
+	noPins("plain directory")
+
+	spec, err := loadEnforce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs enforceObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = objs.Close() }()
+	cgf, err := os.Open(env.cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cgf.Close() }()
+	excl := link.RawAttachProgramOptions{Target: int(cgf.Fd()), Program: objs.BindguardEnforceBind6, Attach: ebpf.AttachCGroupInet6Bind} // #nosec G115 -- an fd
+	if err := link.RawAttachProgram(excl); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := link.RawDetachProgram(link.RawDetachProgramOptions{Target: excl.Target, Program: excl.Program, Attach: excl.Attach}); err != nil {
+			t.Errorf("detach the exclusive program: %v", err)
+		}
+	}()
+	e := compileTest(t, enforceTestPolicy, EnforceDeny, nil)
+	if _, err := ApplyEnforcement(env.cg, e, env.opts()); !errors.Is(err, ErrEnforcement) || !strings.Contains(err.Error(), "bind6") {
+		t.Fatalf("apply over an exclusive bind6 program: %v, want the bind6 attach refused", err)
+	}
+	noPins("exclusive program")
+	if n, err := queryAttached(int(cgf.Fd()), ebpf.AttachCGroupInet4Bind); err != nil || n != 0 { // #nosec G115 -- an fd
+		t.Errorf("bind4 programs after the failed apply: %d, %v", n, err)
+	}
+}
