@@ -71,6 +71,7 @@ fuzz:
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzLocalHost$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./access -run '^$$' -fuzz '^FuzzNeedsClean$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kernel -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kernel -run '^$$' -fuzz '^FuzzDecodeDenial$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5

@@ -235,6 +235,12 @@ func genPolicy(data []byte) *policy.Policy {
 	if g.byte() < 192 {
 		policy.Defaults(p)
 	}
+	if g.yes() {
+		p.Enforce = &policy.Enforce{Mode: policy.EnforceMode(g.pick("deny", "dry-run", "rewrite"))}
+		if g.yes() {
+			p.Enforce.Guard = []policy.PortRange{{Lo: 1, Hi: 1023}, {Protocol: policy.TCP, Lo: 6000, Hi: 6999}, {Protocol: policy.UDP, Lo: 53, Hi: 53}}
+		}
+	}
 	return p
 }
 

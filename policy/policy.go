@@ -111,6 +111,9 @@ type Policy struct {
 	Monitor *Monitor
 	// Scan maps path globs to where `bindguard scan` takes their files to run (policy/scan.go).
 	Scan []ScanRule
+	// Enforce configures `bindguard enforce`, nil when the policy says nothing of it (deny,
+	// no guarded ranges).
+	Enforce *Enforce
 }
 
 // Network is a named list of prefixes, usable by name in a service's allow list.

@@ -34,6 +34,7 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 	validateProxy(ps, p, sm.vals, networks, &budget, sm.synthetic)
 	validateMonitor(ps, p, sm.vals)
 	validateScan(ps, p, sm.vals)
+	validateEnforce(ps, p, sm.vals)
 }
 
 // validateServices checks a list of services, the host's or a scope's (named in scope): each

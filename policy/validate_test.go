@@ -25,6 +25,7 @@ var meaning = cmp.Options{
 	cmpopts.IgnoreFields(policy.Proxy{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Route{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Monitor{}, "Pos"),
+	cmpopts.IgnoreFields(policy.Enforce{}, "Pos"),
 	cmpopts.EquateEmpty(),
 	cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}),
 }

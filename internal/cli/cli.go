@@ -140,7 +140,7 @@ policy), 2 error (usage, unreadable input).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
-	root.AddCommand(newAuditCmd(s), newInitCmd(s), newPolicyCmd(s), newAccessCmd(s), newGenCmd(s), newServeCmd(s), newEventsCmd(s), newZabbixCmd(s), newRunCmd(s), newProbeCmd(s), newScanCmd(s), newVersionCmd(s))
+	root.AddCommand(newAuditCmd(s), newInitCmd(s), newPolicyCmd(s), newAccessCmd(s), newGenCmd(s), newServeCmd(s), newEventsCmd(s), newEnforceCmd(s), newZabbixCmd(s), newRunCmd(s), newProbeCmd(s), newScanCmd(s), newVersionCmd(s))
 	return root
 }
 

@@ -40,6 +40,9 @@ const cliHelperEnv = "BINDGUARD_CLI_HELPER_ARGS"
 
 func TestMain(m *testing.M) {
 	netnstest.RunHelper()
+	if spec := os.Getenv(enforceBindEnv); spec != "" {
+		os.Exit(runEnforceBind(spec))
+	}
 	if a := os.Getenv(cliHelperEnv); a != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := Run(ctx, strings.Split(a, "\x1f"), Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})

@@ -6,3 +6,4 @@ package kernel
 
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror" owners bpf/owners.c -- -I./bpf -I./bpf/include
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror" live bpf/live.c -- -I./bpf -I./bpf/include
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror" enforce bpf/enforce.c -- -I./bpf -I./bpf/include

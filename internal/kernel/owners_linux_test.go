@@ -243,6 +243,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(pidnsHelperEnv) != "" {
 		os.Exit(runPidnsHelper())
 	}
+	if ns := os.Getenv(enforceHelperEnv); ns != "" {
+		os.Exit(runEnforceHelper(ns))
+	}
 	if cg := os.Getenv(watchHelperEnv); cg != "" {
 		os.Exit(runWatchHelper(cg))
 	}

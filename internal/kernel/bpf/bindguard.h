@@ -183,4 +183,9 @@ static __always_inline __u32 tgid_in_ns(struct task_struct *task, __u32 ns_ino)
 	return 0;
 }
 
+/* The kernel's context behind struct bpf_sock_addr (cgroup/bind4, bind6): the socket. */
+struct bpf_sock_addr_kern {
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
 #endif
