@@ -26,6 +26,9 @@ allow, and every bind in the policy's guarded port ranges (enforce.guard) that
 no service declares. Links and maps are pinned under /sys/fs/bpf/bindguard, so
 enforcement stays when bindguard exits; apply again to update it in place,
 remove to detach it. See docs/enforce.md for what is and is not covered.`,
+		Example: `  sudo bindguard enforce apply --unit redis-server
+  sudo bindguard enforce status
+  sudo bindguard enforce remove --unit redis-server`,
 	}
 	cmd.AddCommand(newEnforceApplyCmd(s), newEnforceStatusCmd(s), newEnforceRemoveCmd(s))
 	return cmd
