@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -91,34 +92,25 @@ func TestInitAllNamespacesScopes(t *testing.T) {
 // what was unseen, the exit code stays the findings' (never 2), and --require-complete makes
 // it 2. As root the same namespace is seen.
 func TestAuditIncompleteAsNobody(t *testing.T) {
-	if os.Getenv("BINDGUARD_TEST_CHILD") != "" {
-		t.Skip("the child runs TestAuditChild")
-	}
 	ns := specNS(t, "bgnobody", "tcp4:0.0.0.0:6379")
 	bin := copyTestBinary(t)
 	type result struct {
 		Out, Err string
 		Code     int
 	}
+	// The test binary runs the command line as uid 65534 (TestMain's cliHelperEnv).
 	asNobody := func(args ...string) result {
 		t.Helper()
-		js, _ := json.Marshal(args)
-		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", bin, "-test.run=^TestAuditChild$")
-		cmd.Env = append(os.Environ(), "BINDGUARD_TEST_CHILD="+string(js))
-		b, err := cmd.Output() // #nosec G204 -- the test binary itself
-		if err != nil {
-			t.Fatalf("child: %v\n%s", err, b)
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", bin) // #nosec G204 -- the test binary itself
+		cmd.Env = append(os.Environ(), cliHelperEnv+"="+strings.Join(args, "\x1f"))
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("child: %v", err)
 		}
-		_, line, ok := strings.Cut(string(b), "CHILD-RESULT ")
-		if !ok {
-			t.Fatalf("child said:\n%s", b)
-		}
-		line, _, _ = strings.Cut(line, "\n")
-		var r result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatal(err)
-		}
-		return r
+		return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 	}
 	r := asNobody("audit", "--netns", "all", "--format", "json", "--fail-on", "never")
 	if r.Code != ExitOK {
@@ -168,26 +160,6 @@ func TestAuditIncompleteAsNobody(t *testing.T) {
 	if !rootDoc.Complete || len(rootDoc.Namespaces) != 1 || rootDoc.Namespaces[0].Label != ns.Name {
 		t.Errorf("as root: complete %v, namespaces %+v", rootDoc.Complete, rootDoc.Namespaces)
 	}
-}
-
-// TestAuditChild runs one command for TestAuditIncompleteAsNobody, in the process it started
-// with another uid, and prints what it did. It does nothing in an ordinary run.
-func TestAuditChild(t *testing.T) {
-	args := os.Getenv("BINDGUARD_TEST_CHILD")
-	if args == "" {
-		t.Skip("run by TestAuditIncompleteAsNobody")
-	}
-	var a []string
-	if err := json.Unmarshal([]byte(args), &a); err != nil {
-		t.Fatal(err)
-	}
-	var out, errb strings.Builder
-	err := Run(t.Context(), a, Streams{In: strings.NewReader(""), Out: &out, Err: &errb, PolicyPaths: []string{}})
-	js, _ := json.Marshal(struct {
-		Out, Err string
-		Code     int
-	}{out.String(), errb.String(), ExitCode(err)})
-	os.Stdout.WriteString("CHILD-RESULT " + string(js) + "\n")
 }
 
 // copyTestBinary copies the test binary where uid 65534 may run it.
