@@ -195,7 +195,7 @@ place and switches the pinned links to the new programs atomically.`,
 	cmd.Flags().BoolVar(&all, "all", false, "every container with its scope, every other top-level cgroup with the host's")
 	cmd.Flags().StringVar(&allUnder, "all-under", "", "with --all: the cgroup directory to cover instead of the cgroup2 root")
 	_ = cmd.Flags().MarkHidden("all-under")
-	cmd.Flags().StringVar(&policyPath, "policy", "", "policy file (default ./bindguard.yaml, then /etc/bindguard/bindguard.yaml)")
+	cmd.Flags().StringVarP(&policyPath, "policy", "p", "", "policy file or directory (default ./bindguard.yaml, then /etc/bindguard/bindguard.yaml with its bindguard.d)")
 	cmd.Flags().StringVar(&scope, "scope", "", "the policy scope for --cgroup and --unit (default: host)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "record would-be denials, deny nothing")
 	return cmd
