@@ -8,11 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/bindguard/bindguard/internal/cgrouptest"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,35 +86,7 @@ func testCgroup(t testing.TB) (string, uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back string
-	for line := range strings.Lines(string(own)) {
-		if rest, ok := strings.CutPrefix(line, "0::"); ok {
-			back = filepath.Join(mount, strings.TrimSpace(rest))
-		}
-	}
-	if back == "" {
-		t.Fatalf("no cgroup2 line in /proc/self/cgroup:\n%s", own)
-	}
-	dir := filepath.Join(mount, randomName("bindguard-test"))
-	if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- a cgroup directory
-		t.Fatal(err)
-	}
-	pid := []byte(strconv.Itoa(os.Getpid()))
-	t.Cleanup(func() {
-		if err := os.WriteFile(filepath.Join(back, "cgroup.procs"), pid, 0); err != nil {
-			t.Errorf("move back to %s: %v", back, err)
-		}
-		if err := os.Remove(dir); err != nil {
-			t.Errorf("remove test cgroup: %v", err)
-		}
-	})
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
-		t.Fatal(err)
-	}
+	dir := cgrouptest.Join(t, mount, "bindguard-test")
 	id, err := CgroupID(dir)
 	if err != nil {
 		t.Fatal(err)

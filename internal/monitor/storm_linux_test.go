@@ -2,12 +2,7 @@ package monitor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/cgrouptest"
 	"github.com/bindguard/bindguard/internal/kernel"
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/observe"
@@ -29,38 +25,7 @@ func stormCgroup(t testing.TB) string {
 	if err != nil {
 		t.Skipf("no cgroup2 mount: %v", err)
 	}
-	own, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back string
-	for line := range strings.Lines(string(own)) {
-		if rest, ok := strings.CutPrefix(line, "0::"); ok {
-			back = filepath.Join(mount, strings.TrimSpace(rest))
-		}
-	}
-	if back == "" {
-		t.Fatalf("no cgroup2 line in /proc/self/cgroup:\n%s", own)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	dir := filepath.Join(mount, "bindguard-monitor-test-"+hex.EncodeToString(b))
-	if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- a cgroup directory
-		t.Fatal(err)
-	}
-	pid := []byte(strconv.Itoa(os.Getpid()))
-	t.Cleanup(func() {
-		if err := os.WriteFile(filepath.Join(back, "cgroup.procs"), pid, 0); err != nil {
-			t.Errorf("move back to %s: %v", back, err)
-		}
-		if err := os.Remove(dir); err != nil {
-			t.Errorf("remove test cgroup: %v", err)
-		}
-	})
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return cgrouptest.Join(t, mount, "bindguard-monitor-test")
 }
 
 // openSock opens a TCP listener or a bound UDP socket on 127.0.0.1:0 and returns its fd.

@@ -295,3 +295,29 @@ func run(t testing.TB, name string, args ...string) {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
+
+// UDPEcho answers every datagram sent to addr (e.g. "[::]:5353", dual-stack) inside the
+// namespace, until the test ends.
+func (n *NS) UDPEcho(t testing.TB, addr string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := proc.InNetNS(n.Path, func() (err error) {
+		pc, err = net.ListenPacket("udp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:k], from)
+		}
+	}()
+	t.Cleanup(func() { _ = pc.Close(); <-done })
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/probe"
-	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -71,33 +69,8 @@ func newLab(t *testing.T) *lab {
 	}
 	l.server.Listen(t, spec("tcp:[::]:8080"), spec("tcp6:[::]:8443:v6only"), spec("tcp4:0.0.0.0:10050"),
 		spec("tcp:[::]:10051"), spec("tcp4:10.77.2.1:9000"), spec("tcp4:127.0.0.1:5432"))
-	l.udpEcho(t, "[::]:5353")
+	l.server.UDPEcho(t, "[::]:5353")
 	return l
-}
-
-// udpEcho answers every datagram on addr (dual-stack), inside the server namespace.
-func (l *lab) udpEcho(t *testing.T, addr string) {
-	t.Helper()
-	var pc net.PacketConn
-	if err := proc.InNetNS(l.server.Path, func() (err error) {
-		pc, err = net.ListenPacket("udp", addr)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { _ = pc.Close(); <-done })
 }
 
 // nft loads a ruleset into a namespace.

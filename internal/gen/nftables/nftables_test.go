@@ -3,7 +3,6 @@ package nftables_test
 import (
 	"context"
 	"flag"
-	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/bindguard/bindguard/internal/golden"
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/probe"
-	"github.com/bindguard/bindguard/internal/proc"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -152,7 +150,7 @@ func TestRulesetProvenByProbe(t *testing.T) {
 		specs = append(specs, sp)
 	}
 	server.Listen(t, specs...)
-	udpEcho(t, server, "[::]:5353")
+	server.UDPEcho(t, "[::]:5353")
 	p := load(t)
 
 	tcp, udp := policy.TCP, policy.UDP
@@ -196,28 +194,4 @@ func TestRulesetProvenByProbe(t *testing.T) {
 	if n := rep.Violations(); n != 0 {
 		t.Errorf("%d violations from outside after the ruleset: %+v", n, rep.Results)
 	}
-}
-
-func udpEcho(t *testing.T, ns *netnstest.NS, addr string) {
-	t.Helper()
-	var pc net.PacketConn
-	if err := proc.InNetNS(ns.Path, func() (err error) {
-		pc, err = net.ListenPacket("udp", addr)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { _ = pc.Close(); <-done })
 }
