@@ -369,14 +369,20 @@ static __always_inline __u8 v6only(void *ctx)
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only);
 }
 
+/* set_mapped4 holds an IPv4 address (network order) as ::ffff:a.b.c.d, so one key covers
+ * both families' hooks. */
+static __always_inline void set_mapped4(struct bind *b, __u32 a)
+{
+	b->addr[10] = 0xff;
+	b->addr[11] = 0xff;
+	__builtin_memcpy(b->addr + 12, &a, 4);
+}
+
 SEC("cgroup/bind4")
 int bindguard_enforce_bind4(struct bpf_sock_addr *ctx)
 {
 	struct bind b = {.family = AF_INET};
-	__u32 a = ctx->user_ip4;
-	b.addr[10] = 0xff;
-	b.addr[11] = 0xff;
-	__builtin_memcpy(b.addr + 12, &a, 4);
+	set_mapped4(&b, ctx->user_ip4);
 	return on_bind(ctx, &b);
 }
 
@@ -415,10 +421,7 @@ SEC("cgroup/post_bind4")
 int bindguard_enforce_post_bind4(struct bpf_sock *ctx)
 {
 	struct bind b = {.family = AF_INET};
-	__u32 a = ctx->src_ip4;
-	b.addr[10] = 0xff;
-	b.addr[11] = 0xff;
-	__builtin_memcpy(b.addr + 12, &a, 4);
+	set_mapped4(&b, ctx->src_ip4);
 	return on_post_bind(ctx, &b);
 }
 
