@@ -61,6 +61,7 @@ func MarshalCommented(p *Policy, header []string, comments map[string][]string) 
 	writeProxy(&b, p.Proxy)
 	writeMonitor(&b, p.Monitor)
 	writeScan(&b, p.Scan)
+	writeProbe(&b, p.Probe)
 	writeEnforce(&b, p.Enforce)
 	return b.Bytes()
 }

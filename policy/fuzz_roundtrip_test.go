@@ -241,6 +241,16 @@ func genPolicy(data []byte) *policy.Policy {
 			p.Enforce.Guard = []policy.PortRange{{Lo: 1, Hi: 1023}, {Protocol: policy.TCP, Lo: 6000, Hi: 6999}, {Protocol: policy.UDP, Lo: 53, Hi: 53}}
 		}
 	}
+	if g.yes() {
+		t := policy.ProbeTarget{Target: g.pick("10.0.0.5", "[fd00::7]", "web1.example.org", "fe80::1%eth0", "db-1")}
+		if len(p.Scopes) > 0 && g.yes() {
+			t.Scope = p.Scopes[0].Name
+		}
+		if g.yes() {
+			t.Ports = []policy.PortRange{{Lo: 8000, Hi: 8100}, {Protocol: policy.UDP, Lo: 53, Hi: 53}}
+		}
+		p.Probe = append(p.Probe, t)
+	}
 	return p
 }
 

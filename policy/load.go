@@ -116,7 +116,7 @@ func Validate(p *Policy) error {
 	return ps.err()
 }
 
-var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "scopes", "proxy", "monitor", "scan", "enforce"}
+var nativeKeys = []string{"version", "trusted_proxies", "client_ip_header", "networks", "services", "scopes", "proxy", "monitor", "scan", "probe", "enforce"}
 
 // detect tells the two formats apart by shape: the native format has `version` or `services`
 // (or another of its top-level keys but proxy and monitor, which both have); the seed's is groups (external_access,

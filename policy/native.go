@@ -78,6 +78,9 @@ func (d *decoder) native(root ast.Node) (*Policy, *sourceMap) {
 	if n, ok := o.get(scanKey); ok {
 		p.Scan = d.scanRules(n, sm.vals)
 	}
+	if n, ok := o.get(probeKey); ok {
+		p.Probe = d.probeTargets(n, sm.vals)
+	}
 	if n, ok := o.get(enforceKey); ok {
 		p.Enforce = d.enforce(n, enforceKey, sm.vals)
 	}

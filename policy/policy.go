@@ -111,6 +111,8 @@ type Policy struct {
 	Monitor *Monitor
 	// Scan maps path globs to where `bindguard scan` takes their files to run (policy/scan.go).
 	Scan []ScanRule
+	// Probe lists the hosts serve's /probe endpoint answers for (policy/probe.go).
+	Probe []ProbeTarget
 	// Enforce configures `bindguard enforce`, nil when the policy says nothing of it (deny,
 	// no guarded ranges).
 	Enforce *Enforce

@@ -54,22 +54,31 @@ func (d *decoder) scanRules(n ast.Node, at *locs) []ScanRule {
 			}
 			at.set(key+".paths", loc{path: o.field("paths"), pos: posOf(unwrap(v))})
 		}
-		for _, f := range []struct {
-			name string
-			dst  *string
-		}{{"context", &r.Context}, {"scope", &r.Scope}} {
-			if v, ok := o.get(f.name); ok {
-				s, good := d.str(v, o.field(f.name))
-				*f.dst = s
-				at.set(key+"."+f.name, loc{path: o.field(f.name), pos: posOf(unwrap(v))})
-				if !good {
-					at.fail(key + "." + f.name)
-				}
-			}
-		}
+		d.strFields(o, key, at, strField{"context", &r.Context}, strField{"scope", &r.Scope})
 		out = append(out, r)
 	}
 	return out
+}
+
+// strField is a string field of a mapping and where its value goes.
+type strField struct {
+	name string
+	dst  *string
+}
+
+// strFields decodes string fields of o, recording where each stands as key.NAME and marking the
+// ones that are not strings failed.
+func (d *decoder) strFields(o object, key string, at *locs, fields ...strField) {
+	for _, f := range fields {
+		if v, ok := o.get(f.name); ok {
+			s, good := d.str(v, o.field(f.name))
+			*f.dst = s
+			at.set(key+"."+f.name, loc{path: o.field(f.name), pos: posOf(unwrap(v))})
+			if !good {
+				at.fail(key + "." + f.name)
+			}
+		}
+	}
 }
 
 // validateScan checks the scan rules: at least one path each, valid globs, a known context,

@@ -34,6 +34,7 @@ func validate(ps *problems, p *Policy, sm *sourceMap) {
 	validateProxy(ps, p, sm.vals, networks, &budget, sm.synthetic)
 	validateMonitor(ps, p, sm.vals)
 	validateScan(ps, p, sm.vals)
+	validateProbe(ps, p, sm.vals)
 	validateEnforce(ps, p, sm.vals)
 }
 

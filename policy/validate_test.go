@@ -26,6 +26,7 @@ var meaning = cmp.Options{
 	cmpopts.IgnoreFields(policy.Route{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Monitor{}, "Pos"),
 	cmpopts.IgnoreFields(policy.Enforce{}, "Pos"),
+	cmpopts.IgnoreFields(policy.ProbeTarget{}, "Pos"),
 	cmpopts.EquateEmpty(),
 	cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}),
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/bindguard/bindguard/internal/gen/systemd"
 	"github.com/bindguard/bindguard/internal/kernel"
 	"github.com/bindguard/bindguard/internal/monitor"
+	"github.com/bindguard/bindguard/internal/probe"
 	"github.com/bindguard/bindguard/listen"
 	"github.com/bindguard/bindguard/policy"
 )
@@ -48,6 +50,8 @@ func newServeCmd(s Streams) *cobra.Command {
 		obs                                                  observeFlags
 		watch                                                formatFlag
 		watchCgroup                                          string
+		probeTargets                                         []string
+		probeFrom, probeNetnsDir                             string
 	)
 	watch.value = string(monitor.WatchAuto)
 	for _, w := range monitor.WatchModes() {
@@ -84,6 +88,9 @@ Endpoints:
                   stored_at, netns), ?since=1h or an RFC 3339 time (default 24h)
   /api/v1/events  the same as bindguard.events.v1
   /api/v1/zabbix  the seed's Zabbix figures, for 'bindguard zabbix get'
+  /probe          ?target=HOST[&scope=NAME]: probe a target the policy's probe:
+                  section or --probe.target declares (any other is refused)
+                  and answer bindguard_probe_* series (docs/probe.md)
 
 With --redis (or the policy's monitor.redis) it also writes the seed's
 zabbix:port_bindings hash after every audit and each event to the
@@ -189,11 +196,15 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				return err
 			}
 			admitted, refused, nofile := connBudget(maxConns)
+			probeH, err := serveProbe(m.Policy, probeTargets, probeFrom, probeNetnsDir, logger)
+			if err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			reloads := monitor.NewReloadStatus(time.Now())
 			v, rev := buildVersion()
 			front, err := monitor.NewFront(monitor.FrontConfig{Guard: g, WebConfigFile: webConfig, Logger: logger,
 				MaxConns: admitted, MaxRefusedConns: refused},
-				m.HandlerWith(monitor.HandlerOptions{Version: v, Revision: rev, Reloads: reloads}))
+				m.HandlerWith(monitor.HandlerOptions{Version: v, Revision: rev, Reloads: reloads, Probe: probeH}))
 			if err != nil {
 				return err
 			}
@@ -272,9 +283,39 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().StringVar(&webConfig, "web.config.file", "", "exporter-toolkit web configuration (TLS, basic auth)")
 	cmd.Flags().StringVar(&redisURL, "redis", "", "also write the seed's zabbix:port_bindings hash and the bindguard:events stream to redis://HOST:PORT/DB (default: the policy's monitor.redis)")
 	cmd.Flags().BoolVar(&insecure, "insecure-listen", false, "serve beyond loopback without TLS or an allow list")
+	cmd.Flags().StringArrayVar(&probeTargets, "probe.target", nil, "also answer /probe for `HOST[=SCOPE[:PORTS]]` (repeatable; the policy's probe: section is always answered)")
+	cmd.Flags().StringVar(&probeFrom, "probe.from", "", "run /probe's probes from this network namespace: an ip-netns `NAME` or a PATH such as /proc/PID/ns/net")
+	cmd.Flags().StringVar(&probeNetnsDir, "probe.netns-dir", "/run/netns", "where named network namespaces are pinned (for --probe.from NAME)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level (every access decision, every audit)")
 	obs.add(cmd)
 	return cmd
+}
+
+// serveProbe builds the /probe endpoint: the policy's probe: targets (read at each request, so
+// a reload takes effect) and those of --probe.target, probed from --probe.from.
+func serveProbe(pol func() *policy.Policy, specs []string, from, netnsDir string, logger *slog.Logger) (http.Handler, error) {
+	var targets []probe.Target
+	for _, s := range specs {
+		t, err := probe.ParseTargetSpec(s)
+		if err != nil {
+			return nil, fmt.Errorf("--probe.target %q: %w", s, err)
+		}
+		if t.Scope != "" && t.Scope != policy.HostScope {
+			if _, ok := pol().Scope(t.Scope); !ok {
+				return nil, fmt.Errorf("--probe.target %q: the policy has no scope %q", s, t.Scope)
+			}
+		}
+		targets = append(targets, t)
+	}
+	if from != "" && !strings.Contains(from, "/") {
+		from = filepath.Join(netnsDir, from)
+	}
+	if from != "" {
+		if _, err := os.Stat(from); err != nil {
+			return nil, fmt.Errorf("--probe.from: %w", err)
+		}
+	}
+	return probe.NewHandler(probe.HandlerOptions{Policy: pol, Targets: targets, PolicyTargets: true, Netns: from, Logger: logger})
 }
 
 // defaultReconcileInterval is the time between full audits in kernel mode when --interval is

@@ -49,6 +49,8 @@ type HandlerOptions struct {
 	Version, Revision string
 	// Reloads, when set, is reported in /health's body and as bindguard_config_last_reload_*.
 	Reloads *ReloadStatus
+	// Probe, when set, answers /probe (the multi-target exporter endpoint, internal/probe).
+	Probe http.Handler
 }
 
 type collector struct {
@@ -153,6 +155,9 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	reg.MustRegister(collector{m, opts}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if opts.Probe != nil {
+		mux.Handle("GET /probe", opts.Probe)
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")

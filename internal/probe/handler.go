@@ -31,6 +31,9 @@ type HandlerOptions struct {
 	// Targets are the only hosts answered; every other target is refused (403), so the
 	// endpoint never probes a host whoever reaches it names.
 	Targets []Target
+	// PolicyTargets adds the targets of the policy's probe: section, read from Policy at each
+	// request, so a reloaded policy takes effect at once.
+	PolicyTargets bool
 	// Netns is the vantage's network namespace ("" is the caller's own).
 	Netns string
 	// Concurrency, Rate and Timeout bound each run as in Options; zero is the default.
@@ -74,7 +77,7 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 		if _, _, err := ParseTarget(t.Host); err != nil {
 			return nil, fmt.Errorf("probe: handler: %w", err)
 		}
-		t.Host = canonicalHost(t.Host)
+		t.Host = policy.CanonicalHost(t.Host)
 		if t.Scope == "" {
 			t.Scope = policy.HostScope
 		}
@@ -83,34 +86,41 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	return h, nil
 }
 
-// canonicalHost is the form targets are compared in: an address as netip prints it, a name in
-// lower case without a final dot.
-func canonicalHost(s string) string {
-	if a, _, err := ParseTarget(s); err == nil && a.IsValid() {
-		return a.String()
-	}
-	return strings.ToLower(strings.TrimSuffix(s, "."))
-}
-
-// lookup finds the declared target for host and scope ("" scope: the target's only one, or
-// host when it is declared with several).
+// lookup finds the declared target for host and scope ("" scope: the target's only scope, or
+// host when it is declared with several). A host declared more than once for the scope (by the
+// policy and by a flag) is probed on the ports of every declaration.
 func (h *Handler) lookup(host, scope string) (Target, bool) {
-	host = canonicalHost(host)
-	var found []Target
-	for _, t := range h.targets {
+	host = policy.CanonicalHost(host)
+	targets := h.targets
+	if h.o.PolicyTargets {
+		targets = append(PolicyTargets(h.o.Policy()), targets...)
+	}
+	scopes := map[string]bool{}
+	for _, t := range targets {
 		if t.Host == host && (scope == "" || t.Scope == scope) {
-			found = append(found, t)
+			scopes[t.Scope] = true
 		}
 	}
-	if len(found) == 1 {
-		return found[0], true
+	switch {
+	case len(scopes) == 0:
+		return Target{}, false
+	case scope != "":
+	case len(scopes) == 1:
+		for s := range scopes {
+			scope = s
+		}
+	case scopes[policy.HostScope]:
+		scope = policy.HostScope
+	default:
+		return Target{}, false
 	}
-	for _, t := range found {
-		if t.Scope == policy.HostScope {
-			return t, true
+	out := Target{Host: host, Scope: scope}
+	for _, t := range targets {
+		if t.Host == host && t.Scope == scope {
+			out.Ports = append(out.Ports, t.Ports...)
 		}
 	}
-	return Target{}, false
+	return out, true
 }
 
 // ServeHTTP answers GET (and HEAD) /probe?target=HOST[&scope=NAME].
@@ -209,6 +219,27 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// PolicyTargets are the targets of p's probe: section, hosts in canonical form; a port range
+// without a protocol is TCP.
+func PolicyTargets(p *policy.Policy) []Target {
+	out := make([]Target, 0, len(p.Probe))
+	for _, pt := range p.Probe {
+		t := Target{Host: policy.CanonicalHost(pt.Target), Scope: pt.Scope}
+		if t.Scope == "" {
+			t.Scope = policy.HostScope
+		}
+		for _, r := range pt.Ports {
+			proto := r.Protocol
+			if proto == "" {
+				proto = policy.TCP
+			}
+			t.Ports = append(t.Ports, PortRange{Protocol: proto, Lo: r.Lo, Hi: r.Hi})
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // ParseTargetSpec reads a declared target as a flag gives it: HOST, HOST=SCOPE, or

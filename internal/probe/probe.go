@@ -139,53 +139,15 @@ func (r *Report) Violations() int {
 	return n
 }
 
-// ParseTarget checks that s names exactly one host: an IP literal (IPv4-mapped is unmapped) or
-// a host name. It refuses prefixes, ranges, lists, wildcards and addresses that are not one
-// host (unspecified, multicast, broadcast), so the probe never sweeps a network.
+// ParseTarget checks that s names exactly one host, as policy.ParseHost does: an IP literal
+// (IPv4-mapped is unmapped) or a host name, never prefixes, ranges, lists, wildcards or
+// addresses that are not one host, so the probe never sweeps a network.
 func ParseTarget(s string) (addr netip.Addr, host string, err error) {
-	if s == "" {
-		return netip.Addr{}, "", errors.New("probe: no target: name one host")
+	addr, host, err = policy.ParseHost(s)
+	if err != nil {
+		return netip.Addr{}, "", fmt.Errorf("probe: %w", err)
 	}
-	if strings.ContainsAny(s, "/,* \t\n") {
-		return netip.Addr{}, "", fmt.Errorf("probe: target %q is not one host: name a single IP address or host name (no prefixes, ranges, lists or wildcards)", s)
-	}
-	trimmed := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	if a, perr := netip.ParseAddr(trimmed); perr == nil {
-		a = a.Unmap()
-		switch {
-		case a.Zone() != "" && !a.IsLinkLocalUnicast():
-			return netip.Addr{}, "", fmt.Errorf("probe: target %q: a zone only belongs on a link-local address", s)
-		case a.IsUnspecified(), a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return netip.Addr{}, "", fmt.Errorf("probe: target %s is not one host", a)
-		}
-		return a, "", nil
-	}
-	if !validHostName(s) {
-		return netip.Addr{}, "", fmt.Errorf("probe: target %q is neither an IP address nor a host name (ranges of hosts such as 10.0.0.1-9 are refused)", s)
-	}
-	return netip.Addr{}, s, nil
-}
-
-// validHostName accepts RFC 1123 host names whose last label is not all digits (so "10.0.0.1-9"
-// is not taken for a name).
-func validHostName(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if len(s) == 0 || len(s) > 253 {
-		return false
-	}
-	labels := strings.Split(s, ".")
-	for _, l := range labels {
-		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, c := range l {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	return strings.ContainsFunc(last, func(r rune) bool { return r < '0' || r > '9' }) && !strings.ContainsFunc(last, func(r rune) bool { return r == '-' })
+	return addr, host, nil
 }
 
 // ParsePorts reads a port list: comma-separated ports or ranges, each optionally prefixed by
