@@ -12,22 +12,15 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bindguard/bindguard/internal/kernel"
 	"github.com/bindguard/bindguard/internal/netnstest"
 	"github.com/bindguard/bindguard/internal/runner"
 )
 
-const runEnforcePolicy = `version: 1
-services:
-  - name: core
-    port: 8001
-    address: 127.0.0.1
-    access: localhost_only
-  - name: api
-    port: 8002
-    address: 127.0.0.1
-    access: localhost_only
-enforce:
+// runEnforcePolicy is run's test policy with ports 7000-7099 guarded.
+const runEnforcePolicy = runPolicy + `enforce:
   mode: deny
   guard: [tcp/7000-7099]
 `
@@ -98,8 +91,14 @@ func newRunEnforceEnv(t *testing.T) *runEnforceEnv {
 // start starts `bindguard run ARGS` in the namespace and in the test's cgroup.
 func (e *runEnforceEnv) start(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return e.startIn(t, e.cgf, args...)
+}
+
+// startIn starts `bindguard run ARGS` in the namespace and in the cgroup cg.
+func (e *runEnforceEnv) startIn(t *testing.T, cg *os.File, args ...string) *daemon {
+	t.Helper()
 	return startRunWith(t, e.ns, func(cmd *exec.Cmd) {
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(e.cgf.Fd())} // #nosec G115 -- an fd
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())} // #nosec G115 -- an fd
 	}, append([]string{"--policy", e.pol, "--pin-root", e.pins}, args...)...)
 }
 
@@ -246,6 +245,37 @@ func TestRunEnforceGuard(t *testing.T) {
 	}
 	if c, sts := e.children(t), e.status(t); len(c) != 0 || len(sts) != 0 {
 		t.Errorf("after the command exited: cgroups %v, enforced %+v; want none\n%s", c, sts, d.logs)
+	}
+}
+
+// TestRunEnforceUndelegated: started in a systemd unit's cgroup that systemd did not mark
+// delegated, run --enforce says so (and goes on, as root); marked delegated (trusted.delegate,
+// as systemd 251 and later write it), it says nothing.
+func TestRunEnforceUndelegated(t *testing.T) {
+	e := newRunEnforceEnv(t)
+	unit := filepath.Join(e.parent, "bg-unit.service")
+	if err := os.Mkdir(unit, 0o755); err != nil { // #nosec G301 -- a cgroup directory
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(unit) })
+	cg, err := os.Open(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cg.Close() }()
+	for _, delegated := range []bool{false, true} {
+		if delegated {
+			if err := unix.Setxattr(unit, "trusted.delegate", []byte("1"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := e.startIn(t, cg, "--service", "core", "--guard", "--enforce", "--", "true")
+		if code := d.exitStatus(t); code != 0 {
+			t.Fatalf("exit %d\n%s", code, d.logs)
+		}
+		if warned := strings.Contains(d.logs.String(), "systemd did not delegate"); warned == delegated {
+			t.Errorf("delegated %v: warned %v:\n%s", delegated, warned, d.logs)
+		}
 	}
 }
 

@@ -51,6 +51,9 @@ func ownCgroup(mount string) (string, error) {
 // processes" concerns cgroups with controllers in cgroup.subtree_control, which run never
 // writes). Errors say what is missing: root, delegation, a writable cgroup2.
 func NewCgroup(mount, service string) (*Cgroup, error) {
+	if service == "" || strings.ContainsAny(service, "/\x00") || strings.HasPrefix(service, ".") {
+		return nil, fmt.Errorf("run --enforce: service name %q cannot name a cgroup", service)
+	}
 	parent, err := ownCgroup(mount)
 	if err != nil {
 		return nil, err
