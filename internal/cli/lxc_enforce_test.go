@@ -19,10 +19,22 @@ import (
 // (`enforce apply --container NAME`, the scope that matches it): the container's own systemd
 // starts redis-server configured `bind 0.0.0.0` and it fails with EPERM in its log (the container's journal), counted
 // under its rule; configured `bind 127.0.0.1` it runs; after `enforce remove --container`
-// the wildcard bind works again.
+// the wildcard bind works again. Both a privileged container and an unprivileged one (its
+// uids mapped to 100000 and up on the host).
 func TestLXCEnforceContainer(t *testing.T) {
 	lxctest.Require(t)
-	c := lxctest.New(t, "enf", lxctest.Options{})
+	for _, unpriv := range []bool{false, true} {
+		name := "privileged"
+		if unpriv {
+			name = "unprivileged"
+		}
+		t.Run(name, func(t *testing.T) {
+			lxcEnforce(t, lxctest.New(t, "enf", lxctest.Options{Unprivileged: unpriv}))
+		})
+	}
+}
+
+func lxcEnforce(t *testing.T, c *lxctest.Container) {
 	ctx := context.Background()
 	pol := filepath.Join(t.TempDir(), "bindguard.yaml")
 	src := "version: 1\nservices:\n  - {name: sshd, port: 22, access: public}\nscopes:\n  - name: cache\n    match: [\"" + c.Name + "\"]\n" +
