@@ -96,7 +96,7 @@ func newGenSystemdCmd(s Streams) *cobra.Command {
 		bindguardPath          string
 	)
 	cmd := &cobra.Command{
-		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] | --self [-- SERVE-FLAGS...])",
+		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] [--run | --run-guard] [--enforce] | --self [-- SERVE-FLAGS...])",
 		Short: "Write a systemd unit that carries a service's binding and hardening",
 		Long: `Write a systemd unit (or, with --drop-in, the [Service] settings for an existing
 unit) for a service of the policy (docs/generate.md):
