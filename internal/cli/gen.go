@@ -92,11 +92,11 @@ func newGenSystemdCmd(s Streams) *cobra.Command {
 		egress                                              []string
 	)
 	var (
-		run, runGuard bool
-		bindguardPath string
+		run, runGuard, enforce bool
+		bindguardPath          string
 	)
 	cmd := &cobra.Command{
-		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] | --self [-- SERVE-FLAGS...])",
+		Use:   "systemd [--policy FILE] (--service NAME [--exec CMD] [--drop-in] [--run | --run-guard] [--enforce] | --self [-- SERVE-FLAGS...])",
 		Short: "Write a systemd unit that carries a service's binding and hardening",
 		Long: `Write a systemd unit (or, with --drop-in, the [Service] settings for an existing
 unit) for a service of the policy (docs/generate.md):
@@ -107,7 +107,12 @@ unit) for a service of the policy (docs/generate.md):
   - IPAddressDeny=any with IPAddressAllow= from its access class and allow list.
     This filters the connections the service makes too: name its upstreams with
     --allow-egress. A public service gets no IP filter;
-  - RestrictAddressFamilies=, and BIND_ADDRESS / SERVICE_PORT in the environment.
+  - RestrictAddressFamilies=, and BIND_ADDRESS / SERVICE_PORT in the environment;
+  - with --enforce, ExecStartPre=+bindguard enforce apply --unit %n and
+    ExecStopPost=-+bindguard enforce remove --unit %n: the kernel refuses every
+    bind of the unit's processes the policy forbids, by address (docs/enforce.md).
+
+--run (--run-guard) starts --exec through bindguard run (--guard).
 
 --self writes bindguard's own monitor unit, with only the capabilities it needs
 (the audit's, and the kernel event source's). It runs serve over every network
@@ -121,6 +126,9 @@ Check the result with systemd-analyze verify.`,
   bindguard gen systemd -p /etc/bindguard/bindguard.yaml --self -o /etc/systemd/system/bindguard.service
   bindguard gen systemd -p /etc/bindguard/bindguard.yaml --service core --run-guard \
     --exec '/bin/sh -c '\''exec /usr/bin/gunicorn --bind "unix:$BINDGUARD_UPSTREAM" app:app'\'
+  # the kernel refuses every bind of redis's the policy forbids
+  bindguard gen systemd -p /etc/bindguard/bindguard.yaml --service redis --drop-in --enforce \
+    -o /etc/systemd/system/redis-server.service.d/bindguard.conf
 
   # bindguard's own monitor, with serve flags after --
   bindguard gen systemd -p /etc/bindguard/bindguard.yaml --self -- --netns all --watch auto --grace 30s`,
@@ -149,11 +157,11 @@ Check the result with systemd-analyze verify.`,
 				return err
 			}
 			o := systemd.Options{Service: service, Exec: exec, DropIn: dropIn, User: user, Self: self, PolicyPath: selfPolicy, ServeArgs: serveArgs,
-				Run: run || runGuard, Guard: runGuard, Bindguard: bindguardPath}
+				Run: run || runGuard, Guard: runGuard, Bindguard: bindguardPath, Enforce: enforce}
 			if o.Run && (self || selfPolicy != "") {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--run and --run-guard start a policy service, not --self")}
 			}
-			if o.Run && p.Source != "" && filepath.IsAbs(p.Source) {
+			if (o.Run || o.Enforce) && p.Source != "" && filepath.IsAbs(p.Source) {
 				o.PolicyPath = p.Source
 			}
 			if self && o.PolicyPath == "" && p.Source != "" && filepath.IsAbs(p.Source) {
@@ -194,7 +202,8 @@ Check the result with systemd-analyze verify.`,
 	cmd.Flags().BoolVar(&self, "self", false, "bindguard's own monitor unit")
 	cmd.Flags().BoolVar(&run, "run", false, "ExecStart= starts --exec through `bindguard run` (binds the service's socket, passes it as fd 3)")
 	cmd.Flags().BoolVar(&runGuard, "run-guard", false, "like --run, with --guard: bindguard checks clients and proxies to --exec on $BINDGUARD_UPSTREAM")
-	cmd.Flags().StringVar(&bindguardPath, "bindguard", systemd.DefaultBindguard, "with --run: the bindguard binary ExecStart= calls")
+	cmd.Flags().BoolVar(&enforce, "enforce", false, "ExecStartPre=/ExecStopPost= attach and detach bindguard's kernel bind enforcement on the unit's cgroup (also in a --drop-in)")
+	cmd.Flags().StringVar(&bindguardPath, "bindguard", systemd.DefaultBindguard, "with --run or --enforce: the bindguard binary the unit calls")
 	cmd.Flags().StringVar(&selfPolicy, "self-policy", "", "with --self: the policy path the monitor reads (default: --policy's, else /etc/bindguard/bindguard.yaml)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite the file if it exists")

@@ -8,18 +8,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bindguard/bindguard/internal/kernel"
 	"github.com/bindguard/bindguard/internal/runner"
 	"github.com/bindguard/bindguard/policy"
 )
 
 func newRunCmd(s Streams) *cobra.Command {
 	var (
-		policyPath, service, logLevel string
-		guard                         bool
-		routeArgs                     []string
+		policyPath, service, logLevel, pinRoot string
+		guard, enforce                         bool
+		routeArgs                              []string
 	)
 	cmd := &cobra.Command{
-		Use:   "run --service NAME [--policy F] [--guard] -- CMD [ARGS...]",
+		Use:   "run --service NAME [--policy F] [--guard] [--enforce] -- CMD [ARGS...]",
 		Short: "Bind a service's socket as the policy declares, then run it there (any language)",
 		Long: `Bind the service's socket exactly as the policy declares it (a forbidden address
 is refused before bind(2); a socket that cannot be bound stops run before CMD
@@ -46,6 +47,17 @@ upstream_tls. --route PREFIX=CLASS gives a path prefix its own class (the seed's
 core: /api/=proxy_only for nginx, the rest localhost_only); lan and restricted
 routes admit the service's allow list.
 
+With --enforce (root), run makes a cgroup of its own under the one it was
+started in (bindguard-run.NAME.PID) and attaches the kernel's bind enforcement
+of the policy's host scope to it, as enforce apply --cgroup does, before CMD
+starts: CMD and everything it starts then cannot bind what the policy forbids
+(EPERM). Without --guard, run joins the cgroup, binds and execs; the cgroup and
+its enforcement stay after CMD exits, until the next run --enforce in the same
+cgroup removes them (or enforce remove --cgroup, and rmdir). With --guard only
+CMD is started in the cgroup, and run removes it with its enforcement when CMD
+and its processes have exited. Under systemd, prefer gen systemd --enforce
+(the unit's own cgroup is enforced).
+
 CMD is looked up in PATH unless it holds a slash. The policy is --policy, else
 ./bindguard.yaml, else /etc/bindguard/bindguard.yaml (not the built-in catalogue).
 
@@ -64,7 +76,10 @@ Exit codes: CMD's own; 2 when run fails before CMD starts.`,
     sh -c 'exec gunicorn --bind "unix:$BINDGUARD_UPSTREAM" app:app'
 
   # An ASGI app under uvicorn
-  bindguard run -p bindguard.yaml --service api -- uvicorn --fd 3 app:app`,
+  bindguard run -p bindguard.yaml --service api -- uvicorn --fd 3 app:app
+
+  # As root: the kernel refuses any bind of gunicorn's the policy forbids
+  sudo bindguard run -p bindguard.yaml --service core --enforce -- gunicorn app:app`,
 		Args: func(cmd *cobra.Command, a []string) error {
 			if len(a) == 0 {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("no command: give it after --, e.g. bindguard run --service core -- gunicorn app:app")}
@@ -110,14 +125,48 @@ Exit codes: CMD's own; 2 when run fails before CMD starts.`,
 			if len(routes) > 0 && !guard {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--route needs --guard (without it, bindguard checks no client)")}
 			}
-			if !guard {
-				return runner.Exec(cmd.Context(), pol, service, path, argv, os.Environ())
-			}
 			logger := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
-			code, err := runner.Guard(cmd.Context(), runner.GuardConfig{
+			var enf *runEnforcement
+			if enforce {
+				if guard {
+					// Refused services are refused before a cgroup is made.
+					svc, _ := pol.Lookup(service)
+					if err := runner.CheckGuard(pol, svc); err != nil {
+						return fmt.Errorf("run: --guard: %w", err)
+					}
+				}
+				if enf, err = startEnforcement(pol, service, pinRoot, logger); err != nil {
+					return err
+				}
+			}
+			if !guard {
+				if enf != nil {
+					if err := enf.cg.Join(); err != nil {
+						enf.abort(false)
+						return err
+					}
+				}
+				err := runner.Exec(cmd.Context(), pol, service, path, argv, os.Environ())
+				if enf != nil { // Exec returns only when the command did not start
+					enf.abort(true)
+				}
+				return err
+			}
+			gc := runner.GuardConfig{
 				Policy: pol, Service: service, Path: path, Argv: argv, Env: os.Environ(),
 				Stdin: s.In, Stdout: s.Out, Stderr: s.Err, Logger: logger, Routes: routes,
-			})
+			}
+			if enf != nil {
+				if gc.Cgroup, err = enf.cg.Open(); err != nil {
+					enf.abort(false)
+					return err
+				}
+			}
+			code, err := runner.Guard(cmd.Context(), gc)
+			if enf != nil {
+				_ = gc.Cgroup.Close()
+				enf.finish()
+			}
 			if err != nil {
 				return err
 			}
@@ -132,6 +181,9 @@ Exit codes: CMD's own; 2 when run fails before CMD starts.`,
 	cmd.Flags().StringVar(&service, "service", "", "the policy's service to bind and run (required)")
 	cmd.Flags().BoolVar(&guard, "guard", false, "serve the socket behind the access middleware and proxy to CMD on $BINDGUARD_UPSTREAM")
 	cmd.Flags().StringArrayVar(&routeArgs, "route", nil, "with --guard: PREFIX=CLASS gives a path prefix its own access class, longest prefix first (repeatable; /internal/=localhost_only)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "with --guard: debug (every access decision), info, warn or error, to standard error")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug (with --guard: every access decision), info, warn or error, to standard error")
+	cmd.Flags().BoolVar(&enforce, "enforce", false, "a cgroup of run's own with the kernel's bind enforcement of the host scope, applied before CMD starts (root)")
+	cmd.Flags().StringVar(&pinRoot, "pin-root", kernel.DefaultPinRoot, "with --enforce: where links and maps are pinned")
+	_ = cmd.Flags().MarkHidden("pin-root")
 	return cmd
 }

@@ -80,6 +80,12 @@ func writeRunPolicy(t *testing.T) string {
 // by pid at cleanup if still running.
 func startRun(t *testing.T, ns *netnstest.NS, args ...string) *daemon {
 	t.Helper()
+	return startRunWith(t, ns, nil, args...)
+}
+
+// startRunWith is startRun with prep applied to the command before it starts.
+func startRunWith(t *testing.T, ns *netnstest.NS, prep func(*exec.Cmd), args ...string) *daemon {
+	t.Helper()
 	testdata, err := filepath.Abs(filepath.Join("testdata", "run"))
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +95,9 @@ func startRun(t *testing.T, ns *netnstest.NS, args ...string) *daemon {
 	cmd.Env = append(os.Environ(), cliHelperEnv+"="+strings.Join(append([]string{"run"}, args...), "\x1f"))
 	d := &daemon{cmd: cmd, logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.logs, d.logs
+	if prep != nil {
+		prep(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

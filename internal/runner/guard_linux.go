@@ -38,6 +38,9 @@ type GuardConfig struct {
 	Logger         *slog.Logger
 	// Routes give path prefixes their own access class (access.Guard.Route).
 	Routes []Route
+	// Cgroup, when set, is the cgroup directory the command starts in (cloned straight into
+	// it, CLONE_INTO_CGROUP); bindguard itself stays where it is.
+	Cgroup *os.File
 }
 
 // Guard binds the service's socket, starts the command with BINDGUARD_UPSTREAM naming a Unix
@@ -92,6 +95,9 @@ func Guard(ctx context.Context, c GuardConfig) (int, error) {
 	// Its own process group, so a terminal's ^C reaches it once (forwarded), and killed if
 	// bindguard dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if c.Cgroup != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(c.Cgroup.Fd()) // #nosec G115 -- an fd
+	}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("run: start %s: %w", c.Path, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/bindguard/bindguard/policy"
 )
@@ -32,7 +33,41 @@ type GuardConfig struct {
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
 	Routes         []Route
+	Cgroup         *os.File
 }
 
 // Guard needs Linux.
 func Guard(context.Context, GuardConfig) (int, error) { return 0, errLinux }
+
+// CgroupPrefix starts the name of every cgroup run makes.
+const CgroupPrefix = "bindguard-run."
+
+// Cgroup is a cgroup2 directory run made for a service (Linux only).
+type Cgroup struct {
+	Dir, Parent string
+	Unmanaged   bool
+}
+
+// NewCgroup needs Linux.
+func NewCgroup(string, string) (*Cgroup, error) { return nil, errLinux }
+
+// Join needs Linux.
+func (*Cgroup) Join() error { return errLinux }
+
+// Open needs Linux.
+func (*Cgroup) Open() (*os.File, error) { return nil, errLinux }
+
+// Populated needs Linux.
+func (*Cgroup) Populated() (bool, error) { return false, errLinux }
+
+// Remove needs Linux.
+func (*Cgroup) Remove() error { return errLinux }
+
+// Leftovers needs Linux.
+func Leftovers(string) ([]string, error) { return nil, errLinux }
+
+// RemoveLeftover needs Linux.
+func RemoveLeftover(string) error { return errLinux }
+
+// Leave needs Linux.
+func (*Cgroup) Leave() error { return errLinux }

@@ -12,6 +12,11 @@
 // Both fail closed: a socket the policy forbids is refused before bind(2), a socket that
 // cannot be bound stops run before the command starts, and Guard refuses services that need no
 // client check, UDP services and services the policy says speak TLS.
+//
+// For run --enforce, NewCgroup makes a cgroup of run's own under the one it was started in
+// (Join moves run there before Exec; GuardConfig.Cgroup starts only the command there), and
+// Leftovers finds the empty cgroups of ended runs; the enforcement itself is the kernel
+// package's, applied by the caller.
 package runner
 
 import (

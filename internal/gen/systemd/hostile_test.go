@@ -100,6 +100,18 @@ func TestHostileValues(t *testing.T) {
 			}
 		}
 	}
+	// The paths --enforce writes into ExecStartPre= and ExecStopPost=.
+	for _, name := range hostile {
+		for what, o := range map[string]systemd.Options{
+			"policy path":    {Service: "redis", DropIn: true, Enforce: true, PolicyPath: "/etc/" + name + "/p.yaml"},
+			"bindguard path": {Service: "redis", DropIn: true, Enforce: true, Bindguard: "/usr/bin/" + name},
+		} {
+			out, err := systemd.Generate(p, o)
+			if err == nil || !strings.Contains(err.Error(), what) || strings.ContainsAny(err.Error(), "\n\r\x00") {
+				t.Errorf("--enforce, %s %q: %v; want a one-line error naming %s\n%s", what, name, err, what, out)
+			}
+		}
+	}
 	q := load(t, seed)
 	for i, s := range q.Services {
 		if s.Name == "redis" {

@@ -18,6 +18,9 @@ var runCases = []genCase{
 		Exec: "/usr/bin/gunicorn --chdir /opt/core app:app", User: "aktien"}},
 	{"seed-core-run-guard.service", systemd.Options{Service: "intelligent_core_service", Run: true, Guard: true, PolicyPath: "/etc/bindguard/bindguard.yaml",
 		Exec: `/bin/sh -c "exec /usr/bin/gunicorn --bind unix:$BINDGUARD_UPSTREAM --chdir /opt/core app:app 100%"`}},
+	// The unit's own cgroup enforced (ExecStartPre=+), the service started through run.
+	{"seed-core-run-enforce.service", systemd.Options{Service: "intelligent_core_service", Run: true, Enforce: true, PolicyPath: "/etc/bindguard/bindguard.yaml",
+		Exec: "/usr/bin/gunicorn --chdir /opt/core app:app", User: "aktien"}},
 }
 
 func TestRunUnits(t *testing.T) {

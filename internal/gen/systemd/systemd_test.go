@@ -43,6 +43,10 @@ var cases = []genCase{
 	{"seed-nginx-https.service", systemd.Options{Service: "nginx_proxy_https", Exec: "/usr/sbin/nginx -g 'daemon off;'"}},
 	{"seed-redis.conf", systemd.Options{Service: "redis", DropIn: true}},
 	{"self.service", systemd.Options{Self: true, PolicyPath: "/etc/bindguard/bindguard.yaml"}},
+	// Kernel enforcement of the unit's cgroup, in a drop-in and in a whole unit.
+	{"seed-redis-enforce.conf", systemd.Options{Service: "redis", DropIn: true, Enforce: true, PolicyPath: "/etc/bindguard/bindguard.yaml"}},
+	{"seed-zabbix-agent-enforce.service", systemd.Options{Service: "zabbix_agent", Exec: "/usr/sbin/zabbix_agentd --foreground", Enforce: true,
+		PolicyPath: "/etc/bindguard/bindguard.yaml", Bindguard: "/usr/local/bin/bindguard"}},
 }
 
 func TestGolden(t *testing.T) {
@@ -69,6 +73,9 @@ func TestErrors(t *testing.T) {
 		{systemd.Options{Service: "redis", Exec: "/bin/true", User: "root\nUser=x"}, "not a user name"},
 		{systemd.Options{Self: true, PolicyPath: "/etc/x y.yaml"}, "without spaces"},
 		{systemd.Options{Self: true, PolicyPath: "/etc/$HOME/p.yaml"}, "policy path"},
+		{systemd.Options{Self: true, Enforce: true}, "not bindguard's own"},
+		{systemd.Options{Service: "redis", DropIn: true, Enforce: true, PolicyPath: "bindguard.yaml"}, "policy path"},
+		{systemd.Options{Service: "redis", DropIn: true, Enforce: true, Bindguard: "bindguard"}, "bindguard path"},
 	} {
 		if _, err := systemd.Generate(p, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.opts, err, c.want)
@@ -84,6 +91,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.golden, func(t *testing.T) {
 			o := c.opts
+			o.Bindguard = "/bin/true" // ExecStartPre='s program must exist too
 			// verify checks that ExecStart's program exists: run /bin/true with the arguments.
 			if o.Exec != "" || o.Self {
 				o.Exec = "/bin/true " + strings.Join(strings.Fields(o.Exec), " ")
