@@ -450,7 +450,7 @@ func (s *Store) RecordScore(p ScorePoint, keep int, before time.Time) (bool, err
 				return nil
 			}
 		}
-		at := uint64(p.Time.UnixNano()) // #nosec G115 -- times after 1970
+		at := uint64(max(0, p.Time.UnixNano())) // #nosec G115 -- not negative
 		if k != nil && binary.BigEndian.Uint64(k) >= at {
 			at = binary.BigEndian.Uint64(k) + 1 // the clock went back: keep the order
 		}
@@ -464,7 +464,7 @@ func (s *Store) RecordScore(p ScorePoint, keep int, before time.Time) (bool, err
 		written = true
 		floor := uint64(0)
 		if before.UnixNano() > 0 {
-			floor = uint64(before.UnixNano())
+			floor = uint64(before.UnixNano()) // #nosec G115 -- positive
 		}
 		var keys []uint64
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -505,10 +505,10 @@ func (s *Store) Scores(since time.Time) ([]ScorePoint, error) {
 		c := b.Cursor()
 		from := uint64(0)
 		if since.UnixNano() > 0 {
-			from = uint64(since.UnixNano())
+			from = uint64(since.UnixNano()) // #nosec G115 -- positive
 		}
-		k, v := c.Seek(idKey(from))
-		if k == nil {
+		var k, v []byte
+		if sk, _ := c.Seek(idKey(from)); sk == nil {
 			k, v = c.Last() // every point is older: the last is in force
 		} else if pk, pv := c.Prev(); pk != nil {
 			k, v = pk, pv
