@@ -160,13 +160,6 @@ func (p *pageLog) snapshot() ([]string, []string) {
 	return slices.Clone(p.problems), slices.Clone(p.requests)
 }
 
-type browserRow struct {
-	Netns   string `json:"netns"`
-	Service string `json:"service"`
-	Status  string `json:"status"`
-	Key     string `json:"key"`
-}
-
 const rowsJS = `Array.from(document.querySelectorAll('tr.row')).map(r => ({netns: r.closest('section').dataset.netns, service: r.dataset.service, status: r.dataset.status, key: r.dataset.key}))`
 
 // apiRows is the audit as /api/v2/audit gives it, as rows.
@@ -181,16 +174,7 @@ func apiRows(t *testing.T, base string) []browserRow {
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
-	var out []browserRow
-	for _, f := range doc.Findings {
-		svc := f.ServiceName()
-		if svc == "" {
-			svc = "(undeclared)"
-		}
-		f.Finding.Netns = f.Netns // the document writes it beside the finding
-		out = append(out, browserRow{Netns: f.Netns, Service: svc, Status: string(f.Status), Key: findingRef(&f.Finding).Encode()})
-	}
-	return out
+	return auditRows(doc)
 }
 
 // TestDashboardBrowser loads the page in headless Chromium against a real monitor watching a

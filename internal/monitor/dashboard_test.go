@@ -240,12 +240,8 @@ func TestDashboardPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []pageRow
-	for _, f := range doc.Findings {
-		svc := f.ServiceName()
-		if svc == "" {
-			svc = "(undeclared)"
-		}
-		want = append(want, pageRow{Netns: f.Netns, Service: svc, Status: string(f.Status)})
+	for _, r := range auditRows(doc) {
+		want = append(want, pageRow{Netns: r.Netns, Service: r.Service, Status: r.Status})
 	}
 	strip := func(rs []pageRow) []pageRow {
 		out := make([]pageRow, len(rs))
@@ -392,4 +388,26 @@ func TestEventsTotal(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("bindguard_events_total against the stored events (-want +got):\n%s", d)
 	}
+}
+
+// browserRow is a matrix row as the browser test reads it, or as the API's finding makes it.
+type browserRow struct {
+	Netns   string `json:"netns"`
+	Service string `json:"service"`
+	Status  string `json:"status"`
+	Key     string `json:"key"`
+}
+
+// auditRows is a v2 document's findings as the matrix's rows, in its order.
+func auditRows(doc report.DocumentV2) []browserRow {
+	var out []browserRow
+	for _, f := range doc.Findings {
+		svc := f.ServiceName()
+		if svc == "" {
+			svc = "(undeclared)"
+		}
+		f.Finding.Netns = f.Netns // the document writes it beside the finding
+		out = append(out, browserRow{Netns: f.Netns, Service: svc, Status: string(f.Status), Key: findingRef(&f.Finding).Encode()})
+	}
+	return out
 }

@@ -132,10 +132,8 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	m.handleDashboard(mux, opts)
 	mux.HandleFunc("GET /api/v2/finding", func(w http.ResponseWriter, r *http.Request) {
-		rep, meta := m.Latest()
-		if rep == nil {
-			_, why := m.Health()
-			httpError(w, http.StatusServiceUnavailable, why)
+		rep, meta, ok := m.latestOr503(w)
+		if !ok {
 			return
 		}
 		f, err := lookupFinding(rep, r.URL.Query())
@@ -175,10 +173,8 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		"GET /api/v2/audit": report.JSON,   // bindguard.audit.v2: per namespace
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
-			rep, meta := m.Latest()
-			if rep == nil {
-				_, why := m.Health()
-				httpError(w, http.StatusServiceUnavailable, why)
+			rep, meta, ok := m.latestOr503(w)
+			if !ok {
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
@@ -186,10 +182,8 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		})
 	}
 	mux.HandleFunc("GET /api/v1/zabbix", func(w http.ResponseWriter, _ *http.Request) {
-		rep, _ := m.Latest()
-		if rep == nil {
-			_, why := m.Health()
-			httpError(w, http.StatusServiceUnavailable, why)
+		rep, _, ok := m.latestOr503(w)
+		if !ok {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -225,6 +219,17 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		}
 	})
 	return mux
+}
+
+// latestOr503 is the latest report, or false after answering 503 with why there is none.
+func (m *Monitor) latestOr503(w http.ResponseWriter) (*audit.Report, report.Meta, bool) {
+	rep, meta := m.Latest()
+	if rep == nil {
+		_, why := m.Health()
+		httpError(w, http.StatusServiceUnavailable, why)
+		return nil, meta, false
+	}
+	return rep, meta, true
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
