@@ -40,8 +40,12 @@ const DashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; c
 // DashboardWindow is how far back the page's charts and timelines look.
 const DashboardWindow = 24 * time.Hour
 
-// DashboardEvents is how many drift events each namespace's timeline shows (the newest).
-const DashboardEvents = 50
+// DashboardEvents is how many drift events each namespace's timeline shows (the newest), out
+// of the newest DashboardEventScan events of the window: a refresh decodes at most that many.
+const (
+	DashboardEvents    = 50
+	DashboardEventScan = 2000
+)
 
 // RefreshSeconds is how often the page's script re-reads its live part.
 const RefreshSeconds = 5
@@ -337,7 +341,7 @@ func (m *Monitor) dashboard(opts HandlerOptions, f dashFilter) (dashView, error)
 	if err != nil {
 		return v, err
 	}
-	events, err := m.Events(from)
+	events, err := m.store.Recent(from, DashboardEventScan) // newest first
 	if err != nil {
 		return v, err
 	}
@@ -362,7 +366,7 @@ func (m *Monitor) dashboard(opts HandlerOptions, f dashFilter) (dashView, error)
 			nv.Rows = append(nv.Rows, rowOf(fd))
 		}
 		nv.Chart = chartOf(n.Label, points, from, now)
-		for _, e := range slices.Backward(events) {
+		for _, e := range events {
 			if e.Netns == n.Label || e.Kind == KindPolicyReloaded {
 				nv.Events = append(nv.Events, eventOf(e))
 				if len(nv.Events) == DashboardEvents {

@@ -1,9 +1,13 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -410,4 +414,86 @@ func auditRows(doc report.DocumentV2) []browserRow {
 		out = append(out, browserRow{Netns: f.Netns, Service: svc, Status: string(f.Status), Key: findingRef(&f.Finding).Encode()})
 	}
 	return out
+}
+
+// BenchmarkDashboardLive is the cost of one refresh of the page's live part (what each open
+// page asks every RefreshSeconds) with a store of 10,000 events and 1,000 score points.
+func BenchmarkDashboardLive(b *testing.B) {
+	dir := b.TempDir()
+	store, err := OpenStore(dir, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	obs := &fakeObserver{}
+	clock := &fakeClock{t: t0}
+	pol := filepath.Join(b.TempDir(), "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(policyRedisWeb), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	m, err := New(Config{Interval: 10 * time.Second, Observer: obs, Host: "web1", Now: clock.Now, PolicyPath: pol}, store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs.set(tcp("127.0.0.1", 6379, 10, "redis"), tcp("0.0.0.0", 8080, 11, "web"), tcp("0.0.0.0", 9000, 12, "stray"))
+	if err := m.Audit(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	evs := make([]Event, 1000)
+	for round := range 10 {
+		for i := range evs {
+			evs[i] = Event{Time: t0.Add(time.Duration(round*1000+i) * time.Second), Kind: KindAppeared, Netns: "host", Protocol: "tcp", Address: "0.0.0.0", Port: uint16(10000 + i), NewStatus: "unexpected", Severity: "high", Reason: "an unexpected listener"}
+		}
+		if _, err := store.Record(evs, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 1000 {
+		if _, err := store.RecordScore(ScorePoint{Time: t0.Add(time.Duration(i) * time.Minute), Score: i % 100, Namespaces: map[string]int{"host": i % 100}}, ScoreHistoryPoints, time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	clock.advance(20 * time.Hour)
+	h := m.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/dashboard/live", nil))
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+func TestStoreRecent(t *testing.T) {
+	s, err := OpenStore(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var evs []Event
+	for i := range 10 {
+		evs = append(evs, Event{Time: t0.Add(time.Duration(i) * time.Minute), Kind: KindAppeared, Port: uint16(i)})
+	}
+	if _, err := s.Record(evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	ports := func(since time.Time, limit int) []uint16 {
+		t.Helper()
+		got, err := s.Recent(since, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint16
+		for _, e := range got {
+			out = append(out, e.Port)
+		}
+		return out
+	}
+	if d := cmp.Diff([]uint16{9, 8, 7}, ports(time.Time{}, 3)); d != "" {
+		t.Errorf("newest 3 (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]uint16{9, 8, 7, 6}, ports(t0.Add(6*time.Minute), 100)); d != "" {
+		t.Errorf("since minute 6 (-want +got):\n%s", d)
+	}
 }

@@ -529,3 +529,28 @@ func (s *Store) Scores(since time.Time) ([]ScorePoint, error) {
 	}
 	return out, nil
 }
+
+// Recent returns up to limit of the newest events, newest first, back to the first one before
+// since (IDs follow the order of storing, so the walk stops there): the dashboard's timeline
+// reads what it shows without decoding the whole history.
+func (s *Store) Recent(since time.Time, limit int) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e.Time.Before(since) {
+				break
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
+}
