@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 
+	"github.com/bindguard/bindguard/internal/kernel"
 	"github.com/bindguard/bindguard/internal/report"
 )
 
@@ -496,4 +497,18 @@ func TestStoreRecent(t *testing.T) {
 	if d := cmp.Diff([]uint16{9, 8, 7, 6}, ports(t0.Add(6*time.Minute), 100)); d != "" {
 		t.Errorf("since minute 6 (-want +got):\n%s", d)
 	}
+}
+
+// In kernel mode a score changed by a socket event is in the history at once, not at the next
+// reconciliation (an hour away here).
+func TestScoreHistoryKernelMode(t *testing.T) {
+	k := startKernel(t, func(c *Config) { c.ReconcileInterval = time.Hour })
+	waitUntil(t, "the first score point", func() bool { ps, _ := k.m.Scores(time.Time{}); return len(ps) == 1 })
+	ps, _ := k.m.Scores(time.Time{})
+	before := ps[0].Score
+	k.send(t, kev(kernel.KindListen, 1, "0.0.0.0", 6379, 10, 77, t0))
+	waitUntil(t, "a lower score in the history", func() bool {
+		ps, _ := k.m.Scores(time.Time{})
+		return len(ps) == 2 && ps[1].Score < before
+	})
 }
