@@ -12,15 +12,21 @@ BIN         := $(CURDIR)/.bin
 # lxc, lxc-templates (the debian template), debootstrap and rsync (the template copies its cache
 # with it) for the real-LXC tests (internal/lxctest).
 # gunicorn, python3-flask, python3-uvicorn and python3-fastapi for bindguard run's real servers.
-DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2 lxc lxc-templates debootstrap rsync gunicorn python3-flask python3-uvicorn python3-fastapi nftables nmap
+# chromium for the dashboard's browser test (chromedp drives it headless; make screenshot).
+DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2 lxc lxc-templates debootstrap rsync gunicorn python3-flask python3-uvicorn python3-fastapi nftables nmap chromium
 FUZZTIME    ?= 30s
 
-.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package bench-containers
+.PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package bench-containers screenshot
 
 test: deps lint generate-check unit
 
 build:
 	$(GO) build -o $(BIN)/bindguard ./cmd/bindguard
+
+# docs/dashboard.png, the README's screenshot of serve's page: the dashboard's browser test
+# (headless chromium against a monitor of a test network namespace; root) writes it.
+screenshot:
+	BINDGUARD_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -run '^TestDashboardBrowser$$' ./internal/monitor/
 
 # The Debian package, in .bin: the binary, man pages and shell completions generated from the
 # command tree, the systemd unit (not enabled or started), /etc/bindguard with an example

@@ -77,7 +77,8 @@ appearances are judged at once.
 
 Endpoints:
 
-  /               a landing page with links to the endpoints
+  /               the dashboard: per namespace the binding matrix, the score
+                  over time and the drift timeline (HTML, refreshes itself)
   /metrics        Prometheus metrics (score, findings, per-service compliance,
                   audit duration, errors, last success, the last reload's
                   outcome, build info, Go and process metrics)

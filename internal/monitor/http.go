@@ -3,7 +3,6 @@ package monitor
 import (
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"runtime"
@@ -45,7 +44,7 @@ var (
 
 // HandlerOptions add to the monitor's endpoints.
 type HandlerOptions struct {
-	// Version and Revision label bindguard_build_info and head the landing page.
+	// Version and Revision label bindguard_build_info and head the dashboard.
 	Version, Revision string
 	// Reloads, when set, is reported in /health's body and as bindguard_config_last_reload_*.
 	Reloads *ReloadStatus
@@ -60,7 +59,7 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	report.Collector{}.Describe(ch)
-	for _, d := range []*prometheus.Desc{descDuration, descErrors, descLastOK, descUp, descBuild, descWatchMode, descWatchFallback, descWatchLost, descWatchEvents} {
+	for _, d := range []*prometheus.Desc{descEvents, descDuration, descErrors, descLastOK, descUp, descBuild, descWatchMode, descWatchFallback, descWatchLost, descWatchEvents} {
 		ch <- d
 	}
 	if c.opts.Reloads != nil {
@@ -89,6 +88,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		fb = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descWatchFallback, prometheus.GaugeValue, fb, string(ws.asked))
+	c.m.events.collect(ch)
 	ch <- prometheus.MustNewConstMetric(descWatchLost, prometheus.CounterValue, float64(ws.lost))
 	ch <- prometheus.MustNewConstMetric(descWatchEvents, prometheus.CounterValue, float64(ws.events))
 	ok, _ := c.m.Health()
@@ -120,36 +120,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// landing is the page at /: what this is and where the endpoints are. No script, no style,
-// nothing loaded from elsewhere (landingCSP forbids it all).
-var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>bindguard serve</title></head>
-<body>
-<h1>bindguard serve</h1>
-<p>bindguard {{.Version}} audits this host's listening sockets against its policy.</p>
-<ul>
-<li><a href="metrics">/metrics</a>: Prometheus metrics</li>
-<li><a href="health">/health</a>: the last audit's health</li>
-<li><a href="api/v1/audit">/api/v1/audit</a>: the latest report (bindguard.audit.v1)</li>
-<li><a href="api/v2/events?since=24h">/api/v2/events</a>: drift events (bindguard.events.v2)</li>
-<li><a href="api/v1/events?since=24h">/api/v1/events</a>: drift events (bindguard.events.v1)</li>
-<li><a href="api/v1/zabbix">/api/v1/zabbix</a>: the seed's Zabbix figures</li>
-</ul>
-</body>
-</html>
-`))
-
-// landingCSP allows the landing page nothing beyond its own HTML.
-const landingCSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
 // Handler serves /metrics, /health, /api/v1/audit, /api/v1/zabbix, /api/v2/events and
 // /api/v1/events; the documents are report's (bindguard.audit.v1, bindguard.zabbix.v1,
 // bindguard.events.v2 and v1).
 func (m *Monitor) Handler() http.Handler { return m.HandlerWith(HandlerOptions{}) }
 
-// HandlerWith is Handler with build information, the reload status, Go and process metrics
-// and a landing page at /.
+// HandlerWith is Handler with build information, the reload status, Go and process metrics,
+// the dashboard at / (dashboard.go) and one finding's JSON at /api/v2/finding.
 func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{m, opts}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -158,17 +135,22 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	if opts.Probe != nil {
 		mux.Handle("GET /probe", opts.Probe)
 	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", landingCSP)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		v := opts.Version
-		if v == "" {
-			v = "devel"
+	m.handleDashboard(mux, opts)
+	mux.HandleFunc("GET /api/v2/finding", func(w http.ResponseWriter, r *http.Request) {
+		rep, meta, ok := m.latestOr503(w)
+		if !ok {
+			return
 		}
-		_ = landing.Execute(w, struct{ Version string }{v})
+		f, err := lookupFinding(rep, r.URL.Query())
+		switch {
+		case err != nil:
+			httpError(w, http.StatusBadRequest, err.Error())
+		case f == nil:
+			httpError(w, http.StatusNotFound, "no such finding in the audit of "+meta.Time.UTC().Format(time.RFC3339))
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(report.FindingV2{Finding: *f, Netns: f.Netns})
+		}
 	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := m.Health()
@@ -196,10 +178,8 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		"GET /api/v2/audit": report.JSON,   // bindguard.audit.v2: per namespace
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
-			rep, meta := m.Latest()
-			if rep == nil {
-				_, why := m.Health()
-				httpError(w, http.StatusServiceUnavailable, why)
+			rep, meta, ok := m.latestOr503(w)
+			if !ok {
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
@@ -207,10 +187,8 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		})
 	}
 	mux.HandleFunc("GET /api/v1/zabbix", func(w http.ResponseWriter, _ *http.Request) {
-		rep, _ := m.Latest()
-		if rep == nil {
-			_, why := m.Health()
-			httpError(w, http.StatusServiceUnavailable, why)
+		rep, _, ok := m.latestOr503(w)
+		if !ok {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -246,6 +224,17 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		}
 	})
 	return mux
+}
+
+// latestOr503 is the latest report, or false after answering 503 with why there is none.
+func (m *Monitor) latestOr503(w http.ResponseWriter) (*audit.Report, report.Meta, bool) {
+	rep, meta := m.Latest()
+	if rep == nil {
+		_, why := m.Health()
+		httpError(w, http.StatusServiceUnavailable, why)
+		return nil, meta, false
+	}
+	return rep, meta, true
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

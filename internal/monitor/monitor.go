@@ -104,6 +104,7 @@ type Monitor struct {
 	duration time.Duration
 	errors   int
 	watch    watchStatus
+	events   eventCounter // bindguard_events_total
 }
 
 // New loads the policy and returns a monitor over store. An invalid policy is an error here
@@ -322,12 +323,15 @@ func (m *Monitor) audited(start time.Time, snap *observe.Snapshot, rep *audit.Re
 		m.lastMeta.Namespaces = append(m.lastMeta.Namespaces, ns.Label)
 	}
 	m.mu.Unlock()
+	m.noteScore()
 	m.log.Debug("audit", "score", rep.Score, "findings", len(rep.Findings), "duration", m.now().Sub(start).String())
 	return nil
 }
 
 // stored logs durable events and wakes the sinks.
 func (m *Monitor) stored(events []Event) {
+	m.events.add(events)
+	m.noteScore()
 	for _, e := range events {
 		m.log.Info("drift", "id", e.ID, "kind", e.Kind, "source", e.Source, "netns", e.Netns, "protocol", e.Protocol, "address", e.Address,
 			"port", e.Port, "service", e.Service, "old_status", e.OldStatus, "new_status", e.NewStatus, "severity", e.Severity)

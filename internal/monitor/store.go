@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,6 +47,9 @@ type Store struct {
 	db *bolt.DB
 	// now stamps stored_at; time.Now unless a test sets it.
 	now func() time.Time
+	// scoreMu serialises RecordScore; lastScore is the newest score point (nil: not read yet).
+	scoreMu   sync.Mutex
+	lastScore *ScorePoint
 }
 
 // OpenStore opens (creating) DIR/bindguard.db. readOnly opens it shared, for readers.
@@ -385,4 +389,168 @@ func (s *Store) Prune(before time.Time, sinks []string) (int, error) {
 		return 0, err
 	}
 	return len(doomed), nil
+}
+
+// Score history: one point each time a score changes, so the dashboard's chart is exact and
+// an unchanged audit writes nothing (a write costs a file sync).
+var bucketScores = []byte("scores") // time (unix nanoseconds, 8 bytes big endian) -> ScorePoint JSON
+
+// ScoreHistoryPoints bounds the score history: at most this many points are kept, and none
+// older than serve's --retention (the newest is always kept, so the score in force is known
+// after a restart however long the daemon was down).
+const ScoreHistoryPoints = 10000
+
+// ScorePoint is the scores of one audit: the host's and each namespace's, by label.
+type ScorePoint struct {
+	Time       time.Time      `json:"time"`
+	Score      int            `json:"score"`
+	Namespaces map[string]int `json:"namespaces"`
+}
+
+// sameScores reports whether two points have the same scores.
+func sameScores(a, b ScorePoint) bool {
+	if a.Score != b.Score || len(a.Namespaces) != len(b.Namespaces) {
+		return false
+	}
+	for k, v := range a.Namespaces {
+		if w, ok := b.Namespaces[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// RecordScore appends p unless the newest point has the same scores, then drops the oldest
+// points beyond keep and those before before (the newest always stays). It reports whether
+// p was written.
+func (s *Store) RecordScore(p ScorePoint, keep int, before time.Time) (bool, error) {
+	if keep < 1 {
+		keep = 1
+	}
+	s.scoreMu.Lock()
+	defer s.scoreMu.Unlock()
+	if s.lastScore != nil && sameScores(*s.lastScore, p) {
+		return false, nil // no write transaction (each costs a file sync)
+	}
+	written := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketScores)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		k, v := c.Last()
+		if k != nil {
+			var last ScorePoint
+			if err := json.Unmarshal(v, &last); err != nil {
+				return fmt.Errorf("score %x: %w", k, err)
+			}
+			if sameScores(last, p) {
+				s.lastScore = &last
+				return nil
+			}
+		}
+		at := uint64(max(0, p.Time.UnixNano())) // #nosec G115 -- not negative
+		if k != nil && binary.BigEndian.Uint64(k) >= at {
+			at = binary.BigEndian.Uint64(k) + 1 // the clock went back: keep the order
+		}
+		val, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(idKey(at), val); err != nil {
+			return err
+		}
+		written = true
+		floor := uint64(0)
+		if before.UnixNano() > 0 {
+			floor = uint64(before.UnixNano()) // #nosec G115 -- positive
+		}
+		var keys []uint64
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			keys = append(keys, binary.BigEndian.Uint64(k))
+		}
+		var doomed [][]byte
+		for i, k := range keys {
+			if k == at || (len(keys)-i <= keep && k >= floor) {
+				break
+			}
+			doomed = append(doomed, idKey(k))
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: score: %w", err)
+	}
+	if written {
+		s.lastScore = &p
+	}
+	return written, nil
+}
+
+// Scores returns the score points at or after since, oldest first, led by the last point
+// before since (the score in force when the window opens), if there is one.
+func (s *Store) Scores(since time.Time) ([]ScorePoint, error) {
+	var out []ScorePoint
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketScores)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		from := uint64(0)
+		if since.UnixNano() > 0 {
+			from = uint64(since.UnixNano()) // #nosec G115 -- positive
+		}
+		var k, v []byte
+		if sk, _ := c.Seek(idKey(from)); sk == nil {
+			k, v = c.Last() // every point is older: the last is in force
+		} else if pk, pv := c.Prev(); pk != nil {
+			k, v = pk, pv
+		} else {
+			k, v = c.First()
+		}
+		for ; k != nil; k, v = c.Next() {
+			var p ScorePoint
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("score %x: %w", k, err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: scores: %w", err)
+	}
+	return out, nil
+}
+
+// Recent returns up to limit of the newest events, newest first, back to the first one before
+// since (IDs follow the order of storing, so the walk stops there): the dashboard's timeline
+// reads what it shows without decoding the whole history.
+func (s *Store) Recent(since time.Time, limit int) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e.Time.Before(since) {
+				break
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
 }

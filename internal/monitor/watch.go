@@ -320,6 +320,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			m.mu.Lock()
 			m.last = rep
 			m.mu.Unlock()
+			m.noteScore() // the score history follows the events, not only the audits
 		}
 	})
 	m.audits.Lock()
