@@ -48,6 +48,7 @@ func newServeCmd(s Streams) *cobra.Command {
 		obs                                                  observeFlags
 		watch                                                formatFlag
 		watchCgroup                                          string
+		enforce                                              serveEnforce
 	)
 	watch.value = string(monitor.WatchAuto)
 	for _, w := range monitor.WatchModes() {
@@ -102,6 +103,13 @@ their own) and every phase has a timeout.
 
 While it runs, serve records where it listens in DATA/serve.json (0600,
 removed on a clean exit), so that 'bindguard events' with no flags asks it.
+
+--enforce applies the policy's enforcement as 'enforce apply --all' does (or
+only --enforce.cgroup, --enforce.unit or --enforce.container) at start and
+after every reload, in place, and records every bind its programs refuse as a
+denied event (pid, process, unit, container, address, port, rule, errno) in
+the store, the metrics (bindguard_enforce_*) and the Redis stream. Enforcement
+stays attached when serve exits (enforce remove detaches it).
 
 SIGHUP reloads the policy (an invalid one is refused and logged, reported by
 /health and bindguard_config_last_reload_successful; the old one stays);
@@ -159,6 +167,9 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				PolicyPath: path, Interval: interval, ReconcileInterval: reconcile, Retention: retention, Logger: logger,
 				Observer: monitor.HostObserver(obs.options()), Grace: grace, Watch: monitor.WatchMode(watch.value),
 			}
+			if cfg.Enforce, err = enforce.config(cmd); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			if cfg.Watch != monitor.WatchPoll {
 				cfg.OpenEvents = monitor.KernelEvents(kernel.WatchOptions{Cgroup: watchCgroup, Logger: logger})
 				cfg.Resolver = &monitor.HostResolver{Options: obs.options(), CgroupPath: monitor.CgroupPaths()}
@@ -166,6 +177,9 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			m, err := monitor.New(cfg, store)
 			if err != nil {
 				return err
+			}
+			if n, err := m.ApplyEnforcement(); err != nil && n == 0 {
+				return fmt.Errorf("--enforce: nothing enforced: %w", err)
 			}
 			if pm := m.Policy().Monitor; redisURL == "" && pm != nil {
 				redisURL = pm.Redis
@@ -273,6 +287,7 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().StringVar(&redisURL, "redis", "", "also write the seed's zabbix:port_bindings hash and the bindguard:events stream to redis://HOST:PORT/DB (default: the policy's monitor.redis)")
 	cmd.Flags().BoolVar(&insecure, "insecure-listen", false, "serve beyond loopback without TLS or an allow list")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level (every access decision, every audit)")
+	enforce.add(cmd)
 	obs.add(cmd)
 	return cmd
 }

@@ -150,7 +150,7 @@ func (m *Monitor) Handler() http.Handler { return m.HandlerWith(HandlerOptions{}
 // and a landing page at /.
 func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{m, opts}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collector{m, opts}, enforceCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
@@ -233,9 +233,11 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		if evs, since, ok := events(w, r); ok {
-			v1 := make([]EventV1, len(evs))
-			for i, e := range evs {
-				v1[i] = e.V1()
+			v1 := make([]EventV1, 0, len(evs))
+			for _, e := range evs {
+				if e.Kind != KindDenied { // v1 has no denied kind
+					v1 = append(v1, e.V1())
+				}
 			}
 			_ = report.NewEvents(since, v1).Encode(w, false)
 		}
