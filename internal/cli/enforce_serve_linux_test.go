@@ -193,6 +193,13 @@ func TestServeEnforce(t *testing.T) {
 		t.Errorf("denied event %s; want redis-server pid %d, tcp 0.0.0.0:6379, rule redis tcp/6379, EPERM, deny, scope host, cgroup %s", js, pid, cg)
 	}
 	metric(`bindguard_enforce_denials_total{mode="deny",scope="host",service="redis"} 1`)
+	// bindguard events (asking the daemon) shows it.
+	ec := exec.Command("nsenter", "--net="+ns.Path, os.Args[0], "-test.run=^$") // #nosec G204 -- the test binary
+	ec.Env = append(os.Environ(), cliHelperEnv+"="+strings.Join([]string{"events", "--url", "http://127.0.0.1:9847", "--since", "1h"}, "\x1f"))
+	if out, err := ec.CombinedOutput(); err != nil || !strings.Contains(string(out), "denied") || !strings.Contains(string(out), "deny redis tcp/6379") ||
+		!strings.Contains(string(out), fmt.Sprintf("redis-server/%d", pid)) {
+		t.Errorf("bindguard events: %v\n%s", err, out)
+	}
 	// v1 has no denied kind.
 	if v1, err := tryEvents(c); err != nil {
 		t.Error(err)
