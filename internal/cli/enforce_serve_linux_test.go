@@ -282,8 +282,59 @@ func TestServeEnforce(t *testing.T) {
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: %v\n%s", err, d.logs)
 	}
-	// Enforcement outlives serve.
+	// Enforcement outlives serve, and a denial while no serve reads is read by the next one.
 	bind("tcp 0.0.0.0:7300", "EPERM")
+	startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s",
+		"--enforce", "--enforce.cgroup", cg, "--enforce.pin-root", pins)
+	waitFor(t, "the denial made while serve was stopped", func() (bool, string) {
+		evs, body := denials(c)
+		n := 0
+		for _, e := range evs {
+			if e.Port == 7300 {
+				n++
+			}
+		}
+		return n == 2, body
+	})
+}
+
+// TestServeEnforceDryRun (root): with --enforce.dry-run a forbidden bind succeeds and is a
+// denied event of mode dry-run, errno 0.
+func TestServeEnforceDryRun(t *testing.T) {
+	cg, pins, cgf := enforceCgroup(t)
+	ns := netnstest.New(t, "bgsdry")
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(enforceServePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, ns, "--policy", pol, "--data", filepath.Join(dir, "data"), "--interval", "1s",
+		"--enforce", "--enforce.cgroup", cg, "--enforce.pin-root", pins, "--enforce.dry-run")
+	c := nsClient(ns)
+	waitFor(t, "health", func() (bool, string) {
+		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
+		return err == nil && code == 200, fmt.Sprint(code, body, err)
+	})
+	b := exec.Command("nsenter", "--net="+ns.Path, os.Args[0], "-test.run=^$") // #nosec G204 -- the test binary
+	b.Env = append(os.Environ(), enforceBindEnv+"=tcp 0.0.0.0:6379")
+	b.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgf.Fd())} // #nosec G115 -- an fd
+	if out, err := b.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("bind 0.0.0.0:6379 in dry-run: %s %v", out, err)
+	}
+	waitFor(t, "the would-be denial", func() (bool, string) {
+		evs, body := denials(c)
+		for _, e := range evs {
+			if e.Port == 6379 && e.Denial.Mode == "dry-run" && e.Denial.Errno == 0 && e.Denial.Error == "" && e.Denial.Rule == "redis tcp/6379" &&
+				strings.Contains(e.Reason, "would have been refused") {
+				return true, ""
+			}
+		}
+		return false, body
+	})
+	_, metrics, _ := httpGet(c, "http://127.0.0.1:9847/metrics")
+	if !strings.Contains(metrics, `bindguard_enforce_denials_total{mode="dry-run",scope="host",service="redis"} 1`+"\n") {
+		t.Errorf("metrics:\n%s", grepLines(metrics, "bindguard_enforce"))
+	}
 }
 
 // grepLines keeps the lines of s that contain sub.
