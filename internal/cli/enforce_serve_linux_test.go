@@ -347,3 +347,29 @@ func grepLines(s, sub string) string {
 	}
 	return b.String()
 }
+
+// TestServeEnforceFlags: --enforce.* without --enforce, and contradicting targets, are usage
+// errors; --enforce on a cgroup that does not exist refuses to start, saying so.
+func TestServeEnforceFlags(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "bindguard.yaml")
+	if err := os.WriteFile(pol, []byte(enforceServePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"serve", "--policy", pol, "--data", filepath.Join(dir, "data"), "--watch", "poll"}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--enforce.cgroup", "/x"}, 2, "--enforce.cgroup needs --enforce"},
+		{[]string{"--enforce", "--enforce.container", "web1", "--enforce.scope", "host"}, 2, "--scope is for --cgroup and --unit"},
+		{[]string{"--enforce", "--enforce.cgroup", "/x", "--enforce.unit", "y"}, 2, "none of the others can be"},
+		{[]string{"--enforce", "--enforce.cgroup", "/bindguard-no-such-cgroup", "--enforce.pin-root", filepath.Join(dir, "pins")}, 2, "--enforce: nothing enforced: stat"},
+	} {
+		_, errOut, code := run(t, "", append(base, c.args...)...)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("serve %v: exit %d, %s; want %d and %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+}
