@@ -449,6 +449,10 @@ func (m *Monitor) denialEvent(in denialIn, judged time.Time) Event {
 	}
 	den.Cgroup = e.cgroupPath(d.CgroupID)
 	e.mu.Unlock()
+	// Cgroup names can be chosen by whoever may create cgroups (a delegated subtree): made
+	// inert, as process names are, for the parsing below on the raw path.
+	rawCgroup := den.Cgroup
+	den.Cgroup, den.Enforced = cgroup.Sanitize(den.Cgroup), cgroup.Sanitize(den.Enforced)
 	proc := &Process{PID: int(d.PID), Name: cgroup.Sanitize(d.Comm)}
 	alive := false
 	var procCgroup []byte
@@ -466,8 +470,8 @@ func (m *Monitor) denialEvent(in denialIn, judged time.Time) Event {
 		}
 	}
 	switch {
-	case den.Cgroup != "":
-		proc.Unit, den.Container = cgroup.Parse([]byte("0::" + den.Cgroup + "\n"))
+	case rawCgroup != "":
+		proc.Unit, den.Container = cgroup.Parse([]byte("0::" + rawCgroup + "\n"))
 	case procCgroup != nil:
 		proc.Unit, den.Container = cgroup.Parse(procCgroup)
 	}

@@ -47,8 +47,11 @@ func enforceMonitor(t testing.TB, procRoot string, now *time.Time) (*Monitor, *S
 			Options:  kernel.EnforceOptions{PinRoot: filepath.Join(dir, "pins")},
 			ProcRoot: procRoot,
 			CgroupPath: func(id uint64) (string, error) {
-				if id == 77 {
+				switch id {
+				case 77:
 					return "/system.slice/redis-server.service", nil
+				case 78:
+					return "/user.slice/evil\x1b]0;x\a.scope", nil
 				}
 				return "", errors.New("no such cgroup")
 			},
@@ -110,6 +113,11 @@ func TestDenialGoneProcess(t *testing.T) {
 		gone.Service != "redis" || gone.Denial.Rule != "redis tcp/6379" || gone.Denial.Error != "EPERM" || gone.Denial.Mode != "deny" || gone.Severity != "high" ||
 		!strings.Contains(gone.Reason, "had exited") || !strings.Contains(gone.Reason, "0.0.0.0:6379") || gone.Source != SourceEnforce {
 		t.Errorf("gone: %+v %+v", gone, gone.Denial)
+	}
+	// A cgroup name chosen by the binder is made inert.
+	m.recordDenials([]denialIn{{d: redisDenial(999998, 78), tgt: 42, scope: "host"}})
+	if evs := deniedEvents(t, st); len(evs) != 3 || strings.ContainsAny(evs[2].Denial.Cgroup+evs[2].Process.Unit+evs[2].Reason, "\x1b\a") {
+		t.Errorf("a cgroup name with escapes: %+v", evs[len(evs)-1].Denial)
 	}
 	if alive.Process.PID != 4242 || alive.Process.Unit != "redis.service" || alive.Denial.Container != "web1" || alive.Denial.ProcessGone || strings.Contains(alive.Reason, "exited") {
 		t.Errorf("alive: %+v %+v", alive.Process, alive.Denial)
