@@ -139,6 +139,9 @@ func TestServeEnforce(t *testing.T) {
 	}
 	metric("bindguard_enforce_enabled 1", `bindguard_enforce_cgroups{scope="host"} 1`, `bindguard_enforce_attached{scope="host"} 1`,
 		"bindguard_enforce_last_apply_successful 1")
+	if _, body, err := httpGet(c, "http://127.0.0.1:9847/health"); err != nil || !strings.Contains(body, "enforce: 1 of 1 cgroups attached\n") {
+		t.Errorf("health: %v\n%s", err, body)
+	}
 
 	// A real redis-server, bind 0.0.0.0, in the enforced cgroup: it cannot start.
 	redis := func(bind string) (*exec.Cmd, string, chan error) {

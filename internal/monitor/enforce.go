@@ -696,3 +696,30 @@ func (c enforceCollector) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descEnforceBad, prometheus.CounterValue, float64(bad))
 }
+
+// enforceHealth is /health's line on serve --enforce ("" without it): how many cgroups asked
+// for are attached, and for the first that is not, why. It does not change the status code:
+// the audits are healthy; bindguard_enforce_attached and its alert report it.
+func (m *Monitor) enforceHealth() string {
+	if m.enf == nil {
+		return ""
+	}
+	states, ok, why := m.Enforcement()
+	n := 0
+	var bad []string
+	for _, s := range states {
+		if s.Attached {
+			n++
+		} else if len(bad) < 3 {
+			bad = append(bad, fmt.Sprintf("%s (scope %s): %s", cgroup.Sanitize(s.Target.Cgroup), s.Target.Scope, s.Why))
+		}
+	}
+	line := fmt.Sprintf("enforce: %d of %d cgroups attached", n, len(states))
+	if len(bad) > 0 {
+		line += "; not attached: " + strings.Join(bad, "; ")
+	}
+	if !ok {
+		line += "; the last apply failed: " + why
+	}
+	return line
+}

@@ -194,6 +194,11 @@ func TestDenialBudget(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	rec = httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	if h := rec.Body.String(); !strings.Contains(h, "enforce: 0 of 1 cgroups attached; not attached: /sys/fs/cgroup/enforced (scope host): kernel: cgroup 42: not enforced by bindguard\n") {
+		t.Errorf("health:\n%s", h)
+	}
 	states, ok, _ := m.Enforcement()
 	if len(states) != 1 || states[0].Attached || !strings.Contains(states[0].Why, "not enforced") || !ok {
 		t.Errorf("enforcement state %+v %v", states, ok)

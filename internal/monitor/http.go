@@ -178,6 +178,9 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 		default:
 			fmt.Fprintf(w, "watch: %s\n", mode)
 		}
+		if line := m.enforceHealth(); line != "" {
+			fmt.Fprintln(w, line)
+		}
 		// A refused reload is reported, still 200: a liveness probe must not restart the
 		// daemon for it; the old policy is in force.
 		if opts.Reloads != nil {
