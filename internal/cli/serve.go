@@ -280,6 +280,7 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between audits (default 10s when polling, 60s in kernel mode, where they reconcile)")
 	cmd.Flags().Var(&watch, "watch", "where sockets are learnt: auto (kernel where it loads, else poll), kernel (BPF socket events, judged at once; polls and says why if it cannot load) or poll (audits only)")
 	cmd.Flags().StringVar(&watchCgroup, "watch.cgroup", "", "cgroup2 directory the kernel mode's cgroup programs attach to (default the cgroup2 root: every socket)")
+	enforce.add(cmd)
 	cmd.Flags().DurationVar(&grace, "grace", 15*time.Second, "how long a declared service's socket may be gone before that is reported (a restart within it raises nothing); 0 reports at once")
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long delivered events are kept")
 	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the event store")
@@ -287,7 +288,6 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().StringVar(&redisURL, "redis", "", "also write the seed's zabbix:port_bindings hash and the bindguard:events stream to redis://HOST:PORT/DB (default: the policy's monitor.redis)")
 	cmd.Flags().BoolVar(&insecure, "insecure-listen", false, "serve beyond loopback without TLS or an allow list")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level (every access decision, every audit)")
-	enforce.add(cmd)
 	obs.add(cmd)
 	return cmd
 }
