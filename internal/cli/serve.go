@@ -48,12 +48,12 @@ func newServeCmd(s Streams) *cobra.Command {
 		obs                                                  observeFlags
 		watch                                                formatFlag
 		watchCgroup                                          string
-		enforce                                              serveEnforce
 	)
 	watch.value = string(monitor.WatchAuto)
 	for _, w := range monitor.WatchModes() {
 		watch.allowed = append(watch.allowed, string(w))
 	}
+	var enforce serveEnforce
 	cmd := &cobra.Command{
 		Use:   "serve [--policy FILE] [--netns all] [--watch auto|kernel|poll] [--interval 10s] [--grace 15s] [--web.listen-address ADDR] [--data DIR]",
 		Short: "Audit continuously, keep a drift history, serve metrics and the latest report",
