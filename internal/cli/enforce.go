@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bindguard/bindguard/internal/kernel"
+	"github.com/bindguard/bindguard/internal/monitor"
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -151,44 +152,19 @@ place and switches the pinned links to the new programs atomically.`,
 			if err != nil {
 				return err
 			}
-			if all {
-				if t.cgroup != "" || t.unit != "" || t.container != "" || scope != "" {
-					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--all takes no --cgroup, --unit, --container or --scope")}
-				}
-				return applyAll(s, p, allUnder, t.pinRoot, dryRun)
+			spec := enforceSpec{target: t, scope: scope, all: all, allUnder: allUnder, dryRun: dryRun}
+			if err := spec.check(); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
-			name := scope
-			if t.container != "" {
-				if scope != "" {
-					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--scope is for --cgroup and --unit; --container uses the scope that matches it")}
-				}
-				name, _, _ = p.ScopeFor(policy.NamespaceNames{Label: t.container, Container: t.container})
+			applied, err := spec.apply(p)
+			for _, a := range applied {
+				_, _ = fmt.Fprintf(s.Out, "enforcing %s: scope %s, mode %s, %d rules, %d guarded ranges; pinned in %s\n",
+					a.dir, a.scope, a.e.Mode, len(a.e.Rules), len(a.e.Guard), a.pins)
 			}
-			if name == "" {
-				name = policy.HostScope
-			}
-			sc, ok := p.Scope(name)
-			if !ok {
-				return fmt.Errorf("the policy has no scope %q", name)
-			}
-			e, err := compileScope(p, sc, dryRun)
-			if err != nil {
-				return err
-			}
-			dir, err := t.resolve()
 			if errors.Is(err, errNoTarget) {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
-			if err != nil {
-				return err
-			}
-			pins, err := kernel.ApplyEnforcement(dir, e, kernel.EnforceOptions{PinRoot: t.pinRoot})
-			if err != nil {
-				return err
-			}
-			_, _ = fmt.Fprintf(s.Out, "enforcing %s: scope %s, mode %s, %d rules, %d guarded ranges; pinned in %s\n",
-				dir, name, e.Mode, len(e.Rules), len(e.Guard), pins)
-			return nil
+			return err
 		},
 	}
 	t.flags(cmd)
@@ -270,32 +246,113 @@ func findCgroupDirPrefix(root, prefix string) (string, error) {
 	return found, nil
 }
 
-func applyAll(s Streams, p *policy.Policy, under, pinRoot string, dryRun bool) error {
-	root := under
-	if root == "" {
-		var err error
-		if root, err = kernel.FindCgroup2(); err != nil {
-			return err
-		}
+// enforceSpec is what enforce apply and serve --enforce apply: one target (--cgroup, --unit,
+// --container, with --scope) or --all (under the cgroup2 root, or allUnder).
+type enforceSpec struct {
+	target   enforceTarget
+	scope    string
+	all      bool
+	allUnder string
+	dryRun   bool
+}
+
+// check refuses contradicting flags.
+func (sp enforceSpec) check() error {
+	t := sp.target
+	switch {
+	case sp.all && (t.cgroup != "" || t.unit != "" || t.container != "" || sp.scope != ""):
+		return errors.New("--all takes no --cgroup, --unit, --container or --scope")
+	case t.container != "" && sp.scope != "":
+		return errors.New("--scope is for --cgroup and --unit; --container uses the scope that matches it")
+	case !sp.all && t.cgroup == "" && t.unit == "" && t.container == "":
+		return errNoTarget
 	}
-	targets, err := allTargets(p, root)
+	return nil
+}
+
+// targets resolves the cgroups the spec covers, each with its scope.
+func (sp enforceSpec) targets(p *policy.Policy) ([]allTarget, error) {
+	if sp.all {
+		root := sp.allUnder
+		if root == "" {
+			var err error
+			if root, err = kernel.FindCgroup2(); err != nil {
+				return nil, err
+			}
+		}
+		return allTargets(p, root)
+	}
+	name := sp.scope
+	if sp.target.container != "" {
+		name, _, _ = p.ScopeFor(policy.NamespaceNames{Label: sp.target.container, Container: sp.target.container})
+	}
+	if name == "" {
+		name = policy.HostScope
+	}
+	if _, ok := p.Scope(name); !ok {
+		return nil, fmt.Errorf("the policy has no scope %q", name)
+	}
+	dir, err := sp.target.resolve()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return []allTarget{{dir, name}}, nil
+}
+
+// appliedTarget is one cgroup applied to: its directory, id, scope, rules and pin directory,
+// or why it failed.
+type appliedTarget struct {
+	dir, scope, pins string
+	id               uint64
+	e                kernel.Enforcement
+	err              error
+}
+
+// apply finds the spec's targets and applies them (applyTargets); it returns those applied
+// and the failures, joined.
+func (sp enforceSpec) apply(p *policy.Policy) ([]appliedTarget, error) {
+	targets, err := sp.targets(p)
+	if err != nil {
+		return nil, err
+	}
+	res, err := sp.applyTargets(p, targets)
+	if err != nil {
+		return nil, err
+	}
+	var ok []appliedTarget
 	var errs []error
-	for _, tg := range targets {
-		sc, _ := p.Scope(tg.scope)
-		e, err := compileScope(p, sc, dryRun)
-		if err != nil {
-			return err
-		}
-		if _, err := kernel.ApplyEnforcement(tg.dir, e, kernel.EnforceOptions{PinRoot: pinRoot}); err != nil {
-			errs = append(errs, err)
+	for _, r := range res {
+		if r.err != nil {
+			errs = append(errs, r.err)
 			continue
 		}
-		_, _ = fmt.Fprintf(s.Out, "enforcing %s: scope %s, mode %s, %d rules, %d guarded ranges\n", tg.dir, tg.scope, e.Mode, len(e.Rules), len(e.Guard))
+		ok = append(ok, r)
 	}
-	return errors.Join(errs...)
+	return ok, errors.Join(errs...)
+}
+
+// applyTargets compiles each target's scope (the policy's enforce section, --dry-run
+// overriding its mode) and applies it (in place where it is applied already), each with its
+// outcome. A scope that does not compile applies nothing.
+func (sp enforceSpec) applyTargets(p *policy.Policy, targets []allTarget) ([]appliedTarget, error) {
+	res := make([]appliedTarget, len(targets))
+	for i, tg := range targets {
+		sc, _ := p.Scope(tg.scope)
+		e, err := compileScope(p, sc, sp.dryRun)
+		if err != nil {
+			return nil, fmt.Errorf("scope %s: %w", tg.scope, err)
+		}
+		res[i] = appliedTarget{dir: tg.dir, scope: tg.scope, e: e}
+	}
+	opts := kernel.EnforceOptions{PinRoot: sp.target.pinRoot}
+	for i := range res {
+		r := &res[i]
+		r.id, r.err = kernel.CgroupID(r.dir)
+		if r.err == nil {
+			r.pins, r.err = kernel.ApplyEnforcement(r.dir, r.e, opts)
+		}
+	}
+	return res, nil
 }
 
 func newEnforceRemoveCmd(s Streams) *cobra.Command {
@@ -438,4 +495,63 @@ when a program is missing or not effective.`,
 	cmd.Flags().StringVar(&pinRoot, "pin-root", kernel.DefaultPinRoot, "where links and maps are pinned")
 	_ = cmd.Flags().MarkHidden("pin-root")
 	return cmd
+}
+
+// serveEnforce is serve's --enforce and the flags choosing what it enforces: those of
+// enforce apply, prefixed (no target: --all).
+type serveEnforce struct {
+	on   bool
+	spec enforceSpec
+}
+
+func (f *serveEnforce) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.on, "enforce", false, "apply the policy's enforcement (as enforce apply --all, or the --enforce.* target) at start and on SIGHUP, and record its denials as events")
+	fl.StringVar(&f.spec.target.cgroup, "enforce.cgroup", "", "with --enforce: only this cgroup2 directory (with --enforce.scope)")
+	fl.StringVar(&f.spec.target.unit, "enforce.unit", "", "with --enforce: only this systemd unit's cgroup (with --enforce.scope)")
+	fl.StringVar(&f.spec.target.container, "enforce.container", "", "with --enforce: only this LXC container (the scope that matches it)")
+	fl.StringVar(&f.spec.scope, "enforce.scope", "", "with --enforce.cgroup or --enforce.unit: the policy scope (default: host)")
+	fl.BoolVar(&f.spec.dryRun, "enforce.dry-run", false, "with --enforce: record would-be denials, deny nothing")
+	fl.StringVar(&f.spec.target.pinRoot, "enforce.pin-root", kernel.DefaultPinRoot, "where links and maps are pinned (on the BPF file system)")
+	fl.StringVar(&f.spec.allUnder, "enforce.all-under", "", "with --enforce and no target: the cgroup directory to cover instead of the cgroup2 root")
+	_ = fl.MarkHidden("enforce.pin-root")
+	_ = fl.MarkHidden("enforce.all-under")
+	cmd.MarkFlagsMutuallyExclusive("enforce.cgroup", "enforce.unit", "enforce.container")
+}
+
+// config is the monitor's enforcement configuration, nil without --enforce.
+func (f *serveEnforce) config(cmd *cobra.Command) (*monitor.EnforceConfig, error) {
+	if !f.on {
+		for _, n := range []string{"enforce.cgroup", "enforce.unit", "enforce.container", "enforce.scope", "enforce.dry-run", "enforce.all-under"} {
+			if cmd.Flags().Changed(n) {
+				return nil, fmt.Errorf("--%s needs --enforce", n)
+			}
+		}
+		return nil, nil
+	}
+	spec := f.spec
+	t := spec.target
+	spec.all = t.cgroup == "" && t.unit == "" && t.container == ""
+	if err := spec.check(); err != nil {
+		return nil, fmt.Errorf("--enforce: %w", err)
+	}
+	return &monitor.EnforceConfig{
+		Options:    kernel.EnforceOptions{PinRoot: t.pinRoot},
+		CgroupPath: monitor.CgroupPaths(),
+		Apply: func(p *policy.Policy) ([]monitor.EnforceTarget, error) {
+			targets, err := spec.targets(p)
+			if err != nil {
+				return nil, err
+			}
+			res, err := spec.applyTargets(p, targets)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]monitor.EnforceTarget, len(res))
+			for i, r := range res {
+				out[i] = monitor.EnforceTarget{Cgroup: r.dir, ID: r.id, Scope: r.scope, Mode: string(r.e.Mode), Err: r.err}
+			}
+			return out, nil
+		},
+	}, nil
 }

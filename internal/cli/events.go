@@ -247,6 +247,9 @@ func eventsTable(w io.Writer, events []monitor.Event, from time.Time) error {
 		if e.OldStatus != "" {
 			status = e.OldStatus + " -> " + orDash(e.NewStatus)
 		}
+		if d := e.Denial; d != nil { // a denied event: what the kernel did, and by which rule
+			status = d.Mode + " " + d.Rule
+		}
 		proc := ""
 		if e.Process != nil {
 			proc = fmt.Sprintf("%s/%d", e.Process.Name, e.Process.PID)

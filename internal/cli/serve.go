@@ -57,6 +57,7 @@ func newServeCmd(s Streams) *cobra.Command {
 	for _, w := range monitor.WatchModes() {
 		watch.allowed = append(watch.allowed, string(w))
 	}
+	var enforce serveEnforce
 	cmd := &cobra.Command{
 		Use:   "serve [--policy FILE] [--netns all] [--watch auto|kernel|poll] [--interval 10s] [--grace 15s] [--web.listen-address ADDR] [--data DIR]",
 		Short: "Audit continuously, keep a drift history, serve metrics and the latest report",
@@ -110,6 +111,13 @@ their own) and every phase has a timeout.
 
 While it runs, serve records where it listens in DATA/serve.json (0600,
 removed on a clean exit), so that 'bindguard events' with no flags asks it.
+
+--enforce applies the policy's enforcement as 'enforce apply --all' does (or
+only --enforce.cgroup, --enforce.unit or --enforce.container) at start and
+after every reload, in place, and records every bind its programs refuse as a
+denied event (pid, process, unit, container, address, port, rule, errno) in
+the store, the metrics (bindguard_enforce_*) and the Redis stream. Enforcement
+stays attached when serve exits (enforce remove detaches it).
 
 SIGHUP reloads the policy (an invalid one is refused and logged, reported by
 /health and bindguard_config_last_reload_successful; the old one stays);
@@ -167,6 +175,9 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				PolicyPath: path, Interval: interval, ReconcileInterval: reconcile, Retention: retention, Logger: logger,
 				Observer: monitor.HostObserver(obs.options()), Grace: grace, Watch: monitor.WatchMode(watch.value),
 			}
+			if cfg.Enforce, err = enforce.config(cmd); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			if cfg.Watch != monitor.WatchPoll {
 				cfg.OpenEvents = monitor.KernelEvents(kernel.WatchOptions{Cgroup: watchCgroup, Logger: logger})
 				cfg.Resolver = &monitor.HostResolver{Options: obs.options(), CgroupPath: monitor.CgroupPaths()}
@@ -174,6 +185,9 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			m, err := monitor.New(cfg, store)
 			if err != nil {
 				return err
+			}
+			if n, err := m.ApplyEnforcement(); err != nil && n == 0 {
+				return fmt.Errorf("--enforce: nothing enforced: %w", err)
 			}
 			if pm := m.Policy().Monitor; redisURL == "" && pm != nil {
 				redisURL = pm.Redis
@@ -278,6 +292,7 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between audits (default 10s when polling, 60s in kernel mode, where they reconcile)")
 	cmd.Flags().Var(&watch, "watch", "where sockets are learnt: auto (kernel where it loads, else poll), kernel (BPF socket events, judged at once; polls and says why if it cannot load) or poll (audits only)")
 	cmd.Flags().StringVar(&watchCgroup, "watch.cgroup", "", "cgroup2 directory the kernel mode's cgroup programs attach to (default the cgroup2 root: every socket)")
+	enforce.add(cmd)
 	cmd.Flags().DurationVar(&grace, "grace", 15*time.Second, "how long a declared service's socket may be gone before that is reported (a restart within it raises nothing); 0 reports at once")
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long delivered events are kept")
 	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the event store")

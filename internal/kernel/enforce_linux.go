@@ -401,7 +401,7 @@ func EnforcementStatus(opts EnforceOptions) ([]EnforceStatus, error) {
 		if err != nil {
 			continue
 		}
-		st, err := statusOf(mount, filepath.Join(root, ent.Name()), id)
+		st, err := statusOf(mount, filepath.Join(root, ent.Name()), id, true, "")
 		if err != nil {
 			return nil, fmt.Errorf("kernel: enforcement status of cgroup %d: %w", id, err)
 		}
@@ -410,16 +410,42 @@ func EnforcementStatus(opts EnforceOptions) ([]EnforceStatus, error) {
 	return out, nil
 }
 
-func statusOf(mount, dir string, id uint64) (EnforceStatus, error) {
-	st := EnforceStatus{ID: id, PinDir: dir}
-	if mount != "" {
+// EnforcementHealth is EnforcementStatus for the cgroup directory cg with this id, without
+// the rules and their counters (a few system calls: what serve asks on every scrape);
+// ErrNotEnforced when bindguard has no pins for it. Cgroup is cg as given.
+func EnforcementHealth(cg string, id uint64, opts EnforceOptions) (EnforceStatus, error) {
+	dir := pinDir(opts.root(), id)
+	if _, err := os.Stat(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return EnforceStatus{ID: id}, fmt.Errorf("kernel: cgroup %d: %w", id, ErrNotEnforced)
+		}
+		return EnforceStatus{ID: id}, fmt.Errorf("kernel: enforcement of cgroup %d: %w", id, err)
+	}
+	st, err := statusOf("", dir, id, false, cg)
+	if err != nil {
+		return st, fmt.Errorf("kernel: enforcement of cgroup %d: %w", id, err)
+	}
+	return st, nil
+}
+
+// statusOf reads the pins in dir of the cgroup id: the cgroup directory is cg, or found
+// under mount when cg is "".
+func statusOf(mount, dir string, id uint64, rules bool, cg string) (EnforceStatus, error) {
+	st := EnforceStatus{ID: id, PinDir: dir, Cgroup: cg}
+	if cg == "" && mount != "" {
 		if p, err := CgroupPath(mount, id); err == nil {
-			st.Cgroup = p
+			st.Cgroup, cg = p, filepath.Join(mount, p)
 		}
 	}
 	var cgf *os.File
-	if st.Cgroup != "" {
-		cgf, _ = os.Open(filepath.Join(mount, st.Cgroup)) // #nosec G304 -- a cgroup directory
+	if cg != "" {
+		if f, err := os.Open(cg); err == nil { // #nosec G304 -- a cgroup directory
+			if got, err := CgroupID(cg); err == nil && got == id {
+				cgf = f
+			} else {
+				_ = f.Close()
+			}
+		}
 	}
 	if cgf != nil {
 		defer func() { _ = cgf.Close() }()
@@ -455,7 +481,7 @@ func statusOf(mount, dir string, id uint64) (EnforceStatus, error) {
 	if err := m.config.Lookup(uint32(0), &c); err == nil {
 		st.Mode = [...]EnforceMode{EnforceDeny, EnforceDryRun, EnforceRewrite}[min(c.Mode, 2)]
 	}
-	for rid := uint32(1); rid < maxEnforceRules; rid++ {
+	for rid := uint32(1); rules && rid < maxEnforceRules; rid++ {
 		name := m.name(rid)
 		if name == "" {
 			continue

@@ -492,8 +492,19 @@ func TestEnforcePinnedReloadRemove(t *testing.T) {
 	if extra != 2 {
 		t.Errorf("extra tcp/7000 counted %d, want 2 (one denial, one dry-run)", extra)
 	}
+	// The health of one cgroup (serve's scrapes): the same links, no rules; a directory that
+	// is not the cgroup of that id has no effective programs.
+	if h, err := EnforcementHealth(env.cg, env.cgID, env.opts()); err != nil || !h.OK() || h.Mode != EnforceDryRun || h.Rules != nil || h.Cgroup != env.cg {
+		t.Errorf("health %+v %v", h, err)
+	}
+	if h, err := EnforcementHealth(t.TempDir(), env.cgID, env.opts()); err != nil || len(h.Links) != 4 || len(h.Effective) != 0 || h.OK() {
+		t.Errorf("health through another directory %+v %v", h, err)
+	}
 	if err := RemoveEnforcement(env.cgID, env.opts()); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := EnforcementHealth(env.cg, env.cgID, env.opts()); !errors.Is(err, ErrNotEnforced) {
+		t.Errorf("health after remove: %v, want ErrNotEnforced", err)
 	}
 	env.expect(t, bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 9000}, "ok"})
 	cgf, err := os.Open(env.cg)

@@ -30,6 +30,11 @@ func EnforcementStatus(EnforceOptions) ([]EnforceStatus, error) {
 	return nil, fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
 }
 
+// EnforcementHealth fails: enforcement needs Linux.
+func EnforcementHealth(_ string, id uint64, _ EnforceOptions) (EnforceStatus, error) {
+	return EnforceStatus{ID: id}, fmt.Errorf("%w: enforcement needs Linux", ErrEnforcement)
+}
+
 // DenialReader reads denial records (Linux only).
 type DenialReader struct{}
 

@@ -62,6 +62,8 @@ type Event struct {
 	Severity   string   `json:"severity,omitempty"`
 	Process    *Process `json:"process,omitempty"`
 	Reason     string   `json:"reason,omitempty"`
+	// Denial is what a denied event (serve --enforce) adds.
+	Denial *Denial `json:"denial,omitempty"`
 }
 
 // drifted is an event being derived: missing marks a missing service's finding.

@@ -129,7 +129,7 @@ func (m *Monitor) Handler() http.Handler { return m.HandlerWith(HandlerOptions{}
 // the dashboard at / (dashboard.go) and one finding's JSON at /api/v2/finding.
 func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{m, opts}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collector{m, opts}, enforceCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if opts.Probe != nil {
@@ -164,6 +164,9 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 			fmt.Fprintf(w, "watch: poll (--watch %s asked for the kernel event source, which is unavailable: %s)\n", asked, fallback)
 		default:
 			fmt.Fprintf(w, "watch: %s\n", mode)
+		}
+		if line := m.enforceHealth(); line != "" {
+			fmt.Fprintln(w, line)
 		}
 		// A refused reload is reported, still 200: a liveness probe must not restart the
 		// daemon for it; the old policy is in force.
@@ -216,9 +219,11 @@ func (m *Monitor) HandlerWith(opts HandlerOptions) http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		if evs, since, ok := events(w, r); ok {
-			v1 := make([]EventV1, len(evs))
-			for i, e := range evs {
-				v1[i] = e.V1()
+			v1 := make([]EventV1, 0, len(evs))
+			for _, e := range evs {
+				if e.Kind != KindDenied { // v1 has no denied kind
+					v1 = append(v1, e.V1())
+				}
 			}
 			_ = report.NewEvents(since, v1).Encode(w, false)
 		}

@@ -73,6 +73,9 @@ type Config struct {
 	// CommitWindow is how long the group committer gathers events into one transaction
 	// (DefaultCommitWindow when 0).
 	CommitWindow time.Duration
+	// Enforce, when set, applies the policy's enforcement at start and after every reload,
+	// and turns its denials into denied events (serve --enforce; enforce.go).
+	Enforce *EnforceConfig
 }
 
 // Monitor audits on an interval (and, in kernel mode, judges every socket event at once) and
@@ -105,6 +108,8 @@ type Monitor struct {
 	errors   int
 	watch    watchStatus
 	events   eventCounter // bindguard_events_total
+
+	enf *enforcement // nil without Config.Enforce
 }
 
 // New loads the policy and returns a monitor over store. An invalid policy is an error here
@@ -140,6 +145,12 @@ func New(cfg Config, store *Store) (*Monitor, error) {
 	}
 	m := &Monitor{cfg: cfg, store: store, log: cfg.Logger, now: cfg.Now, drift: Drift{Grace: cfg.Grace}}
 	m.watch = watchStatus{asked: cfg.Watch, mode: WatchPoll}
+	if cfg.Enforce != nil {
+		if cfg.Enforce.Apply == nil {
+			return nil, errors.New("monitor: enforcement without an apply function")
+		}
+		m.enf = newEnforcement(*cfg.Enforce)
+	}
 	m.cfg.Sinks = nil
 	for _, s := range cfg.Sinks {
 		m.AddSink(s)
@@ -204,6 +215,12 @@ func (m *Monitor) Reload(ctx context.Context) error {
 		return err
 	}
 	m.log.Info("policy reloaded", "policy", pol.Source, "services", len(pol.Services))
+	if m.enf != nil {
+		// In place: the pinned maps are updated and the links swapped to the new programs.
+		if _, err := m.ApplyEnforcement(); err != nil {
+			m.log.Error("enforcement of the reloaded policy failed", "error", err.Error())
+		}
+	}
 	return m.Audit(ctx)
 }
 
@@ -336,6 +353,11 @@ func (m *Monitor) stored(events []Event) {
 		m.log.Info("drift", "id", e.ID, "kind", e.Kind, "source", e.Source, "netns", e.Netns, "protocol", e.Protocol, "address", e.Address,
 			"port", e.Port, "service", e.Service, "old_status", e.OldStatus, "new_status", e.NewStatus, "severity", e.Severity)
 	}
+	m.kick()
+}
+
+// kick wakes the sinks: events were stored.
+func (m *Monitor) kick() {
 	for _, k := range m.kicks {
 		select {
 		case k <- struct{}{}:
@@ -367,6 +389,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, s := range m.cfg.Sinks {
 		wg.Go(func() { m.deliver(ctx, s, m.kicks[i]) })
+	}
+	if m.enf != nil {
+		wg.Go(func() { m.runEnforce(ctx) })
 	}
 	defer wg.Wait()
 	if m.cfg.Watch != WatchPoll {

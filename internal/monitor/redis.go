@@ -103,6 +103,12 @@ func (r *RedisSink) Deliver(ctx context.Context, events []Event) error {
 			if e.Process != nil {
 				values["pid"], values["process"] = e.Process.PID, e.Process.Name
 			}
+			if d := e.Denial; d != nil {
+				values["rule"], values["errno"], values["mode"], values["scope"], values["container"] = d.Rule, d.Errno, d.Mode, d.Scope, d.Container
+				if e.Process != nil {
+					values["unit"] = e.Process.Unit
+				}
+			}
 			p.XAdd(ctx, &redis.XAddArgs{Stream: RedisStreamKey, MaxLen: RedisStreamMaxLen, Approx: true, Values: values})
 		}
 		return nil

@@ -12,6 +12,9 @@ const SchemaEvents = "bindguard.events.v1"
 
 // SchemaEventsV2 names version 2: every event has netns, the latency fields time, judged_at and
 // stored_at (RFC 3339 with nanoseconds), old_address on a changed socket, and the kind resolved.
+// Added within v2 (readers that ignore unknown kinds and fields are unaffected): the kind
+// denied, source enforce, with a denial object (rule, errno, mode, scope, cgroups, container,
+// process_gone, count), from serve --enforce (docs/enforce.md); v1 documents never have it.
 const SchemaEventsV2 = "bindguard.events.v2"
 
 // Events is the document of drift events (schema bindguard.events.v1), from the monitor's
