@@ -192,7 +192,7 @@ func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
 
-// TestHandlerExporterConventions: the landing page (with a strict CSP), build info, Go and
+// TestHandlerExporterConventions: the dashboard at / (with a strict CSP, linking the endpoints), build info, Go and
 // process collectors, and a failed reload in /health's body (still 200) and as metrics.
 func TestHandlerExporterConventions(t *testing.T) {
 	st, err := OpenStore(t.TempDir(), false)
@@ -219,7 +219,7 @@ func TestHandlerExporterConventions(t *testing.T) {
 	r, body := get("/")
 	if r.StatusCode != 200 || !strings.Contains(r.Header.Get("Content-Security-Policy"), "default-src 'none'") ||
 		!strings.Contains(body, `href="metrics"`) || !strings.Contains(body, `href="health"`) || !strings.Contains(body, "api/v1/events") {
-		t.Errorf("landing page: %d %q\n%s", r.StatusCode, r.Header, body)
+		t.Errorf("dashboard: %d %q\n%s", r.StatusCode, r.Header, body)
 	}
 	if r, _ := get("/nope"); r.StatusCode != 404 {
 		t.Errorf("/nope: %d", r.StatusCode)
