@@ -278,8 +278,8 @@ const maxBatch = 4096
 // runKernel follows src: each event (with those queued behind it) is applied to the live set,
 // judged at once with the audit's judge, and its drift handed to the group committer; a full
 // audit runs at start, every interval, on request (Audit, a reload), and at once when the
-// kernel lost records. While an audit observes, the
-// events keep being judged and are kept in a journal, replayed over its snapshot. It returns nil
+// kernel lost records. While an audit observes, the events keep being judged, and those the
+// kernel saw after the audit started are kept in a journal, replayed over its snapshot. It returns nil
 // when ctx ends, or the source's error (the caller falls back to polling).
 func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -358,6 +358,12 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		graceT      *time.Timer
 		ready       bool   // a full audit succeeded: the live set is the host's
 		lostAtAudit uint64 // the kernel's lost count when the running audit started
+		// auditMono is CLOCK_MONOTONIC when the running audit started (before it observes):
+		// only events the kernel saw from then on are journaled for replay over its
+		// snapshot. An earlier event still queued in the ring buffer when the audit starts
+		// is already in the snapshot's view; replayed over it, an open whose close was lost
+		// (the very case that starts the audit) would bring back a socket long closed.
+		auditMono int64
 	)
 	startAudit := func() {
 		if auditing {
@@ -365,6 +371,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		}
 		auditing, journal = true, journal[:0]
 		lostAtAudit = src.Lost()
+		auditMono = monotonicNow()
 		start := m.now()
 		go func() {
 			snap, err := m.cfg.Observer.Observe(ctx)
@@ -493,7 +500,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 				live.apply(op)
 				times[op.key] = e.Time
 				groups[groupOf(l)] = true
-				if auditing {
+				if auditing && (e.Monotonic == 0 || e.Monotonic >= auditMono) {
 					journal = append(journal, op)
 				}
 			}
