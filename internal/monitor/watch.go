@@ -364,6 +364,10 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		// is already in the snapshot's view; replayed over it, an open whose close was lost
 		// (the very case that starts the audit) would bring back a socket long closed.
 		auditMono int64
+		// liveMono is auditMono of the audit whose snapshot the live set is built on: an
+		// event the kernel saw before it, read only now (the reader was behind), is already in
+		// that snapshot and is not applied again.
+		liveMono int64
 	)
 	startAudit := func() {
 		if auditing {
@@ -492,6 +496,9 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			}
 			times, groups := map[string]time.Time{}, map[group]bool{}
 			for _, e := range batch {
+				if e.Monotonic != 0 && e.Monotonic < liveMono {
+					continue // older than the snapshot the live set is built on
+				}
 				l, ok := m.cfg.Resolver.Listener(e)
 				if !ok {
 					continue // a namespace not watched (or with no name and no process: no audit sees it)
@@ -525,7 +532,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			m.cfg.Resolver.Namespaces(r.snap.Namespaces)
 			m.observed(r.snap)
 			host = hostNetns(r.snap)
-			live = newLiveSet(r.snap.Sockets)
+			live, liveMono = newLiveSet(r.snap.Sockets), auditMono
 			for _, op := range journal {
 				live.apply(op)
 			}
