@@ -126,13 +126,16 @@ func serveBindChange(t *testing.T, mode, pol string, cts []*lxctest.Container, w
 		args = append(args, "--watch.cgroup", cg)
 	}
 	d := startDaemon(t, ns, args...)
+	// --netns all audits every namespace of the host, whose other work may be heavy: the
+	// documents can be slow to come, so wait longer than the other serve tests do.
 	c := nsClient(ns)
-	waitFor(t, "health 200 in "+mode+" mode", func() (bool, string) {
+	c.Timeout = 30 * time.Second
+	waitLong(t, "health 200 in "+mode+" mode", func() (bool, string) {
 		code, body, err := httpGet(c, "http://127.0.0.1:9847/health")
 		return err == nil && code == 200 && strings.Contains(body, "watch: "+mode+"\n"), fmt.Sprint(code, body, err, d.logs)
 	})
 	// Every container compliant: web valid on loopback, score 100.
-	waitFor(t, "each container's namespace at score 100", func() (bool, string) {
+	waitLong(t, "each container's namespace at score 100", func() (bool, string) {
 		scores, body := lxcNamespaces(c)
 		for _, ct := range cts {
 			if s, ok := scores[ct.Name]; !ok || s != 100 {
@@ -158,7 +161,7 @@ func serveBindChange(t *testing.T, mode, pol string, cts []*lxctest.Container, w
 		t.Fatal(err)
 	}
 	start := time.Now()
-	waitFor(t, "the changed container's score to drop", func() (bool, string) {
+	waitLong(t, "the changed container's score to drop", func() (bool, string) {
 		scores, body := lxcNamespaces(c)
 		return scores[changed.Name] < 100, body
 	})
@@ -204,6 +207,20 @@ func serveBindChange(t *testing.T, mode, pol string, cts []*lxctest.Container, w
 		e.OldAddress != "127.0.0.1" || e.Address != "0.0.0.0" || e.OldStatus != "valid" || e.NewStatus != "invalid" || e.Source != wantSource {
 		t.Errorf("the event: %s; want %s changed web 127.0.0.1 -> 0.0.0.0, valid -> invalid, from %s", eventList(mine), changed.Name, wantSource)
 	}
+}
+
+// waitLong polls until cond holds or 90 s pass (a guard against a hang on a loaded host, not a
+// timing assertion).
+func waitLong(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("%s: not within 90 s; last: %s", what, last)
 }
 
 func eventList(evs []monitor.Event) string {
