@@ -191,23 +191,43 @@ type commitReq struct {
 // committer writes batches, gathering those that come within the commit window into one
 // transaction, and exports (logs, wakes the sinks) only what is durable. A failed write makes
 // the loop re-read the stored state (resync), so the next judgement re-derives what was lost.
+//
+// Batches that queued while the last transaction was written have waited for the disk
+// already: they are taken at once, with everything else queued, and written without waiting
+// the window again (the window only gathers a batch that starts when the committer is idle).
 func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
+	backlog := false // batches queued while the last transaction was written
 	for first := range in {
 		batch := []commitReq{first}
-		timer := time.NewTimer(m.cfg.CommitWindow)
-	gather:
-		for {
-			select {
-			case r, ok := <-in:
-				if !ok {
+		if backlog {
+		drain:
+			for {
+				select {
+				case r, ok := <-in:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+		} else {
+			timer := time.NewTimer(m.cfg.CommitWindow)
+		gather:
+			for {
+				select {
+				case r, ok := <-in:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, r)
+				case <-timer.C:
 					break gather
 				}
-				batch = append(batch, r)
-			case <-timer.C:
-				break gather
 			}
+			timer.Stop()
 		}
-		timer.Stop()
 		var events []Event
 		full := false
 		up, drop := State{}, map[string]bool{}
@@ -249,6 +269,7 @@ func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
 				r.done <- err
 			}
 		}
+		backlog = len(in) > 0
 	}
 }
 
