@@ -200,17 +200,8 @@ func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
 	for first := range in {
 		batch := []commitReq{first}
 		if backlog {
-		drain:
-			for {
-				select {
-				case r, ok := <-in:
-					if !ok {
-						break drain
-					}
-					batch = append(batch, r)
-				default:
-					break drain
-				}
+			for n := len(in); n > 0; n-- { // this goroutine alone receives: n are there
+				batch = append(batch, <-in)
 			}
 		} else {
 			timer := time.NewTimer(m.cfg.CommitWindow)
