@@ -13,7 +13,8 @@ BIN         := $(CURDIR)/.bin
 # with it) for the real-LXC tests (internal/lxctest).
 # gunicorn, python3-flask, python3-uvicorn and python3-fastapi for bindguard run's real servers.
 # chromium for the dashboard's browser test (chromedp drives it headless; make screenshot).
-DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2 lxc lxc-templates debootstrap rsync gunicorn python3-flask python3-uvicorn python3-fastapi nftables nmap chromium
+# distro-info: the LXC debian template needs debian-distro-info to name bookworm's security suite.
+DEB_PACKAGES := gcc iproute2 prometheus nginx systemd redis-server zabbix-agent2 lxc lxc-templates debootstrap distro-info rsync gunicorn python3-flask python3-uvicorn python3-fastapi nftables nmap chromium
 FUZZTIME    ?= 30s
 
 .PHONY: generate generate-check generate-deps bench-live bench-audit-pidns test deps lint vet cross staticcheck gosec fmt-check tidy-check unit fuzz bench bench-audit bench-access bench-serve build package bench-containers screenshot

@@ -1,6 +1,10 @@
 package monitor
 
-import "github.com/bindguard/bindguard/internal/kernel"
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/bindguard/bindguard/internal/kernel"
+)
 
 // CgroupPaths resolves a kernel event's cgroup id to its path under the cgroup2 mount
 // (HostResolver.CgroupPath); nil when there is no cgroup2 mount.
@@ -10,4 +14,14 @@ func CgroupPaths() func(id uint64) (string, error) {
 		return nil
 	}
 	return func(id uint64) (string, error) { return kernel.CgroupPath(mount, id) }
+}
+
+// monotonicNow is CLOCK_MONOTONIC in nanoseconds, the clock of kernel.Event.Monotonic; 0 if it
+// cannot be read (then every event counts as after it).
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		return 0
+	}
+	return ts.Nano()
 }

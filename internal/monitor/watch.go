@@ -191,23 +191,34 @@ type commitReq struct {
 // committer writes batches, gathering those that come within the commit window into one
 // transaction, and exports (logs, wakes the sinks) only what is durable. A failed write makes
 // the loop re-read the stored state (resync), so the next judgement re-derives what was lost.
+//
+// Batches that queued while the last transaction was written have waited for the disk
+// already: they are taken at once, with everything else queued, and written without waiting
+// the window again (the window only gathers a batch that starts when the committer is idle).
 func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
+	backlog := false // batches queued while the last transaction was written
 	for first := range in {
 		batch := []commitReq{first}
-		timer := time.NewTimer(m.cfg.CommitWindow)
-	gather:
-		for {
-			select {
-			case r, ok := <-in:
-				if !ok {
+		if backlog {
+			for n := len(in); n > 0; n-- { // this goroutine alone receives: n are there
+				batch = append(batch, <-in)
+			}
+		} else {
+			timer := time.NewTimer(m.cfg.CommitWindow)
+		gather:
+			for {
+				select {
+				case r, ok := <-in:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, r)
+				case <-timer.C:
 					break gather
 				}
-				batch = append(batch, r)
-			case <-timer.C:
-				break gather
 			}
+			timer.Stop()
 		}
-		timer.Stop()
 		var events []Event
 		full := false
 		up, drop := State{}, map[string]bool{}
@@ -249,6 +260,7 @@ func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
 				r.done <- err
 			}
 		}
+		backlog = len(in) > 0
 	}
 }
 
@@ -278,8 +290,8 @@ const maxBatch = 4096
 // runKernel follows src: each event (with those queued behind it) is applied to the live set,
 // judged at once with the audit's judge, and its drift handed to the group committer; a full
 // audit runs at start, every interval, on request (Audit, a reload), and at once when the
-// kernel lost records. While an audit observes, the
-// events keep being judged and are kept in a journal, replayed over its snapshot. It returns nil
+// kernel lost records. While an audit observes, the events keep being judged, and those the
+// kernel saw after the audit started are kept in a journal, replayed over its snapshot. It returns nil
 // when ctx ends, or the source's error (the caller falls back to polling).
 func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -359,6 +371,16 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		graceT      *time.Timer
 		ready       bool   // a full audit succeeded: the live set is the host's
 		lostAtAudit uint64 // the kernel's lost count when the running audit started
+		// auditMono is CLOCK_MONOTONIC when the running audit started (before it observes):
+		// only events the kernel saw from then on are journaled for replay over its
+		// snapshot. An earlier event still queued in the ring buffer when the audit starts
+		// is already in the snapshot's view; replayed over it, an open whose close was lost
+		// (the very case that starts the audit) would bring back a socket long closed.
+		auditMono int64
+		// liveMono is auditMono of the audit whose snapshot the live set is built on: an
+		// event the kernel saw before it, read only now (the reader was behind), is already in
+		// that snapshot and is not applied again.
+		liveMono int64
 	)
 	startAudit := func() {
 		if auditing {
@@ -366,6 +388,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		}
 		auditing, journal = true, journal[:0]
 		lostAtAudit = src.Lost()
+		auditMono = monotonicNow()
 		start := m.now()
 		go func() {
 			snap, err := m.cfg.Observer.Observe(ctx)
@@ -486,6 +509,9 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			}
 			times, groups := map[string]time.Time{}, map[group]bool{}
 			for _, e := range batch {
+				if e.Monotonic != 0 && e.Monotonic < liveMono {
+					continue // older than the snapshot the live set is built on
+				}
 				l, ok := m.cfg.Resolver.Listener(e)
 				if !ok {
 					continue // a namespace not watched (or with no name and no process: no audit sees it)
@@ -494,7 +520,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 				live.apply(op)
 				times[op.key] = e.Time
 				groups[groupOf(l)] = true
-				if auditing {
+				if auditing && (e.Monotonic == 0 || e.Monotonic >= auditMono) {
 					journal = append(journal, op)
 				}
 			}
@@ -519,7 +545,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			m.cfg.Resolver.Namespaces(r.snap.Namespaces)
 			m.observed(r.snap)
 			host = hostNetns(r.snap)
-			live = newLiveSet(r.snap.Sockets)
+			live, liveMono = newLiveSet(r.snap.Sockets), auditMono
 			for _, op := range journal {
 				live.apply(op)
 			}
