@@ -357,19 +357,23 @@ func (sp enforceSpec) applyTargets(p *policy.Policy, targets []allTarget) ([]app
 
 func newEnforceRemoveCmd(s Streams) *cobra.Command {
 	var t enforceTarget
-	var all bool
+	var all, gone bool
 	cmd := &cobra.Command{
-		Use:   "remove (--cgroup PATH | --unit NAME | --container NAME | --all)",
+		Use:   "remove (--cgroup PATH | --unit NAME | --container NAME | --all | --gone)",
 		Short: "Detach bindguard's enforcement from a cgroup",
 		Long: `Detach exactly the programs bindguard attached to the cgroup and remove their
 pins; other programs on the cgroup stay. --all removes every enforcement
-bindguard pinned.`,
+bindguard pinned; --gone only the pins left by cgroups that were removed (the
+kernel detached their programs with them).`,
 		Example: `  sudo bindguard enforce remove --unit redis-server`,
 		Args:    args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if all {
+			if all && gone {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("give --all or --gone, not both")}
+			}
+			if all || gone {
 				if t.cgroup != "" || t.unit != "" || t.container != "" {
-					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--all takes no --cgroup, --unit or --container")}
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--all and --gone take no --cgroup, --unit or --container")}
 				}
 				sts, err := kernel.EnforcementStatus(kernel.EnforceOptions{PinRoot: t.pinRoot})
 				if err != nil {
@@ -377,11 +381,18 @@ bindguard pinned.`,
 				}
 				var errs []error
 				for _, st := range sts {
+					if gone && st.Cgroup != "" {
+						continue
+					}
 					if err := kernel.RemoveEnforcement(st.ID, kernel.EnforceOptions{PinRoot: t.pinRoot}); err != nil {
 						errs = append(errs, err)
 						continue
 					}
-					_, _ = fmt.Fprintf(s.Out, "removed enforcement from %s (id %d)\n", st.Cgroup, st.ID)
+					cg := st.Cgroup
+					if cg == "" {
+						cg = "a removed cgroup"
+					}
+					_, _ = fmt.Fprintf(s.Out, "removed enforcement from %s (id %d)\n", cg, st.ID)
 				}
 				return errors.Join(errs...)
 			}
@@ -405,6 +416,7 @@ bindguard pinned.`,
 	}
 	t.flags(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "every cgroup bindguard enforces")
+	cmd.Flags().BoolVar(&gone, "gone", false, "only the pins of cgroups that no longer exist")
 	return cmd
 }
 
@@ -426,9 +438,11 @@ when a program is missing or not effective.`,
 			if err != nil {
 				return err
 			}
+			// A cgroup that is gone took its programs with it: nothing can bind there, so its
+			// leftover pins are reported, not counted as enforcement that failed.
 			bad := false
 			for _, st := range sts {
-				bad = bad || !st.OK()
+				bad = bad || (st.Cgroup != "" && !st.OK())
 			}
 			if f.value == "json" {
 				type rule struct {
@@ -444,6 +458,7 @@ when a program is missing or not effective.`,
 					Links     []string `json:"links"`
 					Effective []string `json:"effective"`
 					OK        bool     `json:"ok"`
+					Gone      bool     `json:"gone"`
 					Lost      uint64   `json:"lost"`
 					Rules     []rule   `json:"rules"`
 				}
@@ -453,7 +468,7 @@ when a program is missing or not effective.`,
 				}{Schema: "bindguard.enforce.v1", Enforced: []entry{}}
 				for _, st := range sts {
 					e := entry{Cgroup: st.Cgroup, ID: st.ID, PinDir: st.PinDir, Mode: string(st.Mode), Links: st.Links, Effective: st.Effective,
-						OK: st.OK(), Lost: st.Lost, Rules: []rule{}}
+						OK: st.OK(), Gone: st.Cgroup == "", Lost: st.Lost, Rules: []rule{}}
 					for _, r := range st.Rules {
 						e.Rules = append(e.Rules, rule{r.ID, r.Name, r.Denials})
 					}
@@ -476,7 +491,7 @@ when a program is missing or not effective.`,
 					}
 					cg := st.Cgroup
 					if cg == "" {
-						cg = "(gone)"
+						cg, state = "(gone)", "cgroup removed, its programs with it (enforce remove --gone clears the pins)"
 					}
 					_, _ = fmt.Fprintf(tw, "%s\tid %d\tmode %s\t%s\tlost %d\n", cg, st.ID, st.Mode, state, st.Lost)
 					for _, r := range st.Rules {

@@ -205,6 +205,33 @@ func TestEnforceApplyAll(t *testing.T) {
 			t.Errorf("%s not effective: %+v", st.Cgroup, st)
 		}
 	}
+	// A cgroup removed under its enforcement: the kernel detached the programs, the pins stay.
+	// status reports it as gone without failing (nothing can bind there), and remove --gone
+	// clears exactly its pins.
+	if err := os.Remove(filepath.Join(parent, "app.service")); err != nil {
+		t.Fatal(err)
+	}
+	o.Reset()
+	if err := Run(context.Background(), []string{"enforce", "status", "--pin-root", pins}, Streams{Out: &o, Err: &o}); err != nil ||
+		strings.Count(o.String(), "(gone)") != 1 || !strings.Contains(o.String(), "enforce remove --gone clears the pins") || strings.Contains(o.String(), "NOT EFFECTIVE") {
+		t.Errorf("status with a removed cgroup: %v\n%s", err, o.String())
+	}
+	o.Reset()
+	_ = Run(context.Background(), []string{"enforce", "status", "--format", "json", "--pin-root", pins}, Streams{Out: &o, Err: &o})
+	if strings.Count(o.String(), `"gone": true`) != 1 {
+		t.Errorf("status --format json with a removed cgroup:\n%s", o.String())
+	}
+	o.Reset()
+	if err := Run(context.Background(), []string{"enforce", "remove", "--gone", "--all", "--pin-root", pins}, Streams{Out: &o, Err: &o}); ExitCode(err) != 2 {
+		t.Errorf("remove --gone --all: %v", err)
+	}
+	o.Reset()
+	if err := Run(context.Background(), []string{"enforce", "remove", "--gone", "--pin-root", pins}, Streams{Out: &o, Err: &o}); err != nil || strings.Count(o.String(), "removed enforcement from a removed cgroup") != 1 {
+		t.Errorf("remove --gone: %v\n%s", err, o.String())
+	}
+	if sts, err := kernel.EnforcementStatus(kernel.EnforceOptions{PinRoot: pins}); err != nil || len(sts) != len(want)-1 {
+		t.Errorf("after remove --gone: %d enforced, %v", len(sts), err)
+	}
 	o.Reset()
 	if err := Run(context.Background(), []string{"enforce", "remove", "--all", "--pin-root", pins}, Streams{Out: &o, Err: &o}); err != nil {
 		t.Fatalf("remove --all: %v\n%s", err, o.String())

@@ -571,7 +571,11 @@ func (m *Monitor) netnsLabel(ino uint64) string {
 type EnforceState struct {
 	Target   EnforceTarget
 	Attached bool
-	Lost     uint64
+	// Gone is true when the cgroup was removed since it was applied (a container stopped, a
+	// unit ended): the kernel detached the programs with it and nothing can bind there, so it
+	// is no longer counted as asked for.
+	Gone bool
+	Lost uint64
 	// Why says why it is not attached.
 	Why string
 }
@@ -608,7 +612,10 @@ func (m *Monitor) Enforcement() (states []EnforceState, lastApplyOK bool, why st
 	for _, t := range targets {
 		s := EnforceState{Target: t}
 		st, known := health[t.ID]
+		_, statErr := os.Stat(t.Cgroup)
 		switch {
+		case t.Cgroup != "" && errors.Is(statErr, os.ErrNotExist):
+			s.Gone, s.Why = true, "the cgroup was removed"
 		case t.Err != nil && !known:
 			s.Why = t.Err.Error()
 		case !known:
@@ -667,6 +674,9 @@ func (c enforceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	byScope := map[string]*agg{}
 	for _, s := range states {
+		if s.Gone {
+			continue
+		}
 		a := byScope[s.Target.Scope]
 		if a == nil {
 			a = &agg{}
@@ -705,16 +715,23 @@ func (m *Monitor) enforceHealth() string {
 		return ""
 	}
 	states, ok, why := m.Enforcement()
-	n := 0
+	n, gone := 0, 0
 	var bad []string
 	for _, s := range states {
+		if s.Gone {
+			gone++
+			continue
+		}
 		if s.Attached {
 			n++
 		} else if len(bad) < 3 {
 			bad = append(bad, fmt.Sprintf("%s (scope %s): %s", cgroup.Sanitize(s.Target.Cgroup), s.Target.Scope, s.Why))
 		}
 	}
-	line := fmt.Sprintf("enforce: %d of %d cgroups attached", n, len(states))
+	line := fmt.Sprintf("enforce: %d of %d cgroups attached", n, len(states)-gone)
+	if gone > 0 {
+		line += fmt.Sprintf(" (%d removed since they were applied)", gone)
+	}
 	if len(bad) > 0 {
 		line += "; not attached: " + strings.Join(bad, "; ")
 	}

@@ -25,10 +25,14 @@ enforce:
 `
 
 // enforceMonitor is a monitor with enforcement whose apply is scripted (one cgroup, id 42,
-// scope host) and whose /proc is procRoot: no kernel, no root.
+// scope host, the directory enforcedDir(m)) and whose /proc is procRoot: no kernel, no root.
 func enforceMonitor(t testing.TB, procRoot string, now *time.Time) (*Monitor, *Store) {
 	t.Helper()
 	dir := t.TempDir()
+	cg := filepath.Join(dir, "enforced")
+	if err := os.Mkdir(cg, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	pol := filepath.Join(dir, "bindguard.yaml")
 	if err := os.WriteFile(pol, []byte(enforceUnitPolicy), 0o600); err != nil {
 		t.Fatal(err)
@@ -42,7 +46,7 @@ func enforceMonitor(t testing.TB, procRoot string, now *time.Time) (*Monitor, *S
 		Observer: ObserverFunc(func(context.Context) (*observe.Snapshot, error) { return nil, context.Canceled }),
 		Enforce: &EnforceConfig{
 			Apply: func(*policy.Policy) ([]EnforceTarget, error) {
-				return []EnforceTarget{{Cgroup: "/sys/fs/cgroup/enforced", ID: 42, Scope: "host", Mode: "deny"}}, nil
+				return []EnforceTarget{{Cgroup: cg, ID: 42, Scope: "host", Mode: "deny"}}, nil
 			},
 			Options:  kernel.EnforceOptions{PinRoot: filepath.Join(dir, "pins")},
 			ProcRoot: procRoot,
@@ -65,6 +69,9 @@ func enforceMonitor(t testing.TB, procRoot string, now *time.Time) (*Monitor, *S
 	}
 	return m, st
 }
+
+// enforcedDir is the directory of enforceMonitor's one cgroup.
+func enforcedDir(m *Monitor) string { return m.enf.targets[0].Cgroup }
 
 func redisDenial(pid uint32, cg uint64) kernel.Denial {
 	return kernel.Denial{Time: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), PID: pid, Comm: "redis-server", CgroupID: cg, Protocol: policy.TCP,
@@ -109,7 +116,7 @@ func TestDenialGoneProcess(t *testing.T) {
 	}
 	gone, alive := evs[0], evs[1]
 	if gone.Process == nil || gone.Process.PID != 999999 || gone.Process.Name != "redis-server" || gone.Process.Unit != "redis-server.service" ||
-		gone.Denial == nil || !gone.Denial.ProcessGone || gone.Denial.Cgroup != "/system.slice/redis-server.service" || gone.Denial.Enforced != "/sys/fs/cgroup/enforced" ||
+		gone.Denial == nil || !gone.Denial.ProcessGone || gone.Denial.Cgroup != "/system.slice/redis-server.service" || gone.Denial.Enforced != enforcedDir(m) ||
 		gone.Service != "redis" || gone.Denial.Rule != "redis tcp/6379" || gone.Denial.Error != "EPERM" || gone.Denial.Mode != "deny" || gone.Severity != "high" ||
 		!strings.Contains(gone.Reason, "had exited") || !strings.Contains(gone.Reason, "0.0.0.0:6379") || gone.Source != SourceEnforce {
 		t.Errorf("gone: %+v %+v", gone, gone.Denial)
@@ -196,12 +203,32 @@ func TestDenialBudget(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
-	if h := rec.Body.String(); !strings.Contains(h, "enforce: 0 of 1 cgroups attached; not attached: /sys/fs/cgroup/enforced (scope host): kernel: cgroup 42: not enforced by bindguard\n") {
+	if h := rec.Body.String(); !strings.Contains(h, "enforce: 0 of 1 cgroups attached; not attached: "+enforcedDir(m)+" (scope host): kernel: cgroup 42: not enforced by bindguard\n") {
 		t.Errorf("health:\n%s", h)
 	}
 	states, ok, _ := m.Enforcement()
 	if len(states) != 1 || states[0].Attached || !strings.Contains(states[0].Why, "not enforced") || !ok {
 		t.Errorf("enforcement state %+v %v", states, ok)
+	}
+
+	// The cgroup is removed (its container stopped): it is no longer asked for, so nothing
+	// reads as detached, and /health says it went.
+	if err := os.Remove(enforcedDir(m)); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ = io.ReadAll(rec.Body)
+	if strings.Contains(string(body), "bindguard_enforce_cgroups{") || strings.Contains(string(body), "bindguard_enforce_attached{") {
+		t.Errorf("a removed cgroup is still counted:\n%s", body)
+	}
+	rec = httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	if h := rec.Body.String(); !strings.Contains(h, "enforce: 0 of 0 cgroups attached (1 removed since they were applied)\n") {
+		t.Errorf("health with the cgroup removed:\n%s", h)
+	}
+	if states, _, _ := m.Enforcement(); len(states) != 1 || !states[0].Gone {
+		t.Errorf("enforcement state with the cgroup removed: %+v", states)
 	}
 }
 
