@@ -81,7 +81,7 @@ func Scan(ctx context.Context, roots []string, o Options) (*Result, error) {
 		res.Problems = append(res.Problems, probs...)
 	}
 	for lang, n := range unscanned {
-		res.Unscanned = append(res.Unscanned, fmt.Sprintf("%s: %d files (not scanned: this build has no cgo, and its parsers are tree-sitter's)", lang, n))
+		res.Unscanned = append(res.Unscanned, fmt.Sprintf("%s: %d files (this build has no cgo, which the tree-sitter parser needs)", lang, n))
 	}
 	sort.Strings(res.Unscanned)
 
