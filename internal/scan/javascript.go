@@ -139,7 +139,7 @@ func (j *jsFile) deref(n *tsNode, depth int) *tsNode {
 			return j.deref(r, depth+1)
 		}
 		if o := j.deref(n.get("object"), depth+1); o != nil && o.typ == "object" {
-			if v := objGet(o, n.get("property").text(j.src), j.src); v != nil {
+			if v, known := objGet(o, n.get("property").text(j.src), j.src); v != nil && known {
 				return j.deref(v, depth+1)
 			}
 		}
@@ -147,9 +147,11 @@ func (j *jsFile) deref(n *tsNode, depth int) *tsNode {
 	return n
 }
 
-// objGet is the value of an object literal's key.
-func objGet(o *tsNode, key string, src []byte) *tsNode {
-	var out *tsNode
+// objGet is the value of an object literal's key; known is false when a spread
+// ({...defaults, host: null, ...options}) after the key, or anywhere when the key is absent,
+// may set it.
+func objGet(o *tsNode, key string, src []byte) (v *tsNode, known bool) {
+	known = true
 	for _, p := range o.args() {
 		switch p.typ {
 		case "pair":
@@ -159,15 +161,23 @@ func objGet(o *tsNode, key string, src []byte) *tsNode {
 				kt = jsString(k, src).str
 			}
 			if kt == key {
-				out = p.get("value")
+				v, known = p.get("value"), true
 			}
 		case "shorthand_property_identifier":
 			if p.text(src) == key {
-				out = p
+				v, known = p, true
 			}
+		case "spread_element":
+			known = false
 		}
 	}
-	return out
+	return v, known
+}
+
+// objKey is objGet for a key whose absence means a default: ok is false when unknown.
+func (j *jsFile) objKey(o *tsNode, key string) (*tsNode, bool) {
+	v, known := objGet(o, key, j.src)
+	return v, known
 }
 
 func jsString(n *tsNode, src []byte) tsValue {
@@ -319,11 +329,29 @@ func (j *jsFile) call(n *tsNode) {
 			}
 			return
 		}
-		if objGet(o, "unix", j.src) != nil || objGet(o, "path", j.src) != nil {
+		if u, _ := objGet(o, "unix", j.src); u != nil {
 			return
 		}
-		j.emit(line, kindJSServe, "tcp", objGet(o, "hostname", j.src), "0.0.0.0", objGet(o, "port", j.src), def, obj.text(j.src)+".serve")
+		if pth, _ := objGet(o, "path", j.src); pth != nil {
+			return
+		}
+		h, hk := j.objKey(o, "hostname")
+		pt, _ := j.objKey(o, "port")
+		if !hk {
+			return
+		}
+		j.emit(line, kindJSServe, "tcp", h, "0.0.0.0", pt, def, obj.text(j.src)+".serve")
 	}
+}
+
+// createdServer says whether the receiver is an http/https/net/tls createServer(...) result.
+func (j *jsFile) createdServer(obj *tsNode) bool {
+	o := j.deref(obj, 0)
+	if o == nil || o.typ != "call_expression" {
+		return false
+	}
+	f := o.get("function")
+	return f != nil && f.typ == "member_expression" && f.get("property").text(j.src) == "createServer"
 }
 
 func isFunc(n *tsNode) bool {
@@ -338,10 +366,20 @@ func (j *jsFile) listen(line int, obj *tsNode, args []*tsNode) {
 	}
 	a0 := j.deref(args[0], 0)
 	if a0 != nil && a0.typ == "object" {
-		if objGet(a0, "path", j.src) != nil {
-			return // a unix socket or named pipe
+		if pth, pk := objGet(a0, "path", j.src); pth != nil || !pk {
+			return // a unix socket or named pipe, or options spread in
 		}
-		j.emit(line, kindJSListen, "tcp", objGet(a0, "host", j.src), omitted, objGet(a0, "port", j.src), 0, subject)
+		h, hk := j.objKey(a0, "host")
+		pt, _ := j.objKey(a0, "port")
+		if !hk {
+			return
+		}
+		j.emit(line, kindJSListen, "tcp", h, omitted, pt, 0, subject)
+		return
+	}
+	if isFunc(a0) && j.createdServer(obj) {
+		// server.listen(callback): a port the kernel picks, on every interface.
+		j.emit(line, kindJSListen, "tcp", nil, omitted, nil, 0, subject)
 		return
 	}
 	if !j.portLike(args[0]) {
@@ -388,7 +426,11 @@ func (j *jsFile) dgram(line int, obj *tsNode, args []*tsNode) {
 	}
 	a0 := j.deref(args[0], 0)
 	if a0 != nil && a0.typ == "object" {
-		j.emit(line, kindJSDgram, "udp", objGet(a0, "address", j.src), omitted, objGet(a0, "port", j.src), 0, "dgram bind")
+		h, hk := j.objKey(a0, "address")
+		pt, _ := j.objKey(a0, "port")
+		if hk {
+			j.emit(line, kindJSDgram, "udp", h, omitted, pt, 0, "dgram bind")
+		}
 		return
 	}
 	if !j.portLike(args[0]) {

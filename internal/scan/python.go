@@ -161,7 +161,12 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 		if s.typ == "function_definition" {
 			for _, prm := range s.get("parameters").args() {
 				if (prm.typ == "default_parameter" || prm.typ == "typed_default_parameter") && prm.get("name").text(p.src) == name {
-					return prm.get("value")
+					// A parameter whose default is None leaves the address to the caller
+					// (asyncio's start_server(host=None)): not static here.
+					if v := prm.get("value"); v != nil && v.typ != "none" {
+						return v
+					}
+					return nil
 				}
 			}
 		}
@@ -334,8 +339,11 @@ func pyArgs(args *tsNode, src []byte) (pos []*tsNode, kw map[string]*tsNode) {
 		switch a.typ {
 		case "keyword_argument":
 			kw[a.get("name").text(src)] = a.get("value")
-		case "list_splat", "dictionary_splat":
-			// *args, **kwargs: nothing static.
+		case "dictionary_splat":
+			// **kwargs: any keyword may be in it, so no default is known.
+			kw["**"] = a
+		case "list_splat":
+			// *args: nothing static.
 		default:
 			pos = append(pos, a)
 		}
@@ -386,6 +394,8 @@ func (p *pyFile) call(n *tsNode) {
 	case name == "run" && (obj == "uvicorn" || fn == "run" && p.imports["uvicorn"] && !p.imports["flask"]), name == "Config" && obj == "uvicorn":
 		// uvicorn: 127.0.0.1:8000 by default; "" binds every IPv4 interface.
 		p.bind(line, kindPyServer, "tcp", argAt(nil, kw, -1, "host"), "127.0.0.1", "0.0.0.0", argAt(nil, kw, -1, "port"), 8000, "uvicorn")
+	case kw["**"] != nil && kw["host"] == nil && kw["address"] == nil:
+		// f(app, **kw): the host may be in kw; nothing is known statically.
 	case name == "run_app":
 		// aiohttp: no host is every interface, port 8080.
 		p.bindHosts(line, kindPyServer, argAt(nil, kw, -1, "host"), "*", argAt(nil, kw, -1, "port"), 8080, "aiohttp run_app")
@@ -404,7 +414,7 @@ func (p *pyFile) call(n *tsNode) {
 			def = 5000
 		}
 		p.bind(line, kindPyServer, "tcp", pos[0], "127.0.0.1", "127.0.0.1", argAt(pos, kw, 1, "port"), def, "")
-	case name == "listen" && p.imports["tornado"] && len(pos) > 0:
+	case name == "listen" && p.imports["tornado"] && len(pos) > 0 && p.tornadoListen(obj, n, pos[0]):
 		// tornado: address "" (the default) is every interface.
 		p.bind(line, kindPyServer, "tcp", argAt(pos, kw, 1, "address"), "*", "*", pos[0], 0, "tornado listen")
 	case name == "serve" && p.imports["waitress"] && kw["listen"] == nil:
@@ -429,6 +439,23 @@ func (p *pyFile) call(n *tsNode) {
 	case name == "add_argument" || name == "option" || name == "add_option":
 		p.argDefault(line, pos, kw)
 	}
+}
+
+// tornadoListen: app.listen(port, address=...) on a tornado application or server, not a
+// socket's listen(backlog) nor another library's listen((host, port)).
+func (p *pyFile) tornadoListen(obj string, use, port *tsNode) bool {
+	if strings.Contains(strings.ToLower(obj), "sock") {
+		return false
+	}
+	if r := p.lookup(obj, use); r != nil && r.typ == "call" && strings.Contains(r.get("function").text(p.src), "socket") {
+		return false
+	}
+	if v := p.value(port, 0); v.known {
+		_, ok := v.port()
+		return ok && v.isNum
+	}
+	return port.typ == "identifier" && strings.Contains(strings.ToLower(port.text(p.src)), "port") ||
+		port.typ == "attribute" && strings.Contains(strings.ToLower(port.get("attribute").text(p.src)), "port")
 }
 
 // isHostLiteral says whether an expression is statically an IP address, "localhost" or "".
