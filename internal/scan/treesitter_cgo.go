@@ -54,6 +54,9 @@ func parseTS(l tsLang, src []byte) (*tsNode, error) {
 		n.typ, n.start, n.end = x.Type(), x.StartByte(), x.EndByte()
 		n.line = int(x.StartPoint().Row) + 1
 		n.missing = x.IsMissing()
+		if x.IsError() {
+			n.typ = "ERROR"
+		}
 	}
 	fill(root, cur)
 	// An explicit stack, not recursion: the depth of hostile input is the file's size.
@@ -65,7 +68,7 @@ func parseTS(l tsLang, src []byte) (*tsNode, error) {
 			x := cur.CurrentNode()
 			field := cur.CurrentFieldName()
 			var n *tsNode
-			if x.IsNamed() || field != "" {
+			if x.IsNamed() || field != "" || x.IsError() || x.IsMissing() {
 				n = &tsNode{field: field, named: x.IsNamed()}
 				fill(n, cur)
 				parent.kids = append(parent.kids, n)
