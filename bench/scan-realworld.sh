@@ -11,7 +11,9 @@
 # binds that should be allowed. A reported finding (or a bandit B104 result) on a line that is not
 # a wildcard site is a false positive; a wildcard site not reported is a miss.
 #
-# Needs: the Debian packages above (make deps installs them), bandit, python3, a cgo build.
+# Needs a cgo build, python3 and: apt-get install bandit gunicorn python3-flask python3-uvicorn
+#   python3-fastapi python3-aiohttp python3-tornado python3-waitress python3-bottle node-express
+#   node-ws node-sockjs node-faye-websocket node-http-proxy node-http-server node-connect
 set -euo pipefail
 cd "$(dirname "$0")/.."
 labels=internal/scan/testdata/realworld-labels.txt

@@ -58,3 +58,15 @@ func TestTreeSitterHostile(t *testing.T) {
 		t.Errorf("hostile names: %d findings in %d files, want 4 in 4: %v %v", len(res.Findings), res.Files, res.Findings, res.Problems)
 	}
 }
+
+// TestCgoScansPython: with cgo nothing is left unscanned (TestNoCgoSaysUnscanned is the other
+// build's half).
+func TestCgoScansPython(t *testing.T) {
+	res, err := Scan(context.Background(), []string{"../../testdata/scan/python"}, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Unscanned) != 0 || res.Files != 1 || len(res.Findings) != 1 || res.Findings[0].Address != "127.0.0.1" {
+		t.Errorf("unscanned %q, files %d, findings %v", res.Unscanned, res.Files, res.Findings)
+	}
+}
