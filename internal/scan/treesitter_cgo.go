@@ -82,7 +82,6 @@ func parseTS(l tsLang, src []byte) (*tsNode, error) {
 			}
 			for !cur.GoToNextSibling() {
 				if !cur.GoToParent() || len(stack) == 1 {
-					stack = stack[:1]
 					goto done
 				}
 				stack = stack[:len(stack)-1]

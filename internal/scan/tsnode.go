@@ -121,8 +121,6 @@ type tsValue struct {
 	origin  string
 }
 
-func strVal(s string, line int) tsValue { return tsValue{known: true, str: s, line: line} }
-
 func numVal(n, line int) tsValue { return tsValue{known: true, isNum: true, num: n, line: line} }
 
 // port is the value as a port: a number, or a string of digits.
