@@ -5,6 +5,7 @@ package scan
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	sitter "github.com/smacker/go-tree-sitter"
@@ -48,17 +49,47 @@ func parseTS(l tsLang, src []byte) (*tsNode, error) {
 	defer tree.Close()
 	cur := sitter.NewTreeCursor(tree.RootNode())
 	defer cur.Close()
-	root := &tsNode{}
-	fill := func(n *tsNode, c *sitter.TreeCursor) {
-		x := c.CurrentNode()
-		n.typ, n.start, n.end = x.Type(), x.StartByte(), x.EndByte()
-		n.line = int(x.StartPoint().Row) + 1
-		n.missing = x.IsMissing()
-		if x.IsError() {
-			n.typ = "ERROR"
+	lang := tsLanguage(l)
+	// Per-symbol type names and namedness, and lines from a table of line starts: each saves a
+	// cgo call per node, and cgo calls are most of the cost.
+	type symInfo struct {
+		typ   string
+		named bool
+	}
+	syms := map[sitter.Symbol]symInfo{}
+	lines := []uint32{0}
+	for i, c := range src {
+		if c == '\n' {
+			lines = append(lines, uint32(i+1))
 		}
 	}
-	fill(root, cur)
+	lineOf := func(off uint32) int {
+		return sort.Search(len(lines), func(i int) bool { return lines[i] > off })
+	}
+	root := &tsNode{}
+	info := func(x *sitter.Node) symInfo {
+		sym := x.Symbol()
+		si, ok := syms[sym]
+		if !ok {
+			si = symInfo{typ: lang.SymbolName(sym), named: lang.SymbolType(sym) == sitter.SymbolTypeRegular}
+			syms[sym] = si
+		}
+		return si
+	}
+	// Only a tree with an error is asked, node by node, where the error is.
+	hasErr := tree.RootNode().HasError()
+	isErr := func(x *sitter.Node) bool { return hasErr && (x.IsError() || x.IsMissing()) }
+	fill := func(n *tsNode, x *sitter.Node, si symInfo) {
+		n.typ, n.start, n.end = si.typ, x.StartByte(), x.EndByte()
+		n.line = lineOf(n.start)
+		if isErr(x) {
+			n.typ, n.missing = "ERROR", x.IsMissing()
+		}
+	}
+	{
+		x := cur.CurrentNode()
+		fill(root, x, info(x))
+	}
 	// An explicit stack, not recursion: the depth of hostile input is the file's size.
 	stack := []*tsNode{root}
 	cut := false
@@ -66,11 +97,12 @@ func parseTS(l tsLang, src []byte) (*tsNode, error) {
 		for {
 			parent := stack[len(stack)-1]
 			x := cur.CurrentNode()
+			si := info(x)
 			field := cur.CurrentFieldName()
 			var n *tsNode
-			if x.IsNamed() || field != "" || x.IsError() || x.IsMissing() {
-				n = &tsNode{field: field, named: x.IsNamed()}
-				fill(n, cur)
+			if si.named || field != "" || isErr(x) {
+				n = &tsNode{field: field, named: si.named}
+				fill(n, x, si)
 				parent.kids = append(parent.kids, n)
 			}
 			if n != nil && len(stack) < maxDepth && cur.GoToFirstChild() {
