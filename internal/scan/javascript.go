@@ -446,32 +446,16 @@ func (j *jsFile) dgram(line int, obj *tsNode, args []*tsNode) {
 // emit records a bind: host absent, undefined, null or "" is omitted; a host not known
 // statically is not reported.
 func (j *jsFile) emit(line int, kind, proto string, hostN *tsNode, omitted string, portN *tsNode, def int, subject string) {
-	host, origin := omitted, ""
+	var host, port *tsValue
 	if hostN != nil {
 		v := j.value(hostN, 0)
-		switch {
-		case !v.known || v.isNum || v.partial:
-			return
-		case v.none || v.str == "":
-		default:
-			host = v.str
-		}
-		origin = v.origin
+		host = &v
 	}
-	if !isAddrLiteral(host) {
-		return
-	}
-	port, portOrigin := def, ""
 	if portN != nil {
 		v := j.value(portN, 0)
-		if pt, ok := v.port(); ok {
-			port, portOrigin = pt, v.origin
-		} else {
-			port = 0
-		}
+		port = &v
 	}
-	f := newFinding(j.name, line, kind, policyProto(proto), host, omitted, port)
-	f.Origin = originOf(origin, portOrigin)
-	f.Subject = subject
-	j.out = append(j.out, f)
+	if f, ok := staticBind(j.name, line, kind, proto, host, omitted, omitted, port, def, subject); ok {
+		j.out = append(j.out, f)
+	}
 }

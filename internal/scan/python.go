@@ -469,36 +469,18 @@ func (p *pyFile) isHostLiteral(n *tsNode) bool {
 
 // bind records a bind of host (absent: absent; "" or None: empty) and port (absent: def).
 func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) {
-	host := absent
-	origin := ""
+	var host, port *tsValue
 	if hostN != nil {
 		v := p.value(hostN, 0)
-		switch {
-		case !v.known || v.isNum || v.partial:
-			return // not known statically: not reported (as for Go)
-		case v.none || v.str == "":
-			host = empty
-		default:
-			host = v.str
-		}
-		origin = v.origin
+		host = &v
 	}
-	if !isAddrLiteral(host) {
-		return
-	}
-	port, portOrigin := def, ""
 	if portN != nil {
 		v := p.value(portN, 0)
-		if pt, ok := v.port(); ok {
-			port, portOrigin = pt, v.origin
-		} else {
-			port = 0
-		}
+		port = &v
 	}
-	f := newFinding(p.name, line, kind, policyProto(proto), host, empty, port)
-	f.Origin = originOf(origin, portOrigin)
-	f.Subject = subject
-	p.out = append(p.out, f)
+	if f, ok := staticBind(p.name, line, kind, proto, host, absent, empty, port, def, subject); ok {
+		p.out = append(p.out, f)
+	}
 }
 
 // bindHosts is bind for APIs whose host may be a list of hosts.

@@ -159,3 +159,38 @@ func commentsOf(root *tsNode, src []byte, markers ...string) map[int]comment {
 	})
 	return out
 }
+
+// staticBind makes the finding of a bind whose host and port were evaluated (nil: the argument
+// is absent). An absent host is absent; None, undefined, null or "" is empty; a host that is not
+// known statically, or is a name other than localhost, gives no finding (ok false). An absent
+// port is def; one not known statically is 0.
+func staticBind(file string, line int, kind, proto string, host *tsValue, absent, empty string, port *tsValue, def int, subject string) (f Finding, ok bool) {
+	h, origin := absent, ""
+	if host != nil {
+		v := *host
+		switch {
+		case !v.known || v.isNum || v.partial:
+			return Finding{}, false
+		case v.none || v.str == "":
+			h = empty
+		default:
+			h = v.str
+		}
+		origin = v.origin
+	}
+	if !isAddrLiteral(h) {
+		return Finding{}, false
+	}
+	pt, portOrigin := def, ""
+	if port != nil {
+		if n, ok := port.port(); ok {
+			pt, portOrigin = n, port.origin
+		} else {
+			pt = 0
+		}
+	}
+	f = newFinding(file, line, kind, policyProto(proto), h, empty, pt)
+	f.Origin = originOf(origin, portOrigin)
+	f.Subject = subject
+	return f, true
+}
