@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/scan-realworld.sh: precision and recall of `bindguard scan` on real-world Python and
-# JavaScript that is not in this repository (Debian's packages: the Python 3.11 standard library,
-# gunicorn, flask, werkzeug, uvicorn, fastapi, starlette, httplib2, aiohttp, tornado, waitress,
-# bottle; node-express, node-ws, node-sockjs, node-faye-websocket, node-http-proxy,
+# JavaScript that is not in this repository (Debian's packages: the Python 3.11 standard library
+# and everything in /usr/lib/python3/dist-packages, which must include gunicorn, flask, werkzeug,
+# uvicorn, fastapi, starlette, httplib2, aiohttp, tornado, waitress and bottle; node-express, node-ws, node-sockjs, node-faye-websocket, node-http-proxy,
 # node-http-server, node-connect with their examples), against the hand-labelled bind sites in
 # internal/scan/testdata/realworld-labels.txt, and bandit B104 (Debian's bandit) on the same
 # Python files in the same run.
@@ -22,9 +22,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The sample: every .py / .js file under these directories (tests, vendored trees and Python 2
 # tooling left out by the same filters every time), copied with their absolute paths.
-py_roots=(/usr/lib/python3.11)
+py_roots=(/usr/lib/python3.11 /usr/lib/python3/dist-packages)
 for p in gunicorn flask werkzeug uvicorn fastapi starlette httplib2 aiohttp tornado waitress bottle.py; do
-	py_roots+=("/usr/lib/python3/dist-packages/$p")
+	[ -e "/usr/lib/python3/dist-packages/$p" ] || py_roots+=("/usr/lib/python3/dist-packages/$p") # reported missing below
 done
 js_roots=(/usr/share/doc/node-express/examples /usr/share/doc/node-ws/examples /usr/share/doc/node-sockjs/examples
 	/usr/share/doc/node-faye-websocket/examples /usr/share/nodejs/express /usr/share/nodejs/ws /usr/share/nodejs/sockjs
