@@ -446,16 +446,7 @@ func (j *jsFile) dgram(line int, obj *tsNode, args []*tsNode) {
 // emit records a bind: host absent, undefined, null or "" is omitted; a host not known
 // statically is not reported.
 func (j *jsFile) emit(line int, kind, proto string, hostN *tsNode, omitted string, portN *tsNode, def int, subject string) {
-	var host, port *tsValue
-	if hostN != nil {
-		v := j.value(hostN, 0)
-		host = &v
-	}
-	if portN != nil {
-		v := j.value(portN, 0)
-		port = &v
-	}
-	if f, ok := staticBind(j.name, line, kind, proto, host, omitted, omitted, port, def, subject); ok {
+	if f, ok := evalBind(j.value, j.name, line, kind, proto, hostN, omitted, omitted, portN, def, subject); ok {
 		j.out = append(j.out, f)
 	}
 }

@@ -469,16 +469,7 @@ func (p *pyFile) isHostLiteral(n *tsNode) bool {
 
 // bind records a bind of host (absent: absent; "" or None: empty) and port (absent: def).
 func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) {
-	var host, port *tsValue
-	if hostN != nil {
-		v := p.value(hostN, 0)
-		host = &v
-	}
-	if portN != nil {
-		v := p.value(portN, 0)
-		port = &v
-	}
-	if f, ok := staticBind(p.name, line, kind, proto, host, absent, empty, port, def, subject); ok {
+	if f, ok := evalBind(p.value, p.name, line, kind, proto, hostN, absent, empty, portN, def, subject); ok {
 		p.out = append(p.out, f)
 	}
 }

@@ -160,6 +160,21 @@ func commentsOf(root *tsNode, src []byte, markers ...string) map[int]comment {
 	return out
 }
 
+// evalBind evaluates a bind's host and port arguments (nil: absent) with a language's
+// evaluator, then makes the finding with staticBind.
+func evalBind(val func(*tsNode, int) tsValue, file string, line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) (Finding, bool) {
+	var host, port *tsValue
+	if hostN != nil {
+		v := val(hostN, 0)
+		host = &v
+	}
+	if portN != nil {
+		v := val(portN, 0)
+		port = &v
+	}
+	return staticBind(file, line, kind, proto, host, absent, empty, port, def, subject)
+}
+
 // staticBind makes the finding of a bind whose host and port were evaluated (nil: the argument
 // is absent). An absent host is absent; None, undefined, null or "" is empty; a host that is not
 // known statically, or is a name other than localhost, gives no finding (ok false). An absent
