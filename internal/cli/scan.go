@@ -25,7 +25,10 @@ func newScanCmd(s Streams) *cobra.Command {
 		Long: `Scan source trees and deployment files for where services bind or publish ports:
 Go (net.Listen*, ListenConfig, tls.Listen, http.ListenAndServe*, http.Server{Addr},
 gin Run, echo Start; addresses through constants, JoinHostPort, Sprintf, +, flag
-and environment defaults), Dockerfile CMD/ENTRYPOINT, docker compose ports and
+and environment defaults), Python (Flask, uvicorn, aiohttp, tornado, waitress,
+socket bind, socketserver, asyncio, argparse/click defaults, gunicorn bind) and
+JavaScript/TypeScript (Node listen, Express, Fastify, dgram, Bun/Deno serve),
+Dockerfile CMD/ENTRYPOINT, docker compose ports and
 network_mode, Kubernetes Services, hostPort and hostNetwork, redis.conf,
 postgresql.conf, nginx listen and systemd socket units.
 
@@ -35,8 +38,8 @@ a wildcard inside a container is not a host exposure, its publication is; with
 to the service of its protocol and port and judged by that service's access class.
 Suppress a finding only with a reason, in a comment on its line or the line above:
   bindguard:allow KIND -- REASON
-Python and JavaScript/TypeScript are not scanned by this build; the output says
-how many such files it saw.
+Python and JavaScript/TypeScript are parsed with tree-sitter, so only a build with
+cgo scans them; a build without cgo says how many such files it could not scan.
 
 Exit codes: 0 nothing reported at or above --fail-on, 1 a finding at or above it,
 2 error.`,

@@ -47,18 +47,25 @@ func TestScanJSONAll(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Schema != "bindguard.scan.v1" || len(doc.Findings) != 2 {
+	// A cgo build scans the Flask app.run(host="") (127.0.0.1: allowed, loopback); a build
+	// without cgo names python as not scanned, on standard error too.
+	scanned := len(doc.Unscanned) == 0
+	want := 2
+	if scanned {
+		want = 3
+	}
+	if doc.Schema != "bindguard.scan.v1" || len(doc.Findings) != want {
 		t.Fatalf("schema %q, %d findings: %s", doc.Schema, len(doc.Findings), out)
 	}
 	for _, f := range doc.Findings {
-		if f.Status != "allowed" || f.Reach != "pod network" {
-			t.Errorf("finding %+v: want allowed on the pod network", f)
+		if f.Status != "allowed" || (f.Reach != "pod network" && !(f.Kind == "py-server-run" && f.Reach == "loopback")) {
+			t.Errorf("finding %+v: want allowed on the pod network (or loopback for Flask)", f)
 		}
 	}
-	if len(doc.Unscanned) != 1 || !strings.HasPrefix(doc.Unscanned[0], "python") {
+	if !scanned && (len(doc.Unscanned) != 1 || !strings.HasPrefix(doc.Unscanned[0], "python")) {
 		t.Errorf("unscanned = %q", doc.Unscanned)
 	}
-	if !strings.Contains(errs, "not scanned: python") {
+	if !scanned && !strings.Contains(errs, "not scanned: python") {
 		t.Errorf("stderr does not name the unscanned language: %q", errs)
 	}
 	// Without --all, allowed findings are not listed.

@@ -84,3 +84,24 @@ func writeFile(t *testing.T, dir, name, src string) {
 		t.Fatal(err)
 	}
 }
+
+func FuzzPython(f *testing.F) {
+	fuzzKind(f, kindPython,
+		"import socket, uvicorn\nHOST = '0.0.0.0'\ndef f(port=1):\n    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n    s.bind(('', port))\n    uvicorn.run(app, host=HOST or '::', port=int(os.getenv('P', '8000')))\n",
+		"from aiohttp import web\nweb.run_app(app, host=['0.0.0.0', '::1'])\napp.run(f'{x}:1', **kw)\n",
+		"p.add_argument('--bind', default='0.0.0.0:' + str(P))\nbind = ['[::]:80', 'unix:/x']\nclass C:\n    H = '::'\n    def m(self):\n        self.s.bind((self.H, 1))\n",
+		"a = b\nb = a\nx.bind((a, b))\n(((((((((\n")
+}
+
+func FuzzJavaScript(f *testing.F) {
+	fuzzKind(f, kindJS,
+		"const PORT = process.env.PORT || 3000, HOST = '0.0.0.0';\napp.listen(PORT, HOST, () => {});\nhttp.createServer().listen({port: 1, ...o});\n",
+		"const dgram = require('dgram'); const s = dgram.createSocket('udp6'); s.bind({port: 53});\nBun.serve({port: 1, hostname: `${h}`});\n",
+		"a = b; b = a; x.listen(a, b);\n{{{{{{{{[[[[(((\n")
+}
+
+func FuzzTypeScript(f *testing.F) {
+	fuzzKind(f, kindTS,
+		"import Fastify from 'fastify';\nconst s = Fastify();\nasync function go(host: string = '0.0.0.0') { await s.listen({ port: Number(process.env.PORT ?? 1) as number, host }); }\n",
+		"const p = <number>(3000!);\nserver.listen(p satisfies number);\n")
+}

@@ -37,6 +37,13 @@ var Rules = []Rule{
 	{"BG505", "mongod-bind", "mongod net.bindIp or bindIpAll", "bindIpAll or 0.0.0.0 listens on every interface; keep 127.0.0.1 unless the replica set needs more."},
 	{"BG506", "sshd-listen", "sshd ListenAddress", "ListenAddress 0.0.0.0 or :: listens on every interface."},
 	{"BG504", "systemd-listen", "systemd socket ListenStream/ListenDatagram", "A port alone listens on every interface, IPv4 and IPv6."},
+	{"BG601", "py-server-run", "A Python server (Flask, uvicorn, aiohttp, tornado, waitress) binds an address", "Flask's missing or empty host is 127.0.0.1 and uvicorn's default is 127.0.0.1; aiohttp's run_app without a host, tornado's listen without an address and waitress's serve bind every interface. Bind the address the policy declares."},
+	{"BG602", "py-listen", "Python socket bind, socketserver, http.server, asyncio or wsgiref binds an address", "(\"\", port) and (\"0.0.0.0\", port) bind every IPv4 interface, (\"::\", port) every IPv6 one; asyncio's host None binds every interface. ::1 and 127.0.0.1 are loopback."},
+	{"BG603", "py-arg-default", "A Python command-line option's default (argparse, click) is a listen address", "An option --host, --bind or --listen whose default is 0.0.0.0 binds every interface unless the operator says otherwise; default to 127.0.0.1 and let deployments widen it."},
+	{"BG604", "gunicorn-bind", "gunicorn configuration bind", "bind = \"0.0.0.0:8000\" listens on every interface; gunicorn's own default is 127.0.0.1:8000."},
+	{"BG701", "js-listen", "Node listen (net, http, Express, Koa, Fastify) binds an address", "Node's listen with a port and no host binds ::, every interface of both families; Fastify's default is localhost. Pass the host the policy declares, e.g. listen(3000, '127.0.0.1')."},
+	{"BG702", "js-dgram-bind", "Node dgram socket bind", "bind(port) without an address listens on every interface."},
+	{"BG703", "js-serve", "Bun.serve or Deno.serve binds an address", "Their default hostname is 0.0.0.0, every IPv4 interface; pass hostname: '127.0.0.1'."},
 }
 
 func ruleFor(kind string) (int, Rule) {

@@ -96,13 +96,6 @@ func TestSuppressionWithoutReasonSaysSo(t *testing.T) {
 	}
 }
 
-func TestUnscannedLanguagesAreNamed(t *testing.T) {
-	res := scanDir(t, "../../testdata/scan/python", nil)
-	if want := []string{"python: 1 files (no parser in this build)"}; !cmp.Equal(res.Unscanned, want) {
-		t.Errorf("Unscanned = %q, want %q", res.Unscanned, want)
-	}
-}
-
 func TestSymlinksAreNotFollowed(t *testing.T) {
 	outside := t.TempDir()
 	if err := os.WriteFile(filepath.Join(outside, "docker-compose.yml"), []byte("services:\n  a:\n    ports: [\"1:1\"]\n"), 0o600); err != nil {

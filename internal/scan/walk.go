@@ -81,7 +81,7 @@ func Scan(ctx context.Context, roots []string, o Options) (*Result, error) {
 		res.Problems = append(res.Problems, probs...)
 	}
 	for lang, n := range unscanned {
-		res.Unscanned = append(res.Unscanned, fmt.Sprintf("%s: %d files (no parser in this build)", lang, n))
+		res.Unscanned = append(res.Unscanned, fmt.Sprintf("%s: %d files (this build has no cgo, which the tree-sitter parser needs)", lang, n))
 	}
 	sort.Strings(res.Unscanned)
 
@@ -172,6 +172,12 @@ func scanBytes(kind fileKind, name string, src []byte) ([]Finding, []Problem) {
 	case kindSystemd:
 		comments = hashComments(src, "#", ";")
 		fs, probs = scanSystemd(name, src)
+	case kindPython:
+		fs, probs = scanPython(name, src)
+		return fs, probs // comments from the syntax tree
+	case kindJS, kindTS, kindTSX:
+		fs, probs = scanJS(map[fileKind]tsLang{kindJS: langJS, kindTS: langTS, kindTSX: langTSX}[kind], name, src)
+		return fs, probs
 	}
 	for i := range fs {
 		fs[i].comments = comments
@@ -219,6 +225,10 @@ const (
 	kindSystemd
 	kindMongo
 	kindSSHD
+	kindPython
+	kindJS
+	kindTS
+	kindTSX
 )
 
 // classify picks a file's scanner by its name and directory; lang names a language this
@@ -248,12 +258,20 @@ func classify(relPath string) (kind fileKind, lang string) {
 		return kindNginx, ""
 	case ext == ".socket":
 		return kindSystemd, ""
-	case ext == ".py":
+	case !treeSitter && ext == ".py":
 		return kindNone, "python"
-	case ext == ".js" || ext == ".mjs" || ext == ".cjs":
+	case !treeSitter && (ext == ".js" || ext == ".mjs" || ext == ".cjs" || ext == ".jsx"):
 		return kindNone, "javascript"
-	case ext == ".ts" || ext == ".mts" || ext == ".tsx":
+	case !treeSitter && (ext == ".ts" || ext == ".mts" || ext == ".cts" || ext == ".tsx"):
 		return kindNone, "typescript"
+	case ext == ".py":
+		return kindPython, ""
+	case ext == ".js" || ext == ".mjs" || ext == ".cjs" || ext == ".jsx":
+		return kindJS, ""
+	case ext == ".ts" || ext == ".mts" || ext == ".cts":
+		return kindTS, ""
+	case ext == ".tsx":
+		return kindTSX, ""
 	}
 	return kindNone, ""
 }

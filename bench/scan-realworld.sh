@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench/scan-realworld.sh: precision and recall of `bindguard scan` on real-world Python and
+# JavaScript that is not in this repository (Debian's packages: the Python 3.11 standard library
+# and everything in /usr/lib/python3/dist-packages, which must include gunicorn, flask, werkzeug,
+# uvicorn, fastapi, starlette, httplib2, aiohttp, tornado, waitress and bottle; node-express, node-ws, node-sockjs, node-faye-websocket, node-http-proxy,
+# node-http-server, node-connect with their examples), against the hand-labelled bind sites in
+# internal/scan/testdata/realworld-labels.txt, and bandit B104 (Debian's bandit) on the same
+# Python files in the same run.
+#
+# A labelled "wildcard" site binds every interface and should be reported; "loopback" sites are
+# binds that should be allowed. A reported finding (or a bandit B104 result) on a line that is not
+# a wildcard site is a false positive; a wildcard site not reported is a miss.
+#
+# Needs a cgo build, python3 and: apt-get install bandit gunicorn python3-flask python3-uvicorn
+#   python3-fastapi python3-aiohttp python3-tornado python3-waitress python3-bottle node-express
+#   node-ws node-sockjs node-faye-websocket node-http-proxy node-http-server node-connect
+set -euo pipefail
+cd "$(dirname "$0")/.."
+labels=internal/scan/testdata/realworld-labels.txt
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# The sample: every .py / .js file under these directories (tests, vendored trees and Python 2
+# tooling left out by the same filters every time), copied with their absolute paths.
+py_roots=(/usr/lib/python3.11 /usr/lib/python3/dist-packages)
+for p in gunicorn flask werkzeug uvicorn fastapi starlette httplib2 aiohttp tornado waitress bottle.py; do
+	[ -e "/usr/lib/python3/dist-packages/$p" ] || py_roots+=("/usr/lib/python3/dist-packages/$p") # reported missing below
+done
+js_roots=(/usr/share/doc/node-express/examples /usr/share/doc/node-ws/examples /usr/share/doc/node-sockjs/examples
+	/usr/share/doc/node-faye-websocket/examples /usr/share/nodejs/express /usr/share/nodejs/ws /usr/share/nodejs/sockjs
+	/usr/share/nodejs/faye-websocket /usr/share/nodejs/http-proxy /usr/share/nodejs/http-server /usr/share/nodejs/connect)
+for r in "${py_roots[@]}" "${js_roots[@]}"; do
+	if [ ! -e "$r" ]; then
+		echo "scan-realworld: $r is missing (install the Debian packages named at the top)" >&2
+		exit 2
+	fi
+done
+mkdir -p "$tmp/tree"
+find "${py_roots[@]}" -name '*.py' -not -path '*/__pycache__/*' -not -path '/usr/lib/python3.11/test/*' \
+	-not -path '*/tests/*' -not -path '*/test/*' -not -path '*/testing/*' -not -path '/usr/lib/python3.11/lib2to3/*' -not -path '/usr/lib/python3.11/idlelib/*' \
+	-not -path '/usr/lib/python3.11/tkinter/*' -not -path '/usr/lib/python3.11/turtledemo/*' \
+	-not -path '/usr/lib/python3.11/site-packages/*' -not -path '/usr/lib/python3.11/config-*' >"$tmp/py.list"
+find "${js_roots[@]}" \( -name '*.js' -o -name '*.mjs' -o -name '*.ts' \) -not -path '*/node_modules/*' -not -name '*.min.js' >"$tmp/js.list"
+cat "$tmp/py.list" "$tmp/js.list" | rsync -a --files-from=- / "$tmp/tree/"
+echo "sample: $(wc -l <"$tmp/py.list") Python files, $(wc -l <"$tmp/js.list") JavaScript/TypeScript files"
+
+go build -o "$tmp/bindguard" ./cmd/bindguard
+start=$(date +%s.%N)
+"$tmp/bindguard" scan --format json --all --fail-on never "$tmp/tree" >"$tmp/bg.json"
+bg_time=$(echo "$(date +%s.%N) - $start" | bc)
+start=$(date +%s.%N)
+(cd "$tmp/tree" && bandit -q -r -t B104 -f json $(sed 's|^/||' "$tmp/py.list") >"$tmp/bandit.json" 2>"$tmp/bandit.err") || true
+bandit_time=$(echo "$(date +%s.%N) - $start" | bc)
+
+python3 - "$labels" "$tmp/bg.json" "$tmp/bandit.json" "$tmp/tree" "$bg_time" "$bandit_time" <<'PY'
+import json, sys
+labels, bgf, bdf, tree, bgt, bdt = sys.argv[1:]
+want = {}  # "path:line" -> verdict
+for l in open(labels):
+    l = l.split("#", 1)[0].split()
+    if len(l) >= 2:
+        want[l[0]] = l[1]
+wild = {k for k, v in want.items() if v == "wildcard"}
+loop = {k for k, v in want.items() if v == "loopback"}
+bg = json.load(open(bgf))
+rep = {f"{f['file']}:{f['line']}" for f in bg["findings"] if f["status"] != "allowed"}
+allowed_loop = {f"{f['file']}:{f['line']}" for f in bg["findings"] if f["status"] == "allowed" and f["reach"] == "loopback"}
+bd = json.load(open(bdf)) if open(bdf).read().strip() else {"results": []}
+bdl = {f"{r['filename'].lstrip('./')}:{r['line_number']}" for r in bd["results"] if r["test_id"] == "B104"}
+pywild = {k for k in wild if k.split(":")[0].endswith(".py")}
+
+def score(name, found, universe, t):
+    tp, fp, fn = found & universe, found - universe, universe - found
+    p = len(tp) / len(found) if found else 1.0
+    r = len(tp) / len(universe) if universe else 1.0
+    print(f"{name:34s} found {len(found):3d}  TP {len(tp):3d}  FP {len(fp):3d}  missed {len(fn):3d}  precision {p:.3f}  recall {r:.3f}  {float(t):.2f} s")
+    for k in sorted(fp):
+        print(f"    false positive {k}")
+    for k in sorted(fn):
+        print(f"    missed         {k}")
+
+print(f"labels: {len(wild)} wildcard sites ({len(pywild)} Python), {len(loop)} loopback sites")
+score("bindguard (all files)", rep, wild, bgt)
+score("bindguard (Python files)", {k for k in rep if k.split(':')[0].endswith('.py')}, pywild, bgt)
+score("bandit B104 (Python files)", bdl, pywild, bdt)
+print(f"loopback sites bindguard allows: {len(loop & allowed_loop)} of {len(loop)}")
+for k in sorted(loop - allowed_loop):
+    print(f"    loopback site not seen {k}")
+print(f"bindguard problems: {len(bg['problems'])}; unscanned: {bg['unscanned']}")
+PY

@@ -1,0 +1,662 @@
+package scan
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// The Python scanner reads the syntax tree (tree-sitter) of one file. Only the address
+// arguments of calls that bind are read, so a "0.0.0.0" compared against, in a list or in a
+// comment is never a finding. Names are followed to their assignment in the enclosing
+// function, to a parameter's default, or to a module-level assignment; os.environ.get and
+// os.getenv give their default; int() and str() pass through; "a or b" gives b when a is not
+// known.
+
+type pyFile struct {
+	name string
+	src  []byte
+	root *tsNode
+	// assigns maps a scope (module, function or class node) to its assignments by target.
+	assigns map[*tsNode]map[string][]*tsNode
+	imports map[string]bool // top-level modules imported (flask, tornado, waitress...)
+	out     []Finding
+}
+
+func scanPython(name string, src []byte) ([]Finding, []Problem) {
+	root, err := parseTS(langPython, src)
+	if err != nil {
+		return nil, []Problem{{File: name, Msg: err.Error()}}
+	}
+	root.link()
+	probs := syntaxProblems(name, root, "python")
+	p := &pyFile{name: name, src: src, root: root, assigns: map[*tsNode]map[string][]*tsNode{}, imports: map[string]bool{}}
+	p.index()
+	root.each(func(n *tsNode) {
+		if n.typ == "call" {
+			p.call(n)
+		}
+	})
+	if isGunicornConf(name) {
+		p.gunicorn()
+	}
+	if isTestPath(name, langPython) {
+		for i := range p.out {
+			p.out[i].Context = ContextTest
+		}
+	}
+	c := commentsOf(root, src, "#")
+	for i := range p.out {
+		p.out[i].comments = c
+	}
+	return p.out, probs
+}
+
+// syntaxProblems names the first syntax error (the scan still reads the rest of the tree).
+func syntaxProblems(name string, root *tsNode, lang string) []Problem {
+	var probs []Problem
+	if root.cut {
+		probs = append(probs, Problem{File: name, Msg: fmt.Sprintf("%s: nesting deeper than %d levels; the deeper code was not scanned", lang, maxDepth)})
+	}
+	var first *tsNode
+	root.each(func(n *tsNode) {
+		if first == nil && (n.typ == "ERROR" || n.missing) {
+			first = n
+		}
+	})
+	if first != nil {
+		probs = append(probs, Problem{File: name, Line: first.line, Msg: lang + ": syntax error; the rest of the file was scanned as far as it parses"})
+	}
+	return probs
+}
+
+func (p *pyFile) scope(n *tsNode) *tsNode {
+	if s := n.enclosing("function_definition", "class_definition", "lambda"); s != nil {
+		return s
+	}
+	return p.root
+}
+
+func (p *pyFile) index() {
+	p.root.each(func(n *tsNode) {
+		switch n.typ {
+		case "assignment":
+			l, r := n.get("left"), n.get("right")
+			if l == nil || r == nil {
+				return
+			}
+			s := p.scope(n)
+			if p.assigns[s] == nil {
+				p.assigns[s] = map[string][]*tsNode{}
+			}
+			k := l.text(p.src)
+			p.assigns[s][k] = append(p.assigns[s][k], r)
+		case "as_pattern": // with socket.socket(...) as s
+			v, a := n.args(), n.get("alias")
+			if len(v) == 0 || a == nil {
+				return
+			}
+			s := p.scope(n)
+			if p.assigns[s] == nil {
+				p.assigns[s] = map[string][]*tsNode{}
+			}
+			k := a.text(p.src)
+			p.assigns[s][k] = append(p.assigns[s][k], v[0])
+		case "import_statement", "import_from_statement":
+			for _, k := range n.args() {
+				t := k.text(p.src)
+				if k.typ == "aliased_import" {
+					t = k.get("name").text(p.src)
+				}
+				if k.field == "module_name" || n.typ == "import_statement" {
+					p.imports[strings.Split(t, ".")[0]] = true
+				}
+			}
+		}
+	})
+}
+
+// lookup is the expression last assigned to name before use, in use's function (or its
+// parameter default), its class (for self.X and cls.X) or the module.
+func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
+	// The last assignment before the use; else (a module name assigned below the function
+	// that uses it) the first one.
+	last := func(list []*tsNode) *tsNode {
+		var best *tsNode
+		for _, r := range list {
+			if r.start < use.start {
+				best = r
+			}
+		}
+		if best == nil && len(list) > 0 {
+			best = list[0]
+		}
+		return best
+	}
+	if rest, ok := strings.CutPrefix(name, "self."); ok || strings.HasPrefix(name, "cls.") {
+		if !ok {
+			rest = strings.TrimPrefix(name, "cls.")
+		}
+		if c := use.enclosing("class_definition"); c != nil {
+			if r := last(p.assigns[c][rest]); r != nil {
+				return r
+			}
+			// self.X = ... in any method of the class.
+			var found *tsNode
+			c.each(func(n *tsNode) {
+				if n.typ == "assignment" && n.get("left").text(p.src) == name && found == nil {
+					found = n.get("right")
+				}
+			})
+			return found
+		}
+		return nil
+	}
+	for s := p.scope(use); ; s = p.scope(s) {
+		if r := last(p.assigns[s][name]); r != nil {
+			return r
+		}
+		if s.typ == "function_definition" {
+			for _, prm := range s.get("parameters").args() {
+				if (prm.typ == "default_parameter" || prm.typ == "typed_default_parameter") && prm.get("name").text(p.src) == name {
+					// A parameter whose default is None leaves the address to the caller
+					// (asyncio's start_server(host=None)): not static here.
+					if v := prm.get("value"); v != nil && v.typ != "none" {
+						return v
+					}
+					return nil
+				}
+			}
+		}
+		if s == p.root {
+			return nil
+		}
+	}
+}
+
+// deref follows names to the expression they were assigned.
+func (p *pyFile) deref(n *tsNode) *tsNode {
+	for i := 0; n != nil && i < 20; i++ {
+		switch n.typ {
+		case "parenthesized_expression":
+			if a := n.args(); len(a) == 1 {
+				n = a[0]
+				continue
+			}
+		case "identifier", "attribute":
+			if r := p.lookup(n.text(p.src), n); r != nil {
+				n = r
+				continue
+			}
+		}
+		return n
+	}
+	return n
+}
+
+// value evaluates an expression to a string or integer when it is static.
+func (p *pyFile) value(n *tsNode, depth int) tsValue {
+	if n == nil || depth > 30 {
+		return tsValue{}
+	}
+	switch n.typ {
+	case "string":
+		return pyString(n, p.src)
+	case "concatenated_string", "binary_operator":
+		var parts []*tsNode
+		if n.typ == "binary_operator" {
+			if op := n.get("operator"); op == nil || op.text(p.src) != "+" {
+				return tsValue{}
+			}
+			parts = []*tsNode{n.get("left"), n.get("right")}
+		} else {
+			parts = n.args()
+		}
+		return concat(parts, func(k *tsNode) tsValue { return p.value(k, depth+1) })
+	case "integer":
+		v, err := strconv.ParseInt(strings.ReplaceAll(n.text(p.src), "_", ""), 0, 64)
+		if err != nil {
+			return tsValue{}
+		}
+		return numVal(int(v), n.line)
+	case "none":
+		return tsValue{known: true, none: true, line: n.line}
+	case "parenthesized_expression":
+		if a := n.args(); len(a) == 1 {
+			return p.value(a[0], depth+1)
+		}
+	case "identifier", "attribute":
+		r := p.lookup(n.text(p.src), n)
+		if r == nil {
+			return tsValue{}
+		}
+		v := p.value(r, depth+1)
+		if v.known && v.origin == "" && r.line != n.line {
+			v.origin = fmt.Sprintf("%s:%d", p.name, r.line)
+		}
+		return v
+	case "boolean_operator":
+		if op := n.get("operator"); op != nil && op.text(p.src) == "or" {
+			l := p.value(n.get("left"), depth+1)
+			if l.known && !l.none && (l.isNum && l.num != 0 || !l.isNum && l.str != "") {
+				return l
+			}
+			return p.value(n.get("right"), depth+1)
+		}
+	case "call":
+		fn := n.get("function").text(p.src)
+		args := n.get("arguments")
+		pos, kw := pyArgs(args, p.src)
+		switch {
+		case fn == "int" || fn == "str":
+			if len(pos) == 1 {
+				return p.value(pos[0], depth+1)
+			}
+		case strings.HasSuffix(fn, "environ.get") || strings.HasSuffix(fn, "getenv"):
+			d := kw["default"]
+			if len(pos) >= 2 {
+				d = pos[1]
+			}
+			if d != nil {
+				v := p.value(d, depth+1)
+				if v.known && v.origin == "" {
+					v.origin = fmt.Sprintf("%s:%d: default of %s", p.name, n.line, fn)
+				}
+				return v
+			}
+		}
+	}
+	return tsValue{}
+}
+
+// concat joins static parts; a known prefix followed by unknown parts is partial.
+func concat(parts []*tsNode, val func(*tsNode) tsValue) tsValue {
+	var b strings.Builder
+	out := tsValue{known: true}
+	for _, k := range parts {
+		v := val(k)
+		if !v.known || v.none {
+			if b.Len() == 0 {
+				return tsValue{}
+			}
+			out.partial = true
+			break
+		}
+		if v.isNum {
+			b.WriteString(strconv.Itoa(v.num))
+		} else {
+			b.WriteString(v.str)
+		}
+		if out.origin == "" {
+			out.origin = v.origin
+		}
+		if v.partial {
+			out.partial = true
+			break
+		}
+	}
+	out.str = b.String()
+	return out
+}
+
+// pyString is a string literal's value; an f-string's is its literal prefix (partial).
+func pyString(n *tsNode, src []byte) tsValue {
+	var b strings.Builder
+	partial := false
+	for _, k := range n.kids {
+		switch k.typ {
+		case "string_content":
+			s := k.text(src)
+			if strings.ContainsRune(s, '\\') {
+				if u, err := strconv.Unquote(`"` + strings.ReplaceAll(s, `"`, `\"`) + `"`); err == nil {
+					s = u
+				}
+			}
+			b.WriteString(s)
+		case "interpolation":
+			partial = true
+		case "escape_sequence":
+			if u, err := strconv.Unquote(`"` + k.text(src) + `"`); err == nil {
+				b.WriteString(u)
+			}
+		}
+		if partial {
+			break
+		}
+	}
+	if partial && b.Len() == 0 {
+		return tsValue{}
+	}
+	return tsValue{known: true, str: b.String(), partial: partial, line: n.line}
+}
+
+// pyArgs splits an argument list into positional arguments and keywords.
+func pyArgs(args *tsNode, src []byte) (pos []*tsNode, kw map[string]*tsNode) {
+	kw = map[string]*tsNode{}
+	for _, a := range args.args() {
+		switch a.typ {
+		case "keyword_argument":
+			kw[a.get("name").text(src)] = a.get("value")
+		case "dictionary_splat":
+			// **kwargs: any keyword may be in it, so no default is known.
+			kw["**"] = a
+		case "list_splat":
+			// *args: nothing static.
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return pos, kw
+}
+
+func argAt(pos []*tsNode, kw map[string]*tsNode, i int, name string) *tsNode {
+	if v, ok := kw[name]; ok {
+		return v
+	}
+	if i >= 0 && i < len(pos) {
+		return pos[i]
+	}
+	return nil
+}
+
+// Python bind kinds.
+const (
+	kindPyListen    = "py-listen"
+	kindPyServer    = "py-server-run"
+	kindPyArg       = "py-arg-default"
+	kindGunicornCfg = "gunicorn-bind"
+)
+
+// pyServerTuple are callables whose first argument is an (host, port) address.
+var pyServerTuple = map[string]string{
+	"TCPServer": "tcp", "ThreadingTCPServer": "tcp", "ForkingTCPServer": "tcp",
+	"UDPServer": "udp", "ThreadingUDPServer": "udp", "ForkingUDPServer": "udp",
+	"HTTPServer": "tcp", "ThreadingHTTPServer": "tcp", "SimpleXMLRPCServer": "tcp",
+	"DocXMLRPCServer": "tcp", "WSGIServer": "tcp", "create_server": "tcp",
+}
+
+func (p *pyFile) call(n *tsNode) {
+	fnNode := n.get("function")
+	fn := fnNode.text(p.src)
+	name, obj := fn, ""
+	line := n.line
+	if fnNode != nil && fnNode.typ == "attribute" {
+		name = fnNode.get("attribute").text(p.src)
+		obj = fnNode.get("object").text(p.src)
+		if a := fnNode.get("attribute"); a != nil {
+			line = a.line
+		}
+	}
+	pos, kw := pyArgs(n.get("arguments"), p.src)
+	switch {
+	case name == "run" && (obj == "uvicorn" || fn == "run" && p.imports["uvicorn"] && !p.imports["flask"]), name == "Config" && obj == "uvicorn":
+		// uvicorn: 127.0.0.1:8000 by default; "" binds every IPv4 interface.
+		p.bind(line, kindPyServer, "tcp", argAt(nil, kw, -1, "host"), "127.0.0.1", "0.0.0.0", argAt(nil, kw, -1, "port"), 8000, "uvicorn")
+	case kw["**"] != nil && kw["host"] == nil && kw["address"] == nil:
+		// f(app, **kw): the host may be in kw; nothing is known statically.
+	case name == "run_app":
+		// aiohttp: no host is every interface, port 8080.
+		p.bindHosts(line, kindPyServer, argAt(nil, kw, -1, "host"), "*", argAt(nil, kw, -1, "port"), 8080, "aiohttp run_app")
+	case name == "TCPSite":
+		p.bindHosts(line, kindPyServer, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 8080, "aiohttp TCPSite")
+	case (name == "run" || name == "run_server") && kw["host"] != nil:
+		// Flask (and Sanic, Dash, flask-socketio, bottle): a missing or empty host is 127.0.0.1.
+		def := 0
+		if p.imports["flask"] {
+			def = 5000
+		}
+		p.bind(line, kindPyServer, "tcp", kw["host"], "127.0.0.1", "127.0.0.1", kw["port"], def, "")
+	case (name == "run" || name == "run_server") && len(pos) > 0 && p.isHostLiteral(pos[0]):
+		def := 0
+		if p.imports["flask"] {
+			def = 5000
+		}
+		p.bind(line, kindPyServer, "tcp", pos[0], "127.0.0.1", "127.0.0.1", argAt(pos, kw, 1, "port"), def, "")
+	case name == "listen" && p.imports["tornado"] && len(pos) > 0 && p.tornadoListen(obj, n, pos[0]):
+		// tornado: address "" (the default) is every interface.
+		p.bind(line, kindPyServer, "tcp", argAt(pos, kw, 1, "address"), "*", "*", pos[0], 0, "tornado listen")
+	case name == "serve" && p.imports["waitress"] && kw["listen"] == nil:
+		p.bind(line, kindPyServer, "tcp", kw["host"], "0.0.0.0", "0.0.0.0", kw["port"], 8080, "waitress serve")
+	case name == "bind" && len(pos) == 1 && len(kw) == 0:
+		p.sockBind(line, obj, pos[0])
+	case pyServerTuple[name] != "" && len(pos) > 0 && p.deref(pos[0]).typ == "tuple":
+		proto := pyServerTuple[name]
+		family := ""
+		if f := kw["family"]; f != nil {
+			family = f.text(p.src)
+		}
+		p.tuple(line, kindPyListen, proto, p.deref(pos[0]), family, name)
+	case (name == "create_server" || name == "start_server" || name == "create_datagram_endpoint") && (argAt(pos, kw, 1, "host") != nil || argAt(pos, kw, 2, "port") != nil) && kw["sock"] == nil:
+		// asyncio: host None is every interface.
+		p.bindHosts(line, kindPyListen, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 0, "asyncio "+name)
+	case name == "make_server" || name == "run_simple":
+		// wsgiref make_server(host, port, app), werkzeug run_simple(hostname, port, app).
+		if len(pos) >= 2 {
+			p.bind(line, kindPyListen, "tcp", pos[0], "0.0.0.0", "0.0.0.0", pos[1], 0, name)
+		}
+	case name == "add_argument" || name == "option" || name == "add_option":
+		p.argDefault(line, pos, kw)
+	}
+}
+
+// tornadoListen: app.listen(port, address=...) on a tornado application or server, not a
+// socket's listen(backlog) nor another library's listen((host, port)).
+func (p *pyFile) tornadoListen(obj string, use, port *tsNode) bool {
+	if strings.Contains(strings.ToLower(obj), "sock") {
+		return false
+	}
+	if r := p.lookup(obj, use); r != nil && r.typ == "call" && strings.Contains(r.get("function").text(p.src), "socket") {
+		return false
+	}
+	if v := p.value(port, 0); v.known {
+		_, ok := v.port()
+		return ok && v.isNum
+	}
+	return port.typ == "identifier" && strings.Contains(strings.ToLower(port.text(p.src)), "port") ||
+		port.typ == "attribute" && strings.Contains(strings.ToLower(port.get("attribute").text(p.src)), "port")
+}
+
+// isHostLiteral says whether an expression is statically an IP address, "localhost" or "".
+func (p *pyFile) isHostLiteral(n *tsNode) bool {
+	v := p.value(n, 0)
+	if !v.known || v.isNum || v.partial {
+		return false
+	}
+	return v.str == "" || v.str == "localhost" || net.ParseIP(strings.Trim(v.str, "[]")) != nil
+}
+
+// bind records a bind of host (absent: absent; "" or None: empty) and port (absent: def).
+func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) {
+	if f, ok := evalBind(p.value, p.name, line, kind, proto, hostN, absent, empty, portN, def, subject); ok {
+		p.out = append(p.out, f)
+	}
+}
+
+// bindHosts is bind for APIs whose host may be a list of hosts.
+func (p *pyFile) bindHosts(line int, kind string, hostN *tsNode, absent string, portN *tsNode, def int, subject string) {
+	if d := p.deref(hostN); d != nil && (d.typ == "list" || d.typ == "tuple") {
+		for _, h := range d.args() {
+			p.bind(line, kind, "tcp", h, absent, absent, portN, def, subject)
+		}
+		return
+	}
+	p.bind(line, kind, "tcp", hostN, absent, absent, portN, def, subject)
+}
+
+// sockBind reads sock.bind((host, port)); the socket's family and type come from where the
+// receiver was created (socket.socket(AF_INET6, SOCK_DGRAM)), when that is in the file.
+func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
+	t := p.deref(arg)
+	if t == nil || t.typ != "tuple" {
+		return
+	}
+	proto, family := "tcp", ""
+	if obj != "" {
+		if r := p.lookup(obj, arg); r != nil && r.typ == "call" {
+			txt := r.get("arguments").text(p.src)
+			if strings.Contains(txt, "SOCK_DGRAM") {
+				proto = "udp"
+			}
+			if strings.Contains(txt, "AF_UNIX") {
+				return
+			}
+			family = txt
+		}
+	}
+	p.tuple(line, kindPyListen, proto, t, family, "socket bind")
+}
+
+// tuple reads an (host, port[, flowinfo, scope]) address: "" is every interface of the family.
+func (p *pyFile) tuple(line int, kind, proto string, t *tsNode, family, subject string) {
+	el := t.args()
+	if len(el) < 2 || len(el) > 4 {
+		return
+	}
+	empty := "0.0.0.0"
+	if len(el) == 4 || strings.Contains(family, "AF_INET6") {
+		empty = "::"
+	}
+	p.bind(line, kind, proto, el[0], empty, empty, el[1], 0, subject)
+}
+
+// hostOptions are the command-line option names whose default is a listen address.
+var hostOptions = map[string]bool{"host": true, "bind": true, "b": false, "listen": true, "address": true,
+	"addr": true, "bind-address": true, "listen-address": true, "bind-host": true, "listen-host": true, "bind-addr": true, "listen-addr": true}
+
+// argDefault reads argparse add_argument("--host", default=...) and click.option.
+func (p *pyFile) argDefault(line int, pos []*tsNode, kw map[string]*tsNode) {
+	d := kw["default"]
+	if d == nil {
+		return
+	}
+	opt := ""
+	for _, a := range pos {
+		v := p.value(a, 0)
+		if !v.known || v.isNum || !strings.HasPrefix(v.str, "--") {
+			continue
+		}
+		k := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(v.str, "--")), "_", "-")
+		if hostOptions[k] {
+			opt = v.str
+		}
+	}
+	if opt == "" {
+		return
+	}
+	v := p.value(d, 0)
+	if !v.known || v.isNum || v.none || v.str == "" {
+		return
+	}
+	host, port := v.str, 0
+	if h, pt, err := net.SplitHostPort(v.str); err == nil {
+		host = h
+		port, _ = strconv.Atoi(pt)
+		if host == "" {
+			host = "0.0.0.0"
+		}
+	} else if v.partial {
+		if h, _, ok := strings.Cut(v.str, ":"); ok && h != "" && !strings.HasPrefix(v.str, "[") {
+			host = h
+		} else {
+			return
+		}
+	}
+	if !isAddrLiteral(host) {
+		return
+	}
+	f := newFinding(p.name, line, kindPyArg, "tcp", host, "0.0.0.0", port)
+	f.Origin = originOf(v.origin, "")
+	f.Subject = "option " + opt + " default"
+	p.out = append(p.out, f)
+}
+
+// isGunicornConf: gunicorn.conf.py, gunicorn_conf.py, gunicorn_config.py, gunicorn*.py.
+func isGunicornConf(name string) bool {
+	b := strings.ToLower(path.Base(name))
+	return strings.HasPrefix(b, "gunicorn") && strings.HasSuffix(b, ".py")
+}
+
+// gunicorn reads a gunicorn configuration file's module-level bind = "HOST:PORT" or a list.
+func (p *pyFile) gunicorn() {
+	for _, r := range p.assigns[p.root]["bind"] {
+		if r.enclosing("function_definition", "class_definition") != nil {
+			continue
+		}
+		r := r
+		items := []*tsNode{r}
+		if d := p.deref(r); d != nil && (d.typ == "list" || d.typ == "tuple") {
+			items = d.args()
+		}
+		for _, it := range items {
+			v := p.value(it, 0)
+			if !v.known || v.isNum || strings.HasPrefix(v.str, "unix:") || strings.HasPrefix(v.str, "fd://") {
+				continue
+			}
+			s := strings.TrimPrefix(v.str, "tcp://")
+			host, port := s, 8000
+			if strings.HasPrefix(s, "[") {
+				h, rest, _ := strings.Cut(s[1:], "]")
+				host = h
+				if pt, err := strconv.Atoi(strings.TrimPrefix(rest, ":")); err == nil {
+					port = pt
+				} else if v.partial || rest != "" {
+					port = 0
+				}
+			} else if h, pt, ok := strings.Cut(s, ":"); ok {
+				host = h
+				if n, err := strconv.Atoi(pt); err == nil {
+					port = n
+				} else {
+					port = 0
+				}
+			} else if v.partial {
+				continue
+			}
+			if host == "" {
+				host = "0.0.0.0"
+			}
+			if !isAddrLiteral(host) {
+				continue
+			}
+			f := newFinding(p.name, r.line, kindGunicornCfg, "tcp", host, "0.0.0.0", port)
+			f.Origin = originOf(v.origin, "")
+			f.Subject = "gunicorn bind"
+			p.out = append(p.out, f)
+		}
+	}
+}
+
+// isAddrLiteral: an IP address (brackets allowed), "*" or "localhost": host names are not
+// judged (they may be a client's target as well as a bind).
+func isAddrLiteral(h string) bool {
+	h = strings.Trim(h, "[]")
+	if i := strings.IndexByte(h, '%'); i >= 0 {
+		h = h[:i]
+	}
+	return h == "*" || h == "localhost" || net.ParseIP(h) != nil
+}
+
+func originOf(host, port string) string {
+	if host != "" {
+		return host
+	}
+	return port
+}
+
+// isTestPath says whether a file is test code by its name: test_*.py, *_test.py, conftest.py,
+// or for JavaScript and TypeScript *.test.* and *.spec.*, or any file under tests/, test/ or
+// __tests__/.
+func isTestPath(name string, l tsLang) bool {
+	b := path.Base(name)
+	for _, d := range strings.Split(path.Dir(name), "/") {
+		if d == "tests" || d == "test" || d == "__tests__" {
+			return true
+		}
+	}
+	if l == langPython {
+		return strings.HasPrefix(b, "test_") || strings.HasSuffix(b, "_test.py") || b == "conftest.py"
+	}
+	return strings.Contains(b, ".test.") || strings.Contains(b, ".spec.")
+}

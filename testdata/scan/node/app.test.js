@@ -1,0 +1,2 @@
+const app = require('./server');
+app.listen(0); // test code
