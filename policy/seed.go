@@ -216,3 +216,14 @@ func (d *decoder) seedAddrPort(n ast.Node, l loc) (netip.Addr, uint16, bool) {
 	port, ok := d.portText(portText, l.pos, l.path)
 	return a, port, ok
 }
+
+// SeedAccess is the access class a seed-format entry declares: its access name (the seed's
+// own names or bindguard's), or with none, public under external_access. ok is false for a
+// name the format does not know, or no name outside external_access.
+func SeedAccess(group, name string) (Access, bool) {
+	if name == "" {
+		return Public, group == seedPublicGroup
+	}
+	a, ok := seedAccess[name]
+	return a, ok
+}

@@ -35,7 +35,8 @@ func FuzzCompose(f *testing.F) {
 }
 
 func FuzzKube(f *testing.F) {
-	fuzzKind(f, kindYAML, "apiVersion: v1\nkind: Service\nspec:\n  type: NodePort\n  ports: [{nodePort: 30000}]\n  externalIPs: [1.2.3.4]\n", "apiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  apiVersion: v1\n  spec: {hostNetwork: true, containers: [{ports: [{hostPort: 1}]}]}\n")
+	fuzzKind(f, kindYAML, "apiVersion: v1\nkind: Service\nspec:\n  type: NodePort\n  ports: [{nodePort: 30000}]\n  externalIPs: [1.2.3.4]\n", "apiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  apiVersion: v1\n  spec: {hostNetwork: true, containers: [{ports: [{hostPort: 1}]}]}\n",
+		"internal_services:\n  a: {bind_address: \"0.0.0.0:8001\", access: localhost_only, protocol: UDP}\n  b: {bind_address: \"[::]:99999\"}\nexternal_access:\n  n: {http_port: \":80\", https_port: 7}\n")
 }
 
 func FuzzDockerfile(f *testing.F) {

@@ -56,6 +56,11 @@ func (j judge) verdict(f *Finding) {
 	case f.Context == ContextTest:
 		f.Status, f.Severity, f.Why = Allowed, audit.Info, "test code"
 		return
+	case judgeDeclared(f, j.p.Format == policy.FormatBuiltin):
+		if s, ok := j.service(f); ok && f.Service == "" {
+			f.Service = s.Name
+		}
+		return
 	case f.Context == ContextContainer && !f.publication && (f.wildcard || f.Reach == ReachPublic):
 		f.Status, f.Severity, f.Reach = Allowed, audit.Info, ReachPod
 		f.Why = "binds every interface inside its container, which is normal there; only a publication (compose ports, a hostPort, a Service) exposes it beyond the container"

@@ -13,7 +13,8 @@ import (
 // LoadBalancer (public unless an internal-load-balancer annotation or private
 // loadBalancerSourceRanges make it private) and NodePort (every node interface), externalIPs,
 // and in any pod spec hostPort/hostIP and hostNetwork. ClusterIP Services and containerPort
-// alone stay on the pod network: not findings. Other YAML files are ignored.
+// alone stay on the pod network: not findings. A document in the seed's policy format goes to
+// seed.go; other YAML is ignored.
 
 var internalLB = map[string]string{
 	"service.beta.kubernetes.io/aws-load-balancer-internal":   "",
@@ -39,6 +40,9 @@ func scanKube(name string, src []byte) ([]Finding, []Problem) {
 	for _, doc := range docs {
 		kind := scalar(get(doc, "kind"))
 		if kind == "" || scalar(get(doc, "apiVersion")) == "" {
+			if fs, ok := scanSeed(name, doc); ok {
+				out = append(out, fs...)
+			}
 			continue
 		}
 		if kind == "List" {

@@ -44,6 +44,7 @@ var Rules = []Rule{
 	{"BG701", "js-listen", "Node listen (net, http, Express, Koa, Fastify) binds an address", "Node's listen with a port and no host binds ::, every interface of both families; Fastify's default is localhost. Pass the host the policy declares, e.g. listen(3000, '127.0.0.1')."},
 	{"BG702", "js-dgram-bind", "Node dgram socket bind", "bind(port) without an address listens on every interface."},
 	{"BG703", "js-serve", "Bun.serve or Deno.serve binds an address", "Their default hostname is 0.0.0.0, every IPv4 interface; pass hostname: '127.0.0.1'."},
+	{"BG801", "seed-bind", "A service in the seed's policy format (service-bindings.yaml) binds an address", "Each bind_address is judged by the access its own entry declares (localhost_only and nginx_only must be loopback) and then by the policy; convert the file with bindguard policy convert to have it validated."},
 }
 
 func ruleFor(kind string) (int, Rule) {

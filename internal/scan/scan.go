@@ -110,6 +110,8 @@ type Finding struct {
 	publication bool
 	// comments are the file's bindguard:allow comments by line.
 	comments map[int]comment
+	// declared is the service a seed-format entry declares for this binding (seed.go).
+	declared *policy.Service
 }
 
 // Problem is a file the scan could not read or parse completely.
