@@ -109,17 +109,18 @@ func TestContainerNames(t *testing.T) {
 	}
 }
 
-// TestContainerPasswdSymlinkStaysInside: an absolute symlink /etc/passwd -> /etc/passwd in a
-// container resolves inside the container's root, never to the host's file.
+// TestContainerPasswdSymlinkStaysInside: an absolute symlink in a container's /etc/passwd
+// resolves inside the container's root, never to the host's file at that path.
 func TestContainerPasswdSymlinkStaysInside(t *testing.T) {
 	procRoot, rootfs := fakeContainer(t, "")
-	// The host's own passwd, at the same absolute path, names uid 0 "root"; the container has
-	// none, so following the link out would wrongly name it.
-	if err := os.Symlink("/etc/passwd", filepath.Join(rootfs, "etc", "passwd")); err != nil {
+	// A host file, outside the container's root, names uid 0 "escaped"; inside the root the
+	// link's absolute target does not exist, so following the link out would wrongly name it.
+	outside := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(outside, []byte("escaped:x:0:0::/:/bin/sh\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat("/etc/passwd"); err != nil {
-		t.Skip("no /etc/passwd on this host to escape to")
+	if err := os.Symlink(outside, filepath.Join(rootfs, "etc", "passwd")); err != nil {
+		t.Fatal(err)
 	}
 	n := (&Scanner{Root: procRoot}).newNamer()
 	p := observed.Process{PID: 4242, UID: 100000, GID: -1}
