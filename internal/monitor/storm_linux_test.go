@@ -190,7 +190,8 @@ func kernelStorm(t *testing.T, ring uint32) {
 		return StateOf(audit.JudgeObservation(m.Policy(), snap.Observation()), hostNetns(snap)), stored
 	}
 	if ring != 0 && lost == 0 {
-		t.Skipf("a %d-byte ring buffer lost nothing in this storm: the loss path was not exercised", ring)
+		// Nothing to lose on a fast machine: the store must still match a fresh audit below.
+		t.Logf("a %d-byte ring buffer lost nothing in this storm: the loss path was not exercised this run", ring)
 	}
 	if lost > 0 {
 		// Records were lost: the monitor audits at once, and again while records are lost
