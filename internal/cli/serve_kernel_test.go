@@ -49,7 +49,7 @@ func TestServeKernelMode(t *testing.T) {
 	if !strings.Contains(metrics, `bindguard_watch_mode{mode="kernel"} 1`) {
 		t.Errorf("metrics lack the kernel mode")
 	}
-	ns.Listen(t, mustSpec(t, "tcp4:0.0.0.0:7312"))
+	ns.Listen(t, netnstest.MustSpec(t, "tcp4:0.0.0.0:7312"))
 	waitFor(t, "the listener's kernel event", func() (bool, string) {
 		code, body, err := httpGet(c, "http://127.0.0.1:9847/api/v2/events?since=1h")
 		if err != nil || code != 200 {

@@ -40,7 +40,7 @@ func TestServeProbe(t *testing.T) {
 	outside := netnstest.New(t, "pbout") // the vantage --probe.from names
 	mon := netnstest.New(t, "pbmon")     // serve and Prometheus, with no route to the server
 	netnstest.Connect(t, server, outside, []netip.Prefix{netip.MustParsePrefix("10.81.1.1/24")}, []netip.Prefix{netip.MustParsePrefix("10.81.1.2/24")})
-	server.Listen(t, mustSpec(t, "tcp:[::]:8080"), mustSpec(t, "tcp4:0.0.0.0:10050"))
+	server.Listen(t, netnstest.MustSpec(t, "tcp:[::]:8080"), netnstest.MustSpec(t, "tcp4:0.0.0.0:10050"))
 
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "bindguard.yaml")

@@ -619,7 +619,7 @@ func TestServeNamespaceVanishes(t *testing.T) {
 		return err == nil && code == 200, fmt.Sprint(code, body, err)
 	})
 	guest := netnstest.New(t, "bgvanguest")
-	pid := guest.StartListener(t, "TestHelperListener", mustSpec(t, "tcp4:0.0.0.0:7311"))
+	pid := guest.StartListener(t, "TestHelperListener", netnstest.MustSpec(t, "tcp4:0.0.0.0:7311"))
 	waitFor(t, "the guest's socket appears", func() (bool, string) {
 		for _, e := range eventsSoFar(c) {
 			if e.Netns == guest.Name && e.Port == 7311 && e.Kind == monitor.KindAppeared {
@@ -650,15 +650,6 @@ func TestServeNamespaceVanishes(t *testing.T) {
 
 // TestHelperListener is the body of helper processes (netnstest.StartListener).
 func TestHelperListener(t *testing.T) { netnstest.RunHelper() }
-
-func mustSpec(t *testing.T, s string) netnstest.Spec {
-	t.Helper()
-	sp, err := netnstest.ParseSpec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
 
 // TestServeWebConfig: TLS and basic auth from an exporter-toolkit web configuration; beyond
 // loopback, no start without TLS or an allow list unless --insecure-listen.

@@ -184,7 +184,7 @@ func apiRows(t *testing.T, base string) []browserRow {
 func TestDashboardBrowser(t *testing.T) {
 	ns := netnstest.New(t, "bgdash")
 	ctx := browser(t)
-	ns.Listen(t, spec(t, "tcp:127.0.0.1:6379"), spec(t, "tcp:0.0.0.0:9999"))
+	ns.Listen(t, netnstest.MustSpec(t, "tcp:127.0.0.1:6379"), netnstest.MustSpec(t, "tcp:0.0.0.0:9999"))
 	// web's listener binds wider than its class allows; the test closes it later.
 	var wide net.Listener
 	if err := proc.InNetNS(ns.Path, func() (err error) { wide, err = net.Listen("tcp", "0.0.0.0:8080"); return err }); err != nil {
@@ -229,7 +229,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	// New listeners: postgres starts, a stray one on 7000, and web moves to loopback.
 	_ = wide.Close()
-	ns.Listen(t, spec(t, "tcp:127.0.0.1:5432"), spec(t, "tcp:0.0.0.0:7000"), spec(t, "tcp:127.0.0.1:8080"))
+	ns.Listen(t, netnstest.MustSpec(t, "tcp:127.0.0.1:5432"), netnstest.MustSpec(t, "tcp:0.0.0.0:7000"), netnstest.MustSpec(t, "tcp:127.0.0.1:8080"))
 	js := `(() => { const st = s => (document.querySelector('tr.row[data-service="' + s + '"]') || {dataset: {}}).dataset.status; return st('postgres') === 'valid' && st('web') === 'valid' && !!document.querySelector('tr.row[data-key*="port=7000"]') })()`
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("postgres and web valid and the listener on 7000 did not appear on the page: %v", err)
@@ -356,13 +356,4 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func spec(t *testing.T, s string) netnstest.Spec {
-	t.Helper()
-	sp, err := netnstest.ParseSpec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
 }

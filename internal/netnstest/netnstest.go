@@ -127,6 +127,16 @@ type Spec struct {
 	V6Only  bool
 }
 
+// MustSpec is ParseSpec for a spec a test writes, failing the test on a bad one.
+func MustSpec(t testing.TB, s string) Spec {
+	t.Helper()
+	sp, err := ParseSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
 // ParseSpec reads "tcp:127.0.0.1:80", "udp6:[::]:53:v6only".
 func ParseSpec(s string) (Spec, error) {
 	network, rest, ok := strings.Cut(s, ":")

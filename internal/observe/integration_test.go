@@ -26,15 +26,6 @@ func TestMain(m *testing.M) {
 // TestHelperListener is the body of helper processes (netnstest.StartListener).
 func TestHelperListener(t *testing.T) { netnstest.RunHelper() }
 
-func spec(t *testing.T, s string) netnstest.Spec {
-	t.Helper()
-	sp, err := netnstest.ParseSpec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
 // layout is every kind of socket the issue lists: loopback v4 (two addresses) and v6, an
 // address on an interface, the IPv4 wildcard, "::" with and without IPV6_V6ONLY, TCP and UDP on
 // one port, and two addresses on one port.
@@ -64,7 +55,7 @@ func newLayoutNS(t *testing.T) *netnstest.NS {
 	ns.AddAddress(t, netip.MustParsePrefix("10.1.1.120/24"))
 	var specs []netnstest.Spec
 	for _, s := range layout {
-		specs = append(specs, spec(t, s))
+		specs = append(specs, netnstest.MustSpec(t, s))
 	}
 	ns.Listen(t, specs...)
 	return ns
@@ -238,8 +229,8 @@ services:
 func TestObserveAllNamespaces(t *testing.T) {
 	a := netnstest.New(t, "bgall")
 	b := netnstest.New(t, "bgall")
-	a.Listen(t, spec(t, "tcp4:127.0.0.1:7201"))
-	pid := b.StartListener(t, "TestHelperListener", spec(t, "tcp4:0.0.0.0:7202"), spec(t, "udp6:[::]:7203:v6only"))
+	a.Listen(t, netnstest.MustSpec(t, "tcp4:127.0.0.1:7201"))
+	pid := b.StartListener(t, "TestHelperListener", netnstest.MustSpec(t, "tcp4:0.0.0.0:7202"), netnstest.MustSpec(t, "udp6:[::]:7203:v6only"))
 	snap, err := observe.Observe(observe.Options{Netns: observe.NetnsAll})
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +277,7 @@ func keys[V any](m map[string]V) []string {
 // /proc scan finds, for sockets of this process and of another one, in every namespace.
 func TestOwnerScanBPF(t *testing.T) {
 	ns := newLayoutNS(t)
-	pid := ns.StartListener(t, "TestHelperListener", spec(t, "tcp4:127.0.0.1:7301"), spec(t, "udp6:[::]:7302:v6only"))
+	pid := ns.StartListener(t, "TestHelperListener", netnstest.MustSpec(t, "tcp4:127.0.0.1:7301"), netnstest.MustSpec(t, "udp6:[::]:7302:v6only"))
 	var snaps []*observe.Snapshot
 	for _, scan := range []proc.OwnerScan{proc.OwnerScanProcfs, proc.OwnerScanBPF} {
 		snap, err := observe.Observe(observe.Options{Netns: observe.NetnsAll, OwnerScan: scan})
