@@ -95,17 +95,9 @@ func validHostName(s string) bool {
 
 // probeTargets decodes the probe: list.
 func (d *decoder) probeTargets(n ast.Node, at *locs) []ProbeTarget {
-	items, _ := d.list(n, probeKey, "; each target is a mapping (target:, scope:, ports:)")
 	out := []ProbeTarget{}
-	for i, item := range items {
-		tp := indexPath(probeKey, i)
-		o, ok := d.object(item, tp, "a mapping (target:, scope:, ports:)", probeKeys...)
-		if !ok {
-			continue
-		}
+	d.eachObject(n, probeKey, "(target:, scope:, ports:)", probeKeys, at, func(o object, key string) {
 		t := ProbeTarget{Pos: o.pos}
-		key := fmt.Sprintf("probe[%d]", i)
-		at.set(key, loc{path: tp, pos: o.pos})
 		d.strFields(o, key, at, strField{"target", &t.Target}, strField{"scope", &t.Scope})
 		if v, ok := o.get("ports"); ok {
 			ports, locs, good := d.strList(v, o.field("ports"), "; write ports: [RANGE...], as 8000-8100 or udp/53")
@@ -125,7 +117,7 @@ func (d *decoder) probeTargets(n ast.Node, at *locs) []ProbeTarget {
 			}
 		}
 		out = append(out, t)
-	}
+	})
 	return out
 }
 

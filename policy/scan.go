@@ -32,17 +32,9 @@ var scanRuleKeys = []string{"paths", "context", "scope"}
 
 // scanRules decodes the scan: list.
 func (d *decoder) scanRules(n ast.Node, at *locs) []ScanRule {
-	items, _ := d.list(n, scanKey, "; each rule is a mapping (paths:, context:, scope:)")
 	out := []ScanRule{}
-	for i, item := range items {
-		rp := indexPath(scanKey, i)
-		o, ok := d.object(item, rp, "a mapping (paths:, context:, scope:)", scanRuleKeys...)
-		if !ok {
-			continue
-		}
+	d.eachObject(n, scanKey, "(paths:, context:, scope:)", scanRuleKeys, at, func(o object, key string) {
 		r := ScanRule{Pos: o.pos}
-		key := fmt.Sprintf("scan[%d]", i)
-		at.set(key, loc{path: rp, pos: o.pos})
 		if v, ok := o.get("paths"); ok {
 			paths, locs, good := d.strList(v, o.field("paths"), "; write paths: [GLOB...]")
 			r.Paths = paths
@@ -56,8 +48,25 @@ func (d *decoder) scanRules(n ast.Node, at *locs) []ScanRule {
 		}
 		d.strFields(o, key, at, strField{"context", &r.Context}, strField{"scope", &r.Scope})
 		out = append(out, r)
-	}
+	})
 	return out
+}
+
+// eachObject decodes a top-level list of mappings (section: [...]), calling each with every
+// item that is a mapping of the known keys and its key ("section[i]") in at, where its
+// position is recorded; what describes the mapping in errors.
+func (d *decoder) eachObject(n ast.Node, section, what string, known []string, at *locs, each func(o object, key string)) {
+	items, _ := d.list(n, section, "; each item is a mapping "+what)
+	for i, item := range items {
+		path := indexPath(section, i)
+		o, ok := d.object(item, path, "a mapping "+what, known...)
+		if !ok {
+			continue
+		}
+		key := fmt.Sprintf("%s[%d]", section, i)
+		at.set(key, loc{path: path, pos: o.pos})
+		each(o, key)
+	}
 }
 
 // strField is a string field of a mapping and where its value goes.
