@@ -547,6 +547,10 @@ func (f *serveEnforce) config(cmd *cobra.Command) (*monitor.EnforceConfig, error
 	spec := f.spec
 	t := spec.target
 	spec.all = t.cgroup == "" && t.unit == "" && t.container == ""
+	if spec.scope != "" && t.cgroup == "" && t.unit == "" {
+		// Said in serve's flags: check() would name enforce apply's.
+		return nil, errors.New("--enforce.scope is for --enforce.cgroup and --enforce.unit (a container's scope is the one that matches it; without a target every cgroup gets its own)")
+	}
 	if err := spec.check(); err != nil {
 		return nil, fmt.Errorf("--enforce: %w", err)
 	}

@@ -366,7 +366,8 @@ func TestServeEnforceFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--enforce.cgroup", "/x"}, 2, "--enforce.cgroup needs --enforce"},
-		{[]string{"--enforce", "--enforce.container", "web1", "--enforce.scope", "host"}, 2, "--scope is for --cgroup and --unit"},
+		{[]string{"--enforce", "--enforce.container", "web1", "--enforce.scope", "host"}, 2, "--enforce.scope is for --enforce.cgroup and --enforce.unit"},
+		{[]string{"--enforce", "--enforce.scope", "host"}, 2, "--enforce.scope is for --enforce.cgroup and --enforce.unit"},
 		{[]string{"--enforce", "--enforce.cgroup", "/x", "--enforce.unit", "y"}, 2, "none of the others can be"},
 		{[]string{"--enforce", "--enforce.cgroup", "/bindguard-no-such-cgroup", "--enforce.pin-root", filepath.Join(dir, "pins")}, 2, "--enforce: nothing enforced: stat"},
 	} {

@@ -186,9 +186,6 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 			if err != nil {
 				return err
 			}
-			if n, err := m.ApplyEnforcement(); err != nil && n == 0 {
-				return fmt.Errorf("--enforce: nothing enforced: %w", err)
-			}
 			if pm := m.Policy().Monitor; redisURL == "" && pm != nil {
 				redisURL = pm.Redis
 			}
@@ -224,6 +221,11 @@ SIGTERM stops cleanly. Logs are JSON on standard error.`,
 				return err
 			}
 			ctx := cmd.Context()
+			// Enforcement after the checks of flags, policy and web configuration, so that a
+			// refused start does not leave programs attached without a reader of their denials.
+			if n, err := m.ApplyEnforcement(); err != nil && n == 0 {
+				return fmt.Errorf("--enforce: nothing enforced: %w", err)
+			}
 			l, err := listen.Listen(ctx, svcPol, systemd.SelfService, listen.WithLogger(logger))
 			if err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -228,7 +229,7 @@ func rowOf(f *audit.Finding) rowView {
 	}
 	r.Listens, r.Owner = "nothing listens", "—"
 	if a := f.Actual; a != nil {
-		r.Listens = fmt.Sprintf("%s %s (%s)", joinHostPort(a.Address, a.Port), f.Protocol, a.Exposure)
+		r.Listens = fmt.Sprintf("%s %s (%s)", net.JoinHostPort(a.Address, strconv.Itoa(int(a.Port))), f.Protocol, a.Exposure)
 		r.Detail = append(r.Detail, kv{"address", a.Address}, kv{"port", strconv.Itoa(int(a.Port))}, kv{"family", string(a.Family)}, kv{"exposure", string(a.Exposure)})
 		if a.V6Only != nil {
 			r.Detail = append(r.Detail, kv{"v6only", strconv.FormatBool(*a.V6Only)})
@@ -248,13 +249,6 @@ func rowOf(f *audit.Finding) rowView {
 	}
 	r.Detail = append(r.Detail, kv{"namespace", f.Netns}, kv{"reason", f.Reason})
 	return r
-}
-
-func joinHostPort(addr string, port uint16) string {
-	if strings.Contains(addr, ":") {
-		return "[" + addr + "]:" + strconv.Itoa(int(port))
-	}
-	return addr + ":" + strconv.Itoa(int(port))
 }
 
 // chartOf draws one namespace's score over [from, to] as steps (the score holds until it
@@ -307,7 +301,7 @@ func chartOf(label string, points []ScorePoint, from, to time.Time) chartView {
 func eventOf(e Event) eventView {
 	v := eventView{Time: e.Time.UTC().Format("2006-01-02 15:04:05"), Kind: e.Kind, Service: cmp.Or(e.Service, "—"), Severity: e.Severity, Reason: e.Reason}
 	if e.Address != "" || e.Port != 0 {
-		v.Where = fmt.Sprintf("%s %s", joinHostPort(e.Address, e.Port), e.Protocol)
+		v.Where = fmt.Sprintf("%s %s", net.JoinHostPort(e.Address, strconv.Itoa(int(e.Port))), e.Protocol)
 	}
 	switch {
 	case e.OldStatus != "" && e.NewStatus != "":

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,6 +128,7 @@ type enforcement struct {
 	errors   uint64 // unreadable records
 	runCtx   context.Context
 	health   map[uint64]kernel.EnforceStatus
+	gone     map[string]bool // cgroups removed since they were applied, read with health
 	healthAt time.Time
 	tokens   float64
 	tokenAt  time.Time
@@ -447,8 +450,8 @@ func (m *Monitor) denialEvent(in denialIn, judged time.Time) Event {
 			den.Enforced = t.Cgroup
 		}
 	}
-	den.Cgroup = e.cgroupPath(d.CgroupID)
 	e.mu.Unlock()
+	den.Cgroup = e.cgroupPath(d.CgroupID)
 	// Cgroup names can be chosen by whoever may create cgroups (a delegated subtree): made
 	// inert, as process names are, for the parsing below on the raw path.
 	rawCgroup := den.Cgroup
@@ -461,7 +464,9 @@ func (m *Monitor) denialEvent(in denialIn, judged time.Time) Event {
 		dir := filepath.Join(e.cfg.ProcRoot, strconv.FormatUint(uint64(d.PID), 10))
 		if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil && strings.TrimSuffix(string(comm), "\n") == d.Comm { // #nosec G304 -- /proc
 			alive = true
-			procCgroup, _ = readSmall(filepath.Join(dir, "cgroup"))
+			if rawCgroup == "" { // the record's cgroup names unit and container when it resolves
+				procCgroup, _ = readSmall(filepath.Join(dir, "cgroup"))
+			}
 			if fi, err := os.Stat(filepath.Join(dir, "ns", "net")); err == nil {
 				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 					netns = m.netnsLabel(uint64(st.Ino)) // #nosec G115 -- an inode
@@ -487,7 +492,7 @@ func (m *Monitor) denialEvent(in denialIn, judged time.Time) Event {
 	if d.PID == 0 {
 		what = "a process not visible in bindguard's pid namespace"
 	}
-	reason := fmt.Sprintf("bind of %s %s by %s (%s) %s by rule %s in scope %s", d.Protocol, fmtAddrPort(d), proc.Name, what, verb, den.Rule, in.scope)
+	reason := fmt.Sprintf("bind of %s %s by %s (%s) %s by rule %s in scope %s", d.Protocol, netip.AddrPortFrom(d.Addr, d.Port), proc.Name, what, verb, den.Rule, in.scope)
 	if den.Error != "" {
 		reason += ": " + den.Error
 	}
@@ -501,13 +506,6 @@ func (m *Monitor) denialEvent(in denialIn, judged time.Time) Event {
 	return Event{Time: d.Time.UTC(), JudgedAt: judged, Source: SourceEnforce, Kind: KindDenied, Netns: netns,
 		Protocol: string(d.Protocol), Address: d.Addr.String(), Port: d.Port, Service: in.svc, Severity: sev.String(),
 		Process: proc, Reason: reason, Denial: den}
-}
-
-func fmtAddrPort(d kernel.Denial) string {
-	if d.Addr.Is6() {
-		return "[" + d.Addr.String() + "]:" + strconv.Itoa(int(d.Port))
-	}
-	return d.Addr.String() + ":" + strconv.Itoa(int(d.Port))
 }
 
 func errnoName(n uint8) string {
@@ -524,30 +522,32 @@ func readSmall(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	b := make([]byte, cgroup.MaxFile)
-	n, err := f.Read(b)
-	if n == 0 && err != nil {
-		return nil, err
-	}
-	return b[:n], nil
+	return io.ReadAll(io.LimitReader(f, cgroup.MaxFile))
 }
 
-// cgroupPath is the path of a cgroup id, cached (e.mu held).
+// cgroupPath is the path of a cgroup id, cached (takes e.mu).
 func (e *enforcement) cgroupPath(id uint64) string {
 	if e.cfg.CgroupPath == nil || id == 0 {
 		return ""
 	}
-	if p, ok := e.cgPaths[id]; ok {
+	e.mu.Lock()
+	p, ok := e.cgPaths[id]
+	e.mu.Unlock()
+	if ok {
 		return p
 	}
+	// Resolving walks the cgroup tree: not under e.mu, which scrapes and readers share. A
+	// failure is kept too: cgroup ids are not reused, so a removed cgroup stays unresolvable.
 	p, err := e.cfg.CgroupPath(id)
 	if err != nil {
-		return ""
+		p = ""
 	}
+	e.mu.Lock()
 	if e.cgPaths == nil || len(e.cgPaths) > 4096 {
 		e.cgPaths = map[uint64]string{}
 	}
 	e.cgPaths[id] = p
+	e.mu.Unlock()
 	return p
 }
 
@@ -590,12 +590,16 @@ func (m *Monitor) Enforcement() (states []EnforceState, lastApplyOK bool, why st
 	e.mu.Lock()
 	targets := slices.Clone(e.targets)
 	fresh := m.now().Sub(e.healthAt) < enforceHealthTTL && e.health != nil
-	health := e.health
+	health, gone := e.health, e.gone
 	ok, why := e.applyOK, e.applyErr
+	appliedAt := e.applyAt
 	e.mu.Unlock()
 	if !fresh {
-		health = map[uint64]kernel.EnforceStatus{}
+		health, gone = map[uint64]kernel.EnforceStatus{}, map[string]bool{}
 		for _, t := range targets {
+			if _, err := os.Stat(t.Cgroup); t.Cgroup != "" && errors.Is(err, os.ErrNotExist) {
+				gone[t.Cgroup] = true
+			}
 			if t.ID == 0 {
 				continue
 			}
@@ -606,15 +610,16 @@ func (m *Monitor) Enforcement() (states []EnforceState, lastApplyOK bool, why st
 			health[t.ID] = st
 		}
 		e.mu.Lock()
-		e.health, e.healthAt = health, m.now()
+		if e.applyAt.Equal(appliedAt) { // an apply meanwhile has targets this read did not see
+			e.health, e.gone, e.healthAt = health, gone, m.now()
+		}
 		e.mu.Unlock()
 	}
 	for _, t := range targets {
 		s := EnforceState{Target: t}
 		st, known := health[t.ID]
-		_, statErr := os.Stat(t.Cgroup)
 		switch {
-		case t.Cgroup != "" && errors.Is(statErr, os.ErrNotExist):
+		case gone[t.Cgroup]:
 			s.Gone, s.Why = true, "the cgroup was removed"
 		case t.Err != nil && !known:
 			s.Why = t.Err.Error()

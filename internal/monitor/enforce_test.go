@@ -216,6 +216,7 @@ func TestDenialBudget(t *testing.T) {
 	if err := os.Remove(enforcedDir(m)); err != nil {
 		t.Fatal(err)
 	}
+	now = now.Add(enforceHealthTTL) // health is read again at most every enforceHealthTTL
 	rec = httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ = io.ReadAll(rec.Body)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -409,15 +410,7 @@ type ScorePoint struct {
 
 // sameScores reports whether two points have the same scores.
 func sameScores(a, b ScorePoint) bool {
-	if a.Score != b.Score || len(a.Namespaces) != len(b.Namespaces) {
-		return false
-	}
-	for k, v := range a.Namespaces {
-		if w, ok := b.Namespaces[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return a.Score == b.Score && maps.Equal(a.Namespaces, b.Namespaces)
 }
 
 // RecordScore appends p unless the newest point has the same scores, then drops the oldest
