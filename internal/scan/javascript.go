@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -174,12 +173,6 @@ func objGet(o *tsNode, key string, src []byte) (v *tsNode, known bool) {
 	return v, known
 }
 
-// objKey is objGet for a key whose absence means a default: ok is false when unknown.
-func (j *jsFile) objKey(o *tsNode, key string) (*tsNode, bool) {
-	v, known := objGet(o, key, j.src)
-	return v, known
-}
-
 func jsString(n *tsNode, src []byte) tsValue {
 	var b strings.Builder
 	partial := false
@@ -239,16 +232,13 @@ func (j *jsFile) value(n *tsNode, depth int) tsValue {
 			return tsValue{}
 		}
 		v := j.value(r, depth+1)
-		if v.known && v.origin == "" && r.line != n.line {
-			v.origin = fmt.Sprintf("%s:%d", j.name, r.line)
-		}
-		return v
+		return v.from(j.name, r, n)
 	case "binary_expression":
 		op := n.get("operator").text(j.src)
 		switch op {
 		case "||", "??":
 			l := j.value(n.get("left"), depth+1)
-			if l.known && !l.none && (l.isNum && l.num != 0 || !l.isNum && l.str != "") {
+			if l.truthy() {
 				return l
 			}
 			return j.value(n.get("right"), depth+1)
@@ -309,6 +299,9 @@ func (j *jsFile) call(n *tsNode) {
 		return
 	}
 	prop := fn.get("property")
+	if prop == nil { // cut at maxDepth: the member expression kept without its children
+		return
+	}
 	name, obj := prop.text(j.src), fn.get("object")
 	args := n.get("arguments").args()
 	line := prop.line
@@ -324,7 +317,7 @@ func (j *jsFile) call(n *tsNode) {
 		}
 		o := j.deref(args[0], 0)
 		if o == nil || o.typ != "object" {
-			if o != nil && (o.typ == "arrow_function" || o.typ == "function_expression" || o.typ == "function") && obj.text(j.src) == "Deno" {
+			if o != nil && isFunc(o) && obj.text(j.src) == "Deno" {
 				j.emit(line, kindJSServe, "tcp", nil, "0.0.0.0", nil, def, "Deno.serve")
 			}
 			return
@@ -335,8 +328,8 @@ func (j *jsFile) call(n *tsNode) {
 		if pth, _ := objGet(o, "path", j.src); pth != nil {
 			return
 		}
-		h, hk := j.objKey(o, "hostname")
-		pt, _ := j.objKey(o, "port")
+		h, hk := objGet(o, "hostname", j.src)
+		pt, _ := objGet(o, "port", j.src)
 		if !hk {
 			return
 		}
@@ -369,8 +362,8 @@ func (j *jsFile) listen(line int, obj *tsNode, args []*tsNode) {
 		if pth, pk := objGet(a0, "path", j.src); pth != nil || !pk {
 			return // a unix socket or named pipe, or options spread in
 		}
-		h, hk := j.objKey(a0, "host")
-		pt, _ := j.objKey(a0, "port")
+		h, hk := objGet(a0, "host", j.src)
+		pt, _ := objGet(a0, "port", j.src)
 		if !hk {
 			return
 		}
@@ -426,8 +419,8 @@ func (j *jsFile) dgram(line int, obj *tsNode, args []*tsNode) {
 	}
 	a0 := j.deref(args[0], 0)
 	if a0 != nil && a0.typ == "object" {
-		h, hk := j.objKey(a0, "address")
-		pt, _ := j.objKey(a0, "port")
+		h, hk := objGet(a0, "address", j.src)
+		pt, _ := objGet(a0, "port", j.src)
 		if hk {
 			j.emit(line, kindJSDgram, "udp", h, omitted, pt, 0, "dgram bind")
 		}

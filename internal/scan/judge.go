@@ -57,9 +57,6 @@ func (j judge) verdict(f *Finding) {
 		f.Status, f.Severity, f.Why = Allowed, audit.Info, "test code"
 		return
 	case judgeDeclared(f, j.p.Format == policy.FormatBuiltin):
-		if s, ok := j.service(f); ok && f.Service == "" {
-			f.Service = s.Name
-		}
 		return
 	case f.Context == ContextContainer && !f.publication && (f.wildcard || f.Reach == ReachPublic):
 		f.Status, f.Severity, f.Reach = Allowed, audit.Info, ReachPod

@@ -233,14 +233,11 @@ func (p *pyFile) value(n *tsNode, depth int) tsValue {
 			return tsValue{}
 		}
 		v := p.value(r, depth+1)
-		if v.known && v.origin == "" && r.line != n.line {
-			v.origin = fmt.Sprintf("%s:%d", p.name, r.line)
-		}
-		return v
+		return v.from(p.name, r, n)
 	case "boolean_operator":
 		if op := n.get("operator"); op != nil && op.text(p.src) == "or" {
 			l := p.value(n.get("left"), depth+1)
-			if l.known && !l.none && (l.isNum && l.num != 0 || !l.isNum && l.str != "") {
+			if l.truthy() {
 				return l
 			}
 			return p.value(n.get("right"), depth+1)

@@ -38,6 +38,16 @@ func TestTreeSitterHostile(t *testing.T) {
 			}
 		}
 	}
+	// A call whose member expression sits at the cut has no children left: every depth around
+	// maxDepth must be scanned without a panic (which would lose the file's other findings).
+	for d := maxDepth - 40; d <= maxDepth+5; d++ {
+		src := "require('http').createServer().listen(8080)\nx = " + strings.Repeat("[", d) + "a.listen(1)" + strings.Repeat("]", d) + "\n"
+		for _, k := range []fileKind{kindJS, kindTS} {
+			if fs, _ := scanBytes(k, "f.js", []byte(src)); len(fs) == 0 || fs[0].Line != 1 {
+				t.Errorf("kind %d, depth %d: findings %v, want the listen on line 1", k, d, fs)
+			}
+		}
+	}
 	fs, probs := scanBytes(kindPython, "f.py", []byte("def f(:\n    pass\nimport socket\ns = socket.socket()\ns.bind(('0.0.0.0', 80))\n"))
 	if len(fs) != 1 || fs[0].Line != 5 || fs[0].Address != "0.0.0.0" || len(probs) != 1 || probs[0].Line != 1 {
 		t.Errorf("after a syntax error: findings %v, problems %v", fs, probs)

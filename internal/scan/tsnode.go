@@ -1,6 +1,8 @@
 package scan
 
 import (
+	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -123,6 +125,20 @@ type tsValue struct {
 
 func numVal(n, line int) tsValue { return tsValue{known: true, isNum: true, num: n, line: line} }
 
+// from is v as read through a name: its origin is the line of r, the definition, when that
+// is not the line of use.
+func (v tsValue) from(file string, r, use *tsNode) tsValue {
+	if v.known && v.origin == "" && r.line != use.line {
+		v.origin = fmt.Sprintf("%s:%d", file, r.line)
+	}
+	return v
+}
+
+// truthy is whether a known value decides an `or`/`||`: a non-empty string, a non-zero number.
+func (v tsValue) truthy() bool {
+	return v.known && !v.none && (v.isNum && v.num != 0 || !v.isNum && v.str != "")
+}
+
 // port is the value as a port: a number, or a string of digits.
 func (v tsValue) port() (int, bool) {
 	if !v.known {
@@ -139,7 +155,7 @@ func (v tsValue) port() (int, bool) {
 func commentsOf(root *tsNode, src []byte, markers ...string) map[int]comment {
 	out := map[int]comment{}
 	lineStart := func(off uint32) int {
-		i := strings.LastIndexByte(string(src[:off]), '\n')
+		i := bytes.LastIndexByte(src[:off], '\n')
 		return i + 1
 	}
 	root.each(func(n *tsNode) {

@@ -147,6 +147,9 @@ func runUnit(u unit, o Options) (out []Finding, probs []Problem, n int) {
 	return fs, probs, 1
 }
 
+// jsLangs are the grammars of the JavaScript-family kinds.
+var jsLangs = map[fileKind]tsLang{kindJS: langJS, kindTS: langTS, kindTSX: langTSX}
+
 // scanBytes runs the scanner of a kind over one file's bytes and applies suppressions.
 func scanBytes(kind fileKind, name string, src []byte) ([]Finding, []Problem) {
 	var fs []Finding
@@ -176,7 +179,7 @@ func scanBytes(kind fileKind, name string, src []byte) ([]Finding, []Problem) {
 		fs, probs = scanPython(name, src)
 		return fs, probs // comments from the syntax tree
 	case kindJS, kindTS, kindTSX:
-		fs, probs = scanJS(map[fileKind]tsLang{kindJS: langJS, kindTS: langTS, kindTSX: langTSX}[kind], name, src)
+		fs, probs = scanJS(jsLangs[kind], name, src)
 		return fs, probs
 	}
 	for i := range fs {
@@ -258,20 +261,28 @@ func classify(relPath string) (kind fileKind, lang string) {
 		return kindNginx, ""
 	case ext == ".socket":
 		return kindSystemd, ""
-	case !treeSitter && ext == ".py":
-		return kindNone, "python"
-	case !treeSitter && (ext == ".js" || ext == ".mjs" || ext == ".cjs" || ext == ".jsx"):
-		return kindNone, "javascript"
-	case !treeSitter && (ext == ".ts" || ext == ".mts" || ext == ".cts" || ext == ".tsx"):
-		return kindNone, "typescript"
-	case ext == ".py":
-		return kindPython, ""
-	case ext == ".js" || ext == ".mjs" || ext == ".cjs" || ext == ".jsx":
-		return kindJS, ""
-	case ext == ".ts" || ext == ".mts" || ext == ".cts":
-		return kindTS, ""
-	case ext == ".tsx":
-		return kindTSX, ""
+	}
+	if k, lang := treeSitterKind(ext); lang != "" {
+		if !treeSitter {
+			return kindNone, lang
+		}
+		return k, ""
+	}
+	return kindNone, ""
+}
+
+// treeSitterKind is the kind and language of a file the tree-sitter scanners read, by its
+// extension ("" when none does).
+func treeSitterKind(ext string) (fileKind, string) {
+	switch ext {
+	case ".py":
+		return kindPython, "python"
+	case ".js", ".mjs", ".cjs", ".jsx":
+		return kindJS, "javascript"
+	case ".ts", ".mts", ".cts":
+		return kindTS, "typescript"
+	case ".tsx":
+		return kindTSX, "typescript"
 	}
 	return kindNone, ""
 }
