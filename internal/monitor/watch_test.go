@@ -338,3 +338,52 @@ func TestNewWatchOptions(t *testing.T) {
 		t.Errorf("WatchModes %v", got)
 	}
 }
+
+// TestKernelModeReportInBurst: the whole report (the metrics) is re-judged once the events
+// pause, but a burst that never pauses does not hold it back: a listener opened at the burst's
+// start is in the report while the burst still runs (within reportMax of it).
+func TestKernelModeReportInBurst(t *testing.T) {
+	k := startKernel(t, nil)
+	tk := time.Now()
+	k.send(t, kev(kernel.KindListen, 1, "0.0.0.0", 6379, 10, 77, tk))
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	var sent atomic.Int64
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := uint64(0); ; i++ {
+			kind := kernel.KindListen
+			if i%2 == 1 {
+				kind = kernel.KindClose
+			}
+			select {
+			case k.src.ch <- kev(kind, 1, "127.0.0.1", 9000, 11, 1000+i/2, time.Now()):
+				sent.Add(1)
+			case <-stop:
+				return
+			case <-time.After(10 * time.Second):
+				return // the monitor stopped reading: waitUntil below reports it
+			}
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	waitUntil(t, "the report to count the invalid redis during the burst", func() bool {
+		rep, _ := k.m.Latest()
+		return rep.Summary.Invalid == 1
+	})
+	select {
+	case <-stopped:
+		t.Fatal("the burst ended before the report was judged: the test proves nothing")
+	default:
+	}
+	close(stop)
+	<-stopped
+	if n := sent.Load(); n < 2 {
+		t.Fatalf("only %d burst events sent", n)
+	}
+}
