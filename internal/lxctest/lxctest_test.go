@@ -48,11 +48,18 @@ func TestAptMirrors(t *testing.T) {
 // /etc/subuid and /etc/subgid are as they were once it is gone.
 func TestUnprivileged(t *testing.T) {
 	Require(t)
-	before := map[string]string{}
+	// The files are read under the harness's lock, and only mean "as they were" when no other
+	// unprivileged container of the harness (another test binary's) holds the ids already.
+	unlock, err := lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, shared := map[string]string{}, unprivileged()
 	for _, f := range subidFiles {
 		b, err := os.ReadFile(f)
 		before[f] = fmt.Sprintf("%q %v", b, err)
 	}
+	unlock()
 	t.Run("new", func(t *testing.T) {
 		c := New(t, "unpriv", Options{Unprivileged: true})
 		m, err := os.ReadFile(filepath.Join("/proc", itoa(c.InitPID()), "uid_map"))
@@ -66,13 +73,12 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("/usr/bin/passwd inside is owned by %s, want 0", got)
 		}
 	})
-	for _, conf := range ours() {
-		if strings.Contains(conf, "lxc.idmap") {
-			// Another test binary (go test runs packages in parallel) still has an unprivileged
-			// container: the ids stay until the last one is gone, as restoreSubidsIfUnused says.
-			t.Log("another unprivileged container of the harness exists; the restore is checked by the last one out")
-			return
-		}
+	if shared || unprivileged() {
+		// Another test binary (go test runs packages in parallel) had or still has an
+		// unprivileged container: the ids stay until the last one is gone, as
+		// restoreSubidsIfUnused says, so "before" is not the machine's own state.
+		t.Log("another unprivileged container of the harness existed; the restore is checked by the last one out")
+		return
 	}
 	for _, f := range subidFiles {
 		b, err := os.ReadFile(f)
@@ -123,4 +129,14 @@ func TestContainer(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(lxcPath(), name)); err == nil {
 		t.Errorf("%s still exists after cleanup", name)
 	}
+}
+
+// unprivileged tells whether an unprivileged container of the harness exists.
+func unprivileged() bool {
+	for _, conf := range ours() {
+		if strings.Contains(conf, "lxc.idmap") {
+			return true
+		}
+	}
+	return false
 }
