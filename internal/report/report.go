@@ -175,6 +175,9 @@ func JSONv1(w io.Writer, m Meta, r *audit.Report) error {
 	return writeDocument(w, doc, len(findings), func(k int) any { return &findings[k] })
 }
 
+// indentedAppender is a finding that writes itself as json.MarshalIndent(f, "    ", "  ") would.
+type indentedAppender interface{ appendIndented([]byte) []byte }
+
 // writeDocument writes head (whose findings are null) with the n findings spliced in.
 func writeDocument(w io.Writer, head any, n int, finding func(int) any) error {
 	hb, err := json.MarshalIndent(head, "", "  ")
@@ -191,10 +194,17 @@ func writeDocument(w io.Writer, head any, n int, finding func(int) any) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	_, _ = bw.Write(hb[:i])
 	_, _ = bw.WriteString("\n  \"findings\": [")
+	var buf []byte
 	for k := range n {
-		b, err := json.MarshalIndent(finding(k), "    ", "  ")
-		if err != nil {
-			return fmt.Errorf("report: %w", err)
+		var b []byte
+		if f, ok := finding(k).(indentedAppender); ok {
+			buf = f.appendIndented(buf[:0])
+			b = buf
+		} else {
+			var err error
+			if b, err = json.MarshalIndent(finding(k), "    ", "  "); err != nil {
+				return fmt.Errorf("report: %w", err)
+			}
 		}
 		if k > 0 {
 			_ = bw.WriteByte(',')
