@@ -388,6 +388,40 @@ func TestEnforceGuardedRange(t *testing.T) {
 		bc{bindReq{Network: "tcp", Addr: "::1", Port: 0}, "ok"},
 		bc{bindReq{Network: "udp", Addr: "0.0.0.0", Port: 0}, "ok"},
 	)
+	// The denials count under the guarded range that refused them (the programs judge by the
+	// per-port flags and look the rule up only to name it).
+	counted := func(name string) uint64 {
+		st, err := EnforcementStatus(env.opts())
+		if err != nil || len(st) != 1 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		for _, r := range st[0].Rules {
+			if r.Name == name {
+				return r.Denials
+			}
+		}
+		t.Fatalf("no rule %q in %+v", name, st[0].Rules)
+		return 0
+	}
+	if n := counted("guard tcp,udp/6000-6999"); n != 2 {
+		t.Errorf("guard tcp,udp/6000-6999 counted %d, want 2", n)
+	}
+	if n := counted("guard tcp/40000-40100"); n != 2 {
+		t.Errorf("guard tcp/40000-40100 counted %d, want 2", n)
+	}
+	// Reload in place with only UDP 6000-6999 guarded: the ports the old ranges held are free.
+	e2 := compileTest(t, enforceTestPolicy, EnforceDeny, []PortRange{{Protocol: policy.UDP, Lo: 6000, Hi: 6999}})
+	if _, err := ApplyEnforcement(env.cg, e2, env.opts()); err != nil {
+		t.Fatal(err)
+	}
+	env.expect(t,
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 6380}, "ok"},
+		bc{bindReq{Network: "udp", Addr: "127.0.0.1", Port: 6380}, "EPERM"},
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 40050}, "ok"},
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 0}, "ok"},
+		bc{bindReq{Network: "tcp", Addr: "127.0.0.1", Port: 6379}, "ok"},
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 6379}, "EPERM"},
+	)
 }
 
 // TestEnforceDenialRecord: a denial arrives on the pinned ring buffer with the binder's pid,

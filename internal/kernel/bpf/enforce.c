@@ -31,6 +31,23 @@ char LICENSE[] SEC("license") = "GPL";
 #define P_ADDRS 4    /* the exact addresses in addrs */
 #define P_PREFIXES 8 /* the prefixes in prefixes */
 #define P_REWRITE 16 /* rewrite mode: a wildcard bind becomes loopback */
+#define P_RULE 32    /* portbits only: the port has an entry in ports */
+#define P_GUARD 64   /* portbits only: no entry, inside a guarded range */
+
+/* portbits: one byte of flags per (protocol, port), PORTBITS_CHUNK ports per entry */
+#define PORTBITS_CHUNK 64
+#define PORTBITS_ENTRIES (2 * 65536 / PORTBITS_CHUNK)
+
+/*
+ * portbits holds, for every (protocol, port), the flags of its `ports` entry with P_RULE, or
+ * P_GUARD when it has none and a guarded range holds it, or 0: the verdict of an allowed bind
+ * takes one array lookup (inlined by the verifier) instead of a hash lookup, and an undeclared
+ * port no walk of the guarded ranges. `ports` and `guard` are read only to name the rule of a
+ * denial. Index: (protocol == UDP) << 16 | port, divided by PORTBITS_CHUNK.
+ */
+struct port_bits {
+	__u8 f[PORTBITS_CHUNK];
+};
 
 /* config modes */
 #define MODE_DENY 0
@@ -109,6 +126,13 @@ struct {
 	__type(key, struct port_key);
 	__type(value, struct port_rule);
 } ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTBITS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct port_bits);
+} portbits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -211,19 +235,19 @@ static __always_inline int is_any4(const __u8 *a)
 }
 
 /* addr_allowed: whether the port rule allows one address. */
-static __always_inline int addr_allowed(const struct port_rule *pr, const struct bind *b, const __u8 *addr)
+static __always_inline int addr_allowed(__u32 flags, const struct bind *b, const __u8 *addr)
 {
-	if (pr->flags & P_ANY)
+	if (flags & P_ANY)
 		return 1;
-	if ((pr->flags & P_LOOPBACK) && is_loopback(addr))
+	if ((flags & P_LOOPBACK) && is_loopback(addr))
 		return 1;
-	if (pr->flags & P_ADDRS) {
+	if (flags & P_ADDRS) {
 		struct addr_key k = {.protocol = b->protocol, .port = b->port};
 		__builtin_memcpy(k.addr, addr, 16);
 		if (bpf_map_lookup_elem(&addrs, &k))
 			return 1;
 	}
-	if (pr->flags & P_PREFIXES) {
+	if (flags & P_PREFIXES) {
 		struct prefix_key k = {.prefixlen = 32 + 128, .protocol = b->protocol, .port = bpf_htons(b->port)};
 		__builtin_memcpy(k.addr, addr, 16);
 		if (bpf_map_lookup_elem(&prefixes, &k))
@@ -273,31 +297,43 @@ static __always_inline void record(struct bind *b, __u32 rule, __u8 flags)
  */
 static __always_inline int judge(struct bind *b, __u32 *rule)
 {
-	struct port_key pk = {.protocol = b->protocol, .port = b->port};
-	struct port_rule *pr = bpf_map_lookup_elem(&ports, &pk);
-	if (pr) {
-		*rule = pr->rule;
-		if (!addr_allowed(pr, b, b->addr))
-			return (pr->flags & P_REWRITE) && (is_any6(b->addr) || is_any4(b->addr)) ? V_REWRITE : V_DENY;
-		/* A dual-stack :: also takes 0.0.0.0. */
-		if (b->family == AF_INET6 && !b->v6only && is_any6(b->addr)) {
+	__u32 k = (b->protocol == IPPROTO_UDP ? 65536 : 0) | b->port;
+	__u32 idx = k / PORTBITS_CHUNK;
+	struct port_bits *pb = bpf_map_lookup_elem(&portbits, &idx);
+	if (!pb)
+		return V_ALLOW; /* cannot happen: idx < PORTBITS_ENTRIES */
+	__u32 f = pb->f[k % PORTBITS_CHUNK];
+	if (f & P_RULE) {
+		int v = V_ALLOW;
+		if (!addr_allowed(f, b, b->addr)) {
+			v = (f & P_REWRITE) && (is_any6(b->addr) || is_any4(b->addr)) ? V_REWRITE : V_DENY;
+		} else if (b->family == AF_INET6 && !b->v6only && is_any6(b->addr)) {
+			/* A dual-stack :: also takes 0.0.0.0. */
 			__u8 any4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
-			if (!addr_allowed(pr, b, any4))
-				return V_DENY;
+			if (!addr_allowed(f, b, any4))
+				v = V_DENY;
 		}
-		return V_ALLOW;
+		if (v != V_ALLOW) {
+			struct port_key pk = {.protocol = b->protocol, .port = b->port};
+			struct port_rule *pr = bpf_map_lookup_elem(&ports, &pk);
+			if (pr)
+				*rule = pr->rule;
+		}
+		return v;
 	}
+	if (!(f & P_GUARD))
+		return V_ALLOW;
 	for (__u32 i = 0; i < MAX_GUARD; i++) {
-		__u32 idx = i;
-		struct guard_range *g = bpf_map_lookup_elem(&guard, &idx);
+		__u32 gi = i;
+		struct guard_range *g = bpf_map_lookup_elem(&guard, &gi);
 		if (!g || !g->used)
 			break;
 		if (b->port >= g->lo && b->port <= g->hi && (!g->protocol || g->protocol == b->protocol)) {
 			*rule = g->rule;
-			return V_DENY;
+			break;
 		}
 	}
-	return V_ALLOW;
+	return V_DENY;
 }
 
 static __always_inline __u32 mode(void)
