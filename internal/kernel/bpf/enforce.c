@@ -356,6 +356,15 @@ static __always_inline int verdict(struct bind *b, int v, __u32 rule, __u8 flags
 	return 0;
 }
 
+/* v6only reads sk->sk_ipv6only (bpf_getsockopt cannot read IPV6_V6ONLY in these hooks). */
+static __always_inline __u8 v6only(void *ctx)
+{
+	struct sock *sk = BPF_CORE_READ((struct bpf_sock_addr_kern *)ctx, sk);
+	if (!sk)
+		return 0;
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only);
+}
+
 static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 {
 	__u32 proto = ctx->protocol;
@@ -376,6 +385,10 @@ static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 	}
 	__u32 rule = 0;
 	int v = judge(b, &rule);
+	/* bind6 reads v6only (two probe reads) only for ::, where the verdict needs it; a record
+	 * of another address gets it here. */
+	if (v != V_ALLOW && b->family == AF_INET6 && !is_any6(b->addr))
+		b->v6only = v6only(ctx);
 	if (v == V_REWRITE) {
 		if (mode() == MODE_REWRITE) {
 			record(b, rule, D_REWRITTEN);
@@ -394,15 +407,6 @@ static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 		v = V_DENY;
 	}
 	return verdict(b, v, rule, 0);
-}
-
-/* v6only reads sk->sk_ipv6only (bpf_getsockopt cannot read IPV6_V6ONLY in these hooks). */
-static __always_inline __u8 v6only(void *ctx)
-{
-	struct sock *sk = BPF_CORE_READ((struct bpf_sock_addr_kern *)ctx, sk);
-	if (!sk)
-		return 0;
-	return BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only);
 }
 
 /* set_mapped4 holds an IPv4 address (network order) as ::ffff:a.b.c.d, so one key covers
@@ -428,17 +432,25 @@ int bindguard_enforce_bind6(struct bpf_sock_addr *ctx)
 	struct bind b = {.family = AF_INET6};
 	__u32 w[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
 	__builtin_memcpy(b.addr, w, 16);
-	b.v6only = v6only(ctx);
+	if (is_any6(b.addr))
+		b.v6only = v6only(ctx);
 	return on_bind(ctx, &b);
 }
 
-/* post_bind: a bind to port 0 (off loopback) is judged on the port the kernel chose. */
-static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
+/* take_mark: whether bind marked the socket (a bind to port 0 off loopback); it clears it. */
+static __always_inline int take_mark(struct bpf_sock *ctx)
 {
 	__u8 *m = bpf_sk_storage_get(&port0, ctx, 0, 0);
 	if (!m || !*m)
-		return 1;
+		return 0;
 	*m = 0;
+	return 1;
+}
+
+/* post_bind: a bind to port 0 (off loopback) is judged on the port the kernel chose; every
+ * other bind returns after take_mark, before reading anything else. */
+static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
+{
 	__u32 proto = ctx->protocol;
 	if (proto == IPPROTO_MPTCP)
 		proto = IPPROTO_TCP;
@@ -456,6 +468,8 @@ static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
 SEC("cgroup/post_bind4")
 int bindguard_enforce_post_bind4(struct bpf_sock *ctx)
 {
+	if (!take_mark(ctx))
+		return 1;
 	struct bind b = {.family = AF_INET};
 	set_mapped4(&b, ctx->src_ip4);
 	return on_post_bind(ctx, &b);
@@ -464,6 +478,8 @@ int bindguard_enforce_post_bind4(struct bpf_sock *ctx)
 SEC("cgroup/post_bind6")
 int bindguard_enforce_post_bind6(struct bpf_sock *ctx)
 {
+	if (!take_mark(ctx))
+		return 1;
 	struct bind b = {.family = AF_INET6};
 	__u32 w[4] = {ctx->src_ip6[0], ctx->src_ip6[1], ctx->src_ip6[2], ctx->src_ip6[3]};
 	__builtin_memcpy(b.addr, w, 16);
