@@ -14,6 +14,8 @@
  *      a dual-stack bind of :: also binds 0.0.0.0, so it needs both allowed;
  *   3. a port with no entry is denied only when it is inside a guarded range (`guard`);
  *   4. anything else is left alone.
+ * Steps 2 and 3 are decided from `portbits` (one byte of flags per protocol and port); `ports`
+ * and `guard` are looked up only for the rule of a denial.
  * A denial increments the rule's per-CPU counter and writes a record to `denials`; in dry-run
  * (config.mode) the record is written and the bind allowed.
  */
