@@ -453,6 +453,15 @@ func TestEnforceDenialRecord(t *testing.T) {
 		d.Errno != uint8(unix.EPERM) || d.RuleName != "redis tcp/6379" || d.DryRun || d.PostBind {
 		t.Errorf("denial %+v; want pid>0, comm %s, cgroup %d, [::]:6379 tcp ipv6 v6only, EPERM, rule redis tcp/6379", d, exe, env.cgID)
 	}
+	// A refused bind of another IPv6 address records v6only too (bind6 reads it only for ::
+	// or a refusal).
+	env.expect(t, bc{bindReq{Network: "tcp", Addr: "2001:db8::1", Port: 6379, V6Only: true}, "EPERM"})
+	if d, err = rd.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d.Addr != netip.MustParseAddr("2001:db8::1") || d.Port != 6379 || !d.V6Only || d.RuleName != "redis tcp/6379" {
+		t.Errorf("denial %+v; want [2001:db8::1]:6379 v6only, rule redis tcp/6379", d)
+	}
 	st, err := EnforcementStatus(env.opts())
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +472,7 @@ func TestEnforceDenialRecord(t *testing.T) {
 	for _, r := range st[0].Rules {
 		want := uint64(0)
 		if r.Name == "redis tcp/6379" {
-			want = 1
+			want = 2
 		}
 		if r.Denials != want {
 			t.Errorf("rule %s: %d denials, want %d", r.Name, r.Denials, want)
