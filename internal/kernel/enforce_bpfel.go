@@ -37,6 +37,11 @@ type enforceGuardRange struct {
 	Rule     uint32
 }
 
+type enforcePortBits struct {
+	_ structs.HostLayout
+	F [64]uint8
+}
+
 type enforcePortKey struct {
 	_        structs.HostLayout
 	Protocol uint8
@@ -75,6 +80,7 @@ const (
 	enforceMapGuard                      = "guard"
 	enforceMapLost                       = "lost"
 	enforceMapPort0                      = "port0"
+	enforceMapPortbits                   = "portbits"
 	enforceMapPorts                      = "ports"
 	enforceMapPrefixes                   = "prefixes"
 	enforceMapRuleNames                  = "rule_names"
@@ -144,6 +150,7 @@ type enforceMapSpecs struct {
 	Guard     *ebpf.MapSpec `ebpf:"guard"`
 	Lost      *ebpf.MapSpec `ebpf:"lost"`
 	Port0     *ebpf.MapSpec `ebpf:"port0"`
+	Portbits  *ebpf.MapSpec `ebpf:"portbits"`
 	Ports     *ebpf.MapSpec `ebpf:"ports"`
 	Prefixes  *ebpf.MapSpec `ebpf:"prefixes"`
 	RuleNames *ebpf.MapSpec `ebpf:"rule_names"`
@@ -183,6 +190,7 @@ type enforceMaps struct {
 	Guard     *ebpf.Map `ebpf:"guard"`
 	Lost      *ebpf.Map `ebpf:"lost"`
 	Port0     *ebpf.Map `ebpf:"port0"`
+	Portbits  *ebpf.Map `ebpf:"portbits"`
 	Ports     *ebpf.Map `ebpf:"ports"`
 	Prefixes  *ebpf.Map `ebpf:"prefixes"`
 	RuleNames *ebpf.Map `ebpf:"rule_names"`
@@ -197,6 +205,7 @@ func (m *enforceMaps) Close() error {
 		m.Guard,
 		m.Lost,
 		m.Port0,
+		m.Portbits,
 		m.Ports,
 		m.Prefixes,
 		m.RuleNames,

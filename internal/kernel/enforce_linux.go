@@ -296,6 +296,9 @@ func writeRules(m *enforceMaps, e Enforcement) error {
 			return fmt.Errorf("guarded range: %w", err)
 		}
 	}
+	if err := writePortBits(m.Portbits, wantPorts, e.Guard); err != nil {
+		return err
+	}
 	if err := m.Config.Put(uint32(0), enforceConfig{Mode: mode}); err != nil {
 		return fmt.Errorf("mode: %w", err)
 	}
@@ -306,6 +309,50 @@ func writeRules(m *enforceMaps, e Enforcement) error {
 		return err
 	}
 	return deleteStale(m.Prefixes, func(k enforcePrefixKey) bool { _, ok := wantPrefixes[k]; return ok })
+}
+
+// Flags of portbits beside the port rule's (enforce.c).
+const (
+	portBitsRule  = 32
+	portBitsGuard = 64
+	portBitsChunk = 64
+)
+
+// writePortBits brings portbits, the per-port verdict flags the programs judge by, to the
+// port rules and guarded ranges (written to ports and guard before, so that a denial finds
+// its rule): entries that differ are rewritten, each port's byte old or new for a racing bind.
+func writePortBits(m *ebpf.Map, ports map[enforcePortKey]enforcePortRule, guard []PortRange) error {
+	want := make([]enforcePortBits, 2*65536/portBitsChunk)
+	set := func(proto uint8, port uint16, f uint8) {
+		k := int(port)
+		if proto == unix.IPPROTO_UDP {
+			k |= 65536
+		}
+		want[k/portBitsChunk].F[k%portBitsChunk] = f
+	}
+	for _, g := range guard {
+		for _, proto := range []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
+			if g.Protocol != "" && protoNum(g.Protocol) != proto {
+				continue
+			}
+			for p := int(g.Lo); p <= int(g.Hi); p++ {
+				set(proto, uint16(p), portBitsGuard) // #nosec G115 -- a port
+			}
+		}
+	}
+	for k, pr := range ports {
+		set(k.Protocol, k.Port, uint8(pr.Flags)|portBitsRule) // #nosec G115 -- flags < 32
+	}
+	for i := range want {
+		var cur enforcePortBits
+		if err := m.Lookup(uint32(i), &cur); err == nil && cur == want[i] { // #nosec G115 -- < 2048
+			continue
+		}
+		if err := m.Put(uint32(i), want[i]); err != nil { // #nosec G115 -- < 2048
+			return fmt.Errorf("port flags: %w", err)
+		}
+	}
+	return nil
 }
 
 // deleteStale deletes the keys of m that keep refuses.

@@ -388,6 +388,40 @@ func TestEnforceGuardedRange(t *testing.T) {
 		bc{bindReq{Network: "tcp", Addr: "::1", Port: 0}, "ok"},
 		bc{bindReq{Network: "udp", Addr: "0.0.0.0", Port: 0}, "ok"},
 	)
+	// The denials count under the guarded range that refused them (the programs judge by the
+	// per-port flags and look the rule up only to name it).
+	counted := func(name string) uint64 {
+		st, err := EnforcementStatus(env.opts())
+		if err != nil || len(st) != 1 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		for _, r := range st[0].Rules {
+			if r.Name == name {
+				return r.Denials
+			}
+		}
+		t.Fatalf("no rule %q in %+v", name, st[0].Rules)
+		return 0
+	}
+	if n := counted("guard tcp,udp/6000-6999"); n != 2 {
+		t.Errorf("guard tcp,udp/6000-6999 counted %d, want 2", n)
+	}
+	if n := counted("guard tcp/40000-40100"); n != 2 {
+		t.Errorf("guard tcp/40000-40100 counted %d, want 2", n)
+	}
+	// Reload in place with only UDP 6000-6999 guarded: the ports the old ranges held are free.
+	e2 := compileTest(t, enforceTestPolicy, EnforceDeny, []PortRange{{Protocol: policy.UDP, Lo: 6000, Hi: 6999}})
+	if _, err := ApplyEnforcement(env.cg, e2, env.opts()); err != nil {
+		t.Fatal(err)
+	}
+	env.expect(t,
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 6380}, "ok"},
+		bc{bindReq{Network: "udp", Addr: "127.0.0.1", Port: 6380}, "EPERM"},
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 40050}, "ok"},
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 0}, "ok"},
+		bc{bindReq{Network: "tcp", Addr: "127.0.0.1", Port: 6379}, "ok"},
+		bc{bindReq{Network: "tcp", Addr: "0.0.0.0", Port: 6379}, "EPERM"},
+	)
 }
 
 // TestEnforceDenialRecord: a denial arrives on the pinned ring buffer with the binder's pid,
@@ -419,6 +453,15 @@ func TestEnforceDenialRecord(t *testing.T) {
 		d.Errno != uint8(unix.EPERM) || d.RuleName != "redis tcp/6379" || d.DryRun || d.PostBind {
 		t.Errorf("denial %+v; want pid>0, comm %s, cgroup %d, [::]:6379 tcp ipv6 v6only, EPERM, rule redis tcp/6379", d, exe, env.cgID)
 	}
+	// A refused bind of another IPv6 address records v6only too (bind6 reads it only for ::
+	// or a refusal).
+	env.expect(t, bc{bindReq{Network: "tcp", Addr: "2001:db8::1", Port: 6379, V6Only: true}, "EPERM"})
+	if d, err = rd.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d.Addr != netip.MustParseAddr("2001:db8::1") || d.Port != 6379 || !d.V6Only || d.RuleName != "redis tcp/6379" {
+		t.Errorf("denial %+v; want [2001:db8::1]:6379 v6only, rule redis tcp/6379", d)
+	}
 	st, err := EnforcementStatus(env.opts())
 	if err != nil {
 		t.Fatal(err)
@@ -429,7 +472,7 @@ func TestEnforceDenialRecord(t *testing.T) {
 	for _, r := range st[0].Rules {
 		want := uint64(0)
 		if r.Name == "redis tcp/6379" {
-			want = 1
+			want = 2
 		}
 		if r.Denials != want {
 			t.Errorf("rule %s: %d denials, want %d", r.Name, r.Denials, want)

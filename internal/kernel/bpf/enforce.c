@@ -14,6 +14,8 @@
  *      a dual-stack bind of :: also binds 0.0.0.0, so it needs both allowed;
  *   3. a port with no entry is denied only when it is inside a guarded range (`guard`);
  *   4. anything else is left alone.
+ * Steps 2 and 3 are decided from `portbits` (one byte of flags per protocol and port); `ports`
+ * and `guard` are looked up only for the rule of a denial.
  * A denial increments the rule's per-CPU counter and writes a record to `denials`; in dry-run
  * (config.mode) the record is written and the bind allowed.
  */
@@ -31,6 +33,23 @@ char LICENSE[] SEC("license") = "GPL";
 #define P_ADDRS 4    /* the exact addresses in addrs */
 #define P_PREFIXES 8 /* the prefixes in prefixes */
 #define P_REWRITE 16 /* rewrite mode: a wildcard bind becomes loopback */
+#define P_RULE 32    /* portbits only: the port has an entry in ports */
+#define P_GUARD 64   /* portbits only: no entry, inside a guarded range */
+
+/* portbits: one byte of flags per (protocol, port), PORTBITS_CHUNK ports per entry */
+#define PORTBITS_CHUNK 64
+#define PORTBITS_ENTRIES (2 * 65536 / PORTBITS_CHUNK)
+
+/*
+ * portbits holds, for every (protocol, port), the flags of its `ports` entry with P_RULE, or
+ * P_GUARD when it has none and a guarded range holds it, or 0: the verdict of an allowed bind
+ * takes one array lookup (inlined by the verifier) instead of a hash lookup, and an undeclared
+ * port no walk of the guarded ranges. `ports` and `guard` are read only to name the rule of a
+ * denial. Index: (protocol == UDP) << 16 | port, divided by PORTBITS_CHUNK.
+ */
+struct port_bits {
+	__u8 f[PORTBITS_CHUNK];
+};
 
 /* config modes */
 #define MODE_DENY 0
@@ -109,6 +128,13 @@ struct {
 	__type(key, struct port_key);
 	__type(value, struct port_rule);
 } ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTBITS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct port_bits);
+} portbits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -211,19 +237,19 @@ static __always_inline int is_any4(const __u8 *a)
 }
 
 /* addr_allowed: whether the port rule allows one address. */
-static __always_inline int addr_allowed(const struct port_rule *pr, const struct bind *b, const __u8 *addr)
+static __always_inline int addr_allowed(__u32 flags, const struct bind *b, const __u8 *addr)
 {
-	if (pr->flags & P_ANY)
+	if (flags & P_ANY)
 		return 1;
-	if ((pr->flags & P_LOOPBACK) && is_loopback(addr))
+	if ((flags & P_LOOPBACK) && is_loopback(addr))
 		return 1;
-	if (pr->flags & P_ADDRS) {
+	if (flags & P_ADDRS) {
 		struct addr_key k = {.protocol = b->protocol, .port = b->port};
 		__builtin_memcpy(k.addr, addr, 16);
 		if (bpf_map_lookup_elem(&addrs, &k))
 			return 1;
 	}
-	if (pr->flags & P_PREFIXES) {
+	if (flags & P_PREFIXES) {
 		struct prefix_key k = {.prefixlen = 32 + 128, .protocol = b->protocol, .port = bpf_htons(b->port)};
 		__builtin_memcpy(k.addr, addr, 16);
 		if (bpf_map_lookup_elem(&prefixes, &k))
@@ -273,31 +299,43 @@ static __always_inline void record(struct bind *b, __u32 rule, __u8 flags)
  */
 static __always_inline int judge(struct bind *b, __u32 *rule)
 {
-	struct port_key pk = {.protocol = b->protocol, .port = b->port};
-	struct port_rule *pr = bpf_map_lookup_elem(&ports, &pk);
-	if (pr) {
-		*rule = pr->rule;
-		if (!addr_allowed(pr, b, b->addr))
-			return (pr->flags & P_REWRITE) && (is_any6(b->addr) || is_any4(b->addr)) ? V_REWRITE : V_DENY;
-		/* A dual-stack :: also takes 0.0.0.0. */
-		if (b->family == AF_INET6 && !b->v6only && is_any6(b->addr)) {
+	__u32 k = (b->protocol == IPPROTO_UDP ? 65536 : 0) | b->port;
+	__u32 idx = k / PORTBITS_CHUNK;
+	struct port_bits *pb = bpf_map_lookup_elem(&portbits, &idx);
+	if (!pb)
+		return V_ALLOW; /* cannot happen: idx < PORTBITS_ENTRIES */
+	__u32 f = pb->f[k % PORTBITS_CHUNK];
+	if (f & P_RULE) {
+		int v = V_ALLOW;
+		if (!addr_allowed(f, b, b->addr)) {
+			v = (f & P_REWRITE) && (is_any6(b->addr) || is_any4(b->addr)) ? V_REWRITE : V_DENY;
+		} else if (b->family == AF_INET6 && !b->v6only && is_any6(b->addr)) {
+			/* A dual-stack :: also takes 0.0.0.0. */
 			__u8 any4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
-			if (!addr_allowed(pr, b, any4))
-				return V_DENY;
+			if (!addr_allowed(f, b, any4))
+				v = V_DENY;
 		}
-		return V_ALLOW;
+		if (v != V_ALLOW) {
+			struct port_key pk = {.protocol = b->protocol, .port = b->port};
+			struct port_rule *pr = bpf_map_lookup_elem(&ports, &pk);
+			if (pr)
+				*rule = pr->rule;
+		}
+		return v;
 	}
+	if (!(f & P_GUARD))
+		return V_ALLOW;
 	for (__u32 i = 0; i < MAX_GUARD; i++) {
-		__u32 idx = i;
-		struct guard_range *g = bpf_map_lookup_elem(&guard, &idx);
+		__u32 gi = i;
+		struct guard_range *g = bpf_map_lookup_elem(&guard, &gi);
 		if (!g || !g->used)
 			break;
 		if (b->port >= g->lo && b->port <= g->hi && (!g->protocol || g->protocol == b->protocol)) {
 			*rule = g->rule;
-			return V_DENY;
+			break;
 		}
 	}
-	return V_ALLOW;
+	return V_DENY;
 }
 
 static __always_inline __u32 mode(void)
@@ -320,6 +358,15 @@ static __always_inline int verdict(struct bind *b, int v, __u32 rule, __u8 flags
 	return 0;
 }
 
+/* v6only reads sk->sk_ipv6only (bpf_getsockopt cannot read IPV6_V6ONLY in these hooks). */
+static __always_inline __u8 v6only(void *ctx)
+{
+	struct sock *sk = BPF_CORE_READ((struct bpf_sock_addr_kern *)ctx, sk);
+	if (!sk)
+		return 0;
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only);
+}
+
 static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 {
 	__u32 proto = ctx->protocol;
@@ -340,6 +387,10 @@ static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 	}
 	__u32 rule = 0;
 	int v = judge(b, &rule);
+	/* bind6 reads v6only (two probe reads) only for ::, where the verdict needs it; a record
+	 * of another address gets it here. */
+	if (v != V_ALLOW && b->family == AF_INET6 && !is_any6(b->addr))
+		b->v6only = v6only(ctx);
 	if (v == V_REWRITE) {
 		if (mode() == MODE_REWRITE) {
 			record(b, rule, D_REWRITTEN);
@@ -358,15 +409,6 @@ static __always_inline int on_bind(struct bpf_sock_addr *ctx, struct bind *b)
 		v = V_DENY;
 	}
 	return verdict(b, v, rule, 0);
-}
-
-/* v6only reads sk->sk_ipv6only (bpf_getsockopt cannot read IPV6_V6ONLY in these hooks). */
-static __always_inline __u8 v6only(void *ctx)
-{
-	struct sock *sk = BPF_CORE_READ((struct bpf_sock_addr_kern *)ctx, sk);
-	if (!sk)
-		return 0;
-	return BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only);
 }
 
 /* set_mapped4 holds an IPv4 address (network order) as ::ffff:a.b.c.d, so one key covers
@@ -392,17 +434,25 @@ int bindguard_enforce_bind6(struct bpf_sock_addr *ctx)
 	struct bind b = {.family = AF_INET6};
 	__u32 w[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
 	__builtin_memcpy(b.addr, w, 16);
-	b.v6only = v6only(ctx);
+	if (is_any6(b.addr))
+		b.v6only = v6only(ctx);
 	return on_bind(ctx, &b);
 }
 
-/* post_bind: a bind to port 0 (off loopback) is judged on the port the kernel chose. */
-static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
+/* take_mark: whether bind marked the socket (a bind to port 0 off loopback); it clears it. */
+static __always_inline int take_mark(struct bpf_sock *ctx)
 {
 	__u8 *m = bpf_sk_storage_get(&port0, ctx, 0, 0);
 	if (!m || !*m)
-		return 1;
+		return 0;
 	*m = 0;
+	return 1;
+}
+
+/* post_bind: a bind to port 0 (off loopback) is judged on the port the kernel chose; every
+ * other bind returns after take_mark, before reading anything else. */
+static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
+{
 	__u32 proto = ctx->protocol;
 	if (proto == IPPROTO_MPTCP)
 		proto = IPPROTO_TCP;
@@ -420,6 +470,8 @@ static __always_inline int on_post_bind(struct bpf_sock *ctx, struct bind *b)
 SEC("cgroup/post_bind4")
 int bindguard_enforce_post_bind4(struct bpf_sock *ctx)
 {
+	if (!take_mark(ctx))
+		return 1;
 	struct bind b = {.family = AF_INET};
 	set_mapped4(&b, ctx->src_ip4);
 	return on_post_bind(ctx, &b);
@@ -428,6 +480,8 @@ int bindguard_enforce_post_bind4(struct bpf_sock *ctx)
 SEC("cgroup/post_bind6")
 int bindguard_enforce_post_bind6(struct bpf_sock *ctx)
 {
+	if (!take_mark(ctx))
+		return 1;
 	struct bind b = {.family = AF_INET6};
 	__u32 w[4] = {ctx->src_ip6[0], ctx->src_ip6[1], ctx->src_ip6[2], ctx->src_ip6[3]};
 	__builtin_memcpy(b.addr, w, 16);
