@@ -106,7 +106,7 @@ func (p *pyFile) class(c *tsNode) {
 	}
 	if opt != "" {
 		for _, r := range attrs["default"] {
-			p.classDefault(r, "option "+opt+" default (class "+cname+")")
+			p.classDefault(r, 0, false, "option "+opt+" default (class "+cname+")")
 		}
 	}
 	if !config {
@@ -125,7 +125,7 @@ func (p *pyFile) class(c *tsNode) {
 		if l == nil || l.typ != "identifier" || !bindAttrs[strings.ToLower(l.text(p.src))] || a.get("right") == nil {
 			continue
 		}
-		p.classDefaultPort(a.get("right"), port, "class "+cname+" attribute "+l.text(p.src))
+		p.classDefault(a.get("right"), port, true, "class "+cname+" attribute "+l.text(p.src))
 	}
 }
 
@@ -133,11 +133,11 @@ func optKey(s string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimLeft(s, "-")), "_", "-")
 }
 
-func (p *pyFile) classDefault(r *tsNode, subject string) { p.classDefaultPort(r, 0, subject) }
-
-// classDefaultPort reports an address value (or each of a list's) assigned in a class body;
-// port is the class's own port attribute, for a bare host.
-func (p *pyFile) classDefaultPort(r *tsNode, port int, subject string) {
+// classDefault reports an address value (or each of a list's) assigned in a class body; port
+// is the class's own port attribute, for a bare host. A configuration attribute (attr) is
+// reported only when it is every interface or loopback (allowed): a settings class's host may
+// as well be a database's address, which a specific address more likely is.
+func (p *pyFile) classDefault(r *tsNode, port int, attr bool, subject string) {
 	items := []*tsNode{r}
 	if d := p.deref(r); d != nil && (d.typ == "list" || d.typ == "tuple") {
 		items = d.args()
@@ -152,6 +152,9 @@ func (p *pyFile) classDefaultPort(r *tsNode, port int, subject string) {
 			pt = port
 		}
 		f := newFinding(p.name, it.line, kindPyArg, "tcp", host, "0.0.0.0", pt)
+		if attr && !f.wildcard && f.Reach != ReachLoopback {
+			continue
+		}
 		f.Origin = originOf(v.origin, "")
 		f.Subject = subject
 		p.out = append(p.out, f)

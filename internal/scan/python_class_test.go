@@ -32,6 +32,7 @@ class Adjustments:
     bind_host = a = "0.0.0.0"
     addr = wrap(wrap(wrap(wrap(wrap(wrap("0.0.0.0"))))))
     host: str
+    bind_addr = "10.0.0.5"
     if host == "0.0.0.0":
         pass
 
@@ -48,7 +49,7 @@ class Other:
 		got = append(got, fmt.Sprintf("%d %s %d %s", f.Line, f.Address, f.Port, f.Reach))
 	}
 	sort.Strings(got)
-	want := []string{"11 0.0.0.0 8080 public", "25 localhost 8000 loopback", "6 0.0.0.0 0 public", "8 127.0.0.1 8000 loopback"}
+	want := []string{"11 0.0.0.0 8080 public", "26 localhost 8000 loopback", "6 0.0.0.0 0 public", "8 127.0.0.1 8000 loopback"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("findings:\n got %q\nwant %q", got, want)
 	}
