@@ -49,12 +49,14 @@ start=$(date +%s.%N)
 "$tmp/bindguard" scan --format json --all --fail-on never "$tmp/tree" >"$tmp/bg.json"
 bg_time=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N)
-(cd "$tmp/tree" && bandit -q -r -t B104 -f json $(sed 's|^/||' "$tmp/py.list") >"$tmp/bandit.json" 2>"$tmp/bandit.err") || true
+# bandit exits 1 when it reports something; any other failure is shown below, not taken for "found 0".
+bandit_rc=0
+(cd "$tmp/tree" && bandit -q -r -t B104 -f json $(sed 's|^/||' "$tmp/py.list") >"$tmp/bandit.json" 2>"$tmp/bandit.err") || bandit_rc=$?
 bandit_time=$(echo "$(date +%s.%N) - $start" | bc)
 
-python3 - "$labels" "$tmp/bg.json" "$tmp/bandit.json" "$tmp/tree" "$bg_time" "$bandit_time" <<'PY'
+python3 - "$labels" "$tmp/bg.json" "$tmp/bandit.json" "$tmp/tree" "$bg_time" "$bandit_time" "$bandit_rc" "$tmp/bandit.err" <<'PY'
 import json, sys
-labels, bgf, bdf, tree, bgt, bdt = sys.argv[1:]
+labels, bgf, bdf, tree, bgt, bdt, bdrc, bderr = sys.argv[1:]
 want = {}  # "path:line" -> verdict
 for l in open(labels):
     l = l.split("#", 1)[0].split()
@@ -65,7 +67,19 @@ loop = {k for k, v in want.items() if v == "loopback"}
 bg = json.load(open(bgf))
 rep = {f"{f['file']}:{f['line']}" for f in bg["findings"] if f["status"] != "allowed"}
 allowed_loop = {f"{f['file']}:{f['line']}" for f in bg["findings"] if f["status"] == "allowed" and f["reach"] == "loopback"}
-bd = json.load(open(bdf)) if open(bdf).read().strip() else {"results": []}
+bd = {"results": [], "errors": []}
+try:
+    if open(bdf).read().strip():
+        bd = json.load(open(bdf))
+except ValueError as e:
+    print(f"bandit: its JSON output does not parse: {e}")
+if bdrc not in ("0", "1") or not open(bdf).read().strip():
+    err = open(bderr).read().strip().splitlines()
+    print(f"bandit: exit status {bdrc}, no results to score; its stderr ({len(err)} lines) ends:")
+    for l in err[-10:]:
+        print(f"    {l}")
+if bd.get("errors"):
+    print(f"bandit: {len(bd['errors'])} files it could not read, first: {bd['errors'][0]}")
 bdl = {f"{r['filename'].lstrip('./')}:{r['line_number']}" for r in bd["results"] if r["test_id"] == "B104"}
 pywild = {k for k in wild if k.split(":")[0].endswith(".py")}
 

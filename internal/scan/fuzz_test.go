@@ -91,7 +91,8 @@ func FuzzPython(f *testing.F) {
 		"import socket, uvicorn\nHOST = '0.0.0.0'\ndef f(port=1):\n    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n    s.bind(('', port))\n    uvicorn.run(app, host=HOST or '::', port=int(os.getenv('P', '8000')))\n",
 		"from aiohttp import web\nweb.run_app(app, host=['0.0.0.0', '::1'])\napp.run(f'{x}:1', **kw)\n",
 		"p.add_argument('--bind', default='0.0.0.0:' + str(P))\nbind = ['[::]:80', 'unix:/x']\nclass C:\n    H = '::'\n    def m(self):\n        self.s.bind((self.H, 1))\n",
-		"a = b\nb = a\nx.bind((a, b))\n(((((((((\n")
+		"a = b\nb = a\nx.bind((a, b))\n(((((((((\n",
+		"class Bind(Setting):\n    cli = ['--bind']\n    if x:\n        default = ['0.0.0.0:{0}'.format(p)]\n    else:\n        default = '[::]:%d' % 1\nclass Adjustments:\n    host = m(m('0.0.0.0'))\n    port = m(80)\n    listen = [f'{host}:{port}']\n")
 }
 
 func FuzzJavaScript(f *testing.F) {

@@ -39,6 +39,7 @@ func scanPython(name string, src []byte) ([]Finding, []Problem) {
 			p.call(n)
 		}
 	})
+	p.classes()
 	if isGunicornConf(name) {
 		p.gunicorn()
 	}
@@ -543,24 +544,8 @@ func (p *pyFile) argDefault(line int, pos []*tsNode, kw map[string]*tsNode) {
 		return
 	}
 	v := p.value(d, 0)
-	if !v.known || v.isNum || v.none || v.str == "" {
-		return
-	}
-	host, port := v.str, 0
-	if h, pt, err := net.SplitHostPort(v.str); err == nil {
-		host = h
-		port, _ = strconv.Atoi(pt)
-		if host == "" {
-			host = "0.0.0.0"
-		}
-	} else if v.partial {
-		if h, _, ok := strings.Cut(v.str, ":"); ok && h != "" && !strings.HasPrefix(v.str, "[") {
-			host = h
-		} else {
-			return
-		}
-	}
-	if !isAddrLiteral(host) {
+	host, port, _, ok := addrDefault(v)
+	if !ok {
 		return
 	}
 	f := newFinding(p.name, line, kindPyArg, "tcp", host, "0.0.0.0", port)
