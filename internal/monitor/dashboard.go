@@ -53,9 +53,10 @@ const RefreshSeconds = 5
 
 // dashFilter is the page's filters, from its query.
 type dashFilter struct {
-	NS       string // a namespace label, "" for all
-	Severity string // the least severity shown, "" for all
-	Status   string // a status, "violations" (all but valid), "" for all
+	NS       string         // a namespace label, "" for all
+	Severity string         // the least severity shown, "" for all
+	Status   string         // a status, "violations" (all but valid), "" for all
+	least    audit.Severity // Severity parsed (parseFilter), so admits does not parse it per finding
 }
 
 var statusFilters = []string{"violations", string(audit.Invalid), string(audit.Unexpected), string(audit.Missing), string(audit.Valid)}
@@ -70,9 +71,11 @@ func parseFilter(q url.Values) (dashFilter, error) {
 		}
 	}
 	if f.Severity != "" {
-		if _, err := audit.ParseSeverity(f.Severity); err != nil {
+		least, err := audit.ParseSeverity(f.Severity)
+		if err != nil {
 			return f, fmt.Errorf("query parameter severity: %w", err)
 		}
+		f.least = least
 	}
 	if f.Status != "" && !slices.Contains(statusFilters, f.Status) {
 		return f, fmt.Errorf("query parameter status: unknown status %q (want one of %s)", f.Status, strings.Join(statusFilters, ", "))
@@ -84,10 +87,8 @@ func parseFilter(q url.Values) (dashFilter, error) {
 }
 
 func (f dashFilter) admits(fd *audit.Finding) bool {
-	if f.Severity != "" {
-		if min, _ := audit.ParseSeverity(f.Severity); fd.Severity < min {
-			return false
-		}
+	if f.Severity != "" && fd.Severity < f.least {
+		return false
 	}
 	switch f.Status {
 	case "":
