@@ -111,7 +111,8 @@ Exit codes: CMD's own; 2 when run fails before CMD starts.`,
 			if pol.Format == policy.FormatBuiltin {
 				return errors.New("run: no policy: give --policy FILE (or put one at ./bindguard.yaml or /etc/bindguard/bindguard.yaml); run binds services of your policy, not of the built-in catalogue")
 			}
-			if _, ok := pol.Lookup(service); !ok {
+			svc, ok := pol.Lookup(service)
+			if !ok {
 				return fmt.Errorf("run: policy %s declares no service %q", pol.Source, service)
 			}
 			var routes []runner.Route
@@ -130,7 +131,6 @@ Exit codes: CMD's own; 2 when run fails before CMD starts.`,
 			if enforce {
 				if guard {
 					// Refused services are refused before a cgroup is made.
-					svc, _ := pol.Lookup(service)
 					if err := runner.CheckGuard(pol, svc); err != nil {
 						return fmt.Errorf("run: --guard: %w", err)
 					}
