@@ -89,11 +89,15 @@ func (c *Cgroup) Join() error {
 }
 
 func (c *Cgroup) join(pid int) error {
-	err := os.WriteFile(filepath.Join(c.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
-	if err != nil {
+	if err := moveTo(c.Dir, pid); err != nil {
 		return fmt.Errorf("run --enforce: join cgroup %s: %w%s", c.Dir, unwrapPath(err), cgroupHint(err))
 	}
 	return nil
+}
+
+// moveTo moves process pid into the cgroup at dir.
+func moveTo(dir string, pid int) error {
+	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
 }
 
 // Open opens the cgroup directory, for starting a process inside it (SysProcAttr.CgroupFD).
@@ -204,8 +208,7 @@ func cgroupHint(err error) string {
 // Leave moves this process back to the cgroup it was started in (Parent), so that the cgroup
 // can be removed after a failed start.
 func (c *Cgroup) Leave() error {
-	err := os.WriteFile(filepath.Join(c.Parent, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
-	if err != nil {
+	if err := moveTo(c.Parent, os.Getpid()); err != nil {
 		return fmt.Errorf("run --enforce: back to cgroup %s: %w", c.Parent, unwrapPath(err))
 	}
 	return nil
