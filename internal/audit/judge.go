@@ -55,30 +55,60 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 			listensIn[k] = append(listensIn[k], l.Netns)
 		}
 	}
+	judged := make([]judgedNS, len(spaces))
+	for i, ns := range spaces {
+		j := &judged[i]
+		j.nsScope = scopeOf(p, ns)
+		j.findings, j.tally, j.hidden = judgeSockets(&j.nsScope, byNS[ns.Label])
+	}
+	return assemble(p, o, judged, listensIn)
+}
+
+// nsScope is a namespace's report header and the services its scope declares.
+type nsScope struct {
+	nr    NamespaceReport
+	svcs  []policy.Service
+	byKey map[key][]int // svcs' indexes by protocol and port
+	group string        // the namespaces that owe the same services together: "host", or "ns|LABEL"
+}
+
+// scopeOf finds ns's scope in p.
+func scopeOf(p *policy.Policy, ns observed.Namespace) nsScope {
+	name, svcs, matched := p.ScopeFor(policy.NamespaceNames{Host: ns.Host, Label: ns.Label, Netns: ns.Netns, Container: ns.Container})
+	s := nsScope{
+		nr:    NamespaceReport{Label: ns.Label, Netns: ns.Netns, Container: ns.Container, Host: ns.Host, Scope: name, Matched: matched},
+		svcs:  svcs,
+		byKey: make(map[key][]int, len(svcs)),
+		group: "ns|" + ns.Label,
+	}
+	for i, svc := range svcs {
+		k := key{svc.Protocol, svc.Port}
+		s.byKey[k] = append(s.byKey[k], i)
+	}
+	if name == policy.HostScope {
+		s.group = "host"
+	}
+	return s
+}
+
+// assemble makes the report from its namespaces' judged sockets (in the order namespacesOf
+// gives them, each with its sockets' findings and tally): which namespace owes which services,
+// the missing ones, the scores, summaries, warnings and notes, the findings sorted.
+func assemble(p *policy.Policy, o observed.Observation, judged []judgedNS, listensIn map[key][]string) *Report {
 	r := &Report{Complete: len(o.Unseen) == 0, Unseen: o.Unseen}
 	used := map[string]bool{}
 	hidden := false
-	judged := make([]judgedNS, len(spaces))
-	owner := map[string]int{} // a group (a named scope's namespace, or the host scope) -> the namespace that owes its services
-	for i, ns := range spaces {
-		name, svcs, matched := p.ScopeFor(policy.NamespaceNames{Host: ns.Host, Label: ns.Label, Netns: ns.Netns, Container: ns.Container})
-		if matched && !ns.Host {
-			used[name] = true
-		}
+	owner := map[string]bool{} // a group (a named scope's namespace, or the host scope) whose services a namespace owes
+	for i := range judged {
 		j := &judged[i]
-		j.nr = NamespaceReport{Label: ns.Label, Netns: ns.Netns, Container: ns.Container, Host: ns.Host, Scope: name, Matched: matched}
-		j.svcs = svcs
-		j.group = "ns|" + ns.Label
-		if name == policy.HostScope {
-			j.group = "host"
+		if j.nr.Matched && !j.nr.Host {
+			used[j.nr.Scope] = true
 		}
-		if _, ok := owner[j.group]; !ok { // namespacesOf puts the host's first
-			owner[j.group] = i
+		if !owner[j.group] { // namespacesOf puts the host's first
+			owner[j.group] = true
 			j.nr.Owed = true
 		}
-		var h bool
-		j.findings, j.tally, h = judgeSockets(svcs, byNS[ns.Label])
-		hidden = hidden || h
+		hidden = hidden || j.hidden
 	}
 	groupTally := map[string][]svcTally{}
 	groupMembers := map[string][]string{}
@@ -131,11 +161,10 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 
 // judgedNS is one namespace while it is judged.
 type judgedNS struct {
-	nr       NamespaceReport
-	svcs     []policy.Service
-	group    string
+	nsScope
 	findings []Finding
 	tally    []svcTally
+	hidden   bool // an owner was hidden
 }
 
 // svcTally counts a service's sockets and their verdicts.
@@ -172,35 +201,39 @@ func namespacesOf(o observed.Observation) []observed.Namespace {
 
 // judgeSockets judges one namespace's sockets by its scope's services; it reports whether an
 // owner was hidden.
-func judgeSockets(svcs []policy.Service, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
-	byKey := map[key][]int{}
-	for i, s := range svcs {
-		k := key{s.Protocol, s.Port}
-		byKey[k] = append(byKey[k], i)
-	}
-	var findings []Finding
-	tally := make([]svcTally, len(svcs))
+func judgeSockets(s *nsScope, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
+	findings := make([]Finding, 0, len(listeners))
+	tally := make([]svcTally, len(s.svcs))
 	hidden := false
 	for _, o := range listeners {
-		if o.Owner == observed.OwnerHidden {
-			hidden = true
-		}
-		cands := byKey[key{policy.Protocol(o.Protocol), o.Port}]
-		if len(cands) == 0 {
-			findings = append(findings, unexpected(o))
-			continue
-		}
-		i := pick(svcs, cands, o.Addr)
-		f := judge(svcs[i], o)
-		tally[i].sockets++
-		if f.Status == Valid {
-			tally[i].valid++
-		} else {
-			tally[i].invalid++
+		f, i := s.judgeSocket(o)
+		hidden = hidden || o.Owner == observed.OwnerHidden
+		if i >= 0 {
+			tally[i].add(f.Status)
 		}
 		findings = append(findings, f)
 	}
 	return findings, tally, hidden
+}
+
+// judgeSocket judges one socket by the scope's services: its finding, and the index of the
+// service it was judged by (-1 when none has its protocol and port: unexpected).
+func (s *nsScope) judgeSocket(o observed.Listener) (Finding, int) {
+	cands := s.byKey[key{policy.Protocol(o.Protocol), o.Port}]
+	if len(cands) == 0 {
+		return unexpected(o), -1
+	}
+	i := pick(s.svcs, cands, o.Addr)
+	return judge(s.svcs[i], o), i
+}
+
+func (t *svcTally) add(st Status) {
+	t.sockets++
+	if st == Valid {
+		t.valid++
+	} else {
+		t.invalid++
+	}
 }
 
 // scoreNamespace fills a namespace's services, missing findings, summary and score. tally is

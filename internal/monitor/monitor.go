@@ -97,6 +97,7 @@ type Monitor struct {
 	mu       sync.RWMutex
 	pol      *policy.Policy
 	last     *audit.Report
+	lastSeq  uint64 // which change of the kernel loop's live set last is of (kernel mode)
 	lastMeta report.Meta
 	// lastObs is the last full observation without its listeners: the namespaces every
 	// judgement needs.
@@ -255,11 +256,25 @@ func hostNetns(snap *observe.Snapshot) string {
 	return migratedNetns
 }
 
+// incremental judges listeners as judgeListeners does, kept group by group (the listeners in
+// group order, as liveSet.listeners gives them).
+func (m *Monitor) incremental(ls []observed.Listener) *audit.Incremental {
+	m.mu.Lock()
+	o := m.lastObs
+	m.mu.Unlock()
+	o.Listeners = ls
+	return audit.NewIncremental(m.Policy(), o)
+}
+
 // judge judges listeners against the policy in force and returns the drift from the reported
 // state, and the state to report next. times gives a state key the time its kernel event
 // happened; other events are at at. Call it with the state's owner (audits held, or the loop).
 func (m *Monitor) judge(listeners []observed.Listener, host string, times map[string]time.Time, source string, at time.Time) (*audit.Report, []Event, State, time.Time) {
-	rep := m.judgeListeners(listeners)
+	return m.drifted(m.judgeListeners(listeners), host, times, source, at)
+}
+
+// drifted is judge's drift of a judged report.
+func (m *Monitor) drifted(rep *audit.Report, host string, times map[string]time.Time, source string, at time.Time) (*audit.Report, []Event, State, time.Time) {
 	events, reported, deadline := m.drift.Step(m.state, StateOf(rep, host), at.UTC())
 	judged := m.now().UTC()
 	for i := range events {

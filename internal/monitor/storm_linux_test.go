@@ -223,4 +223,36 @@ func kernelStorm(t *testing.T, ring uint32) {
 	if want := len(kept) + len(pre) + 2; len(fresh) != want { // + redis and web missing
 		t.Errorf("the fresh audit has %d findings, want %d", len(fresh), want)
 	}
+	// The report (the metrics), kept group by group apart from the events' path, must come to
+	// the fresh audit's too: its findings, summary and scores.
+	snap, err := observe.Observe(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := audit.JudgeObservation(m.Policy(), snap.Observation())
+	type scores struct {
+		State   State
+		Summary audit.Summary
+		Score   int
+		NS      map[string]int
+	}
+	scoresOf := func(r *audit.Report) scores {
+		s := scores{State: StateOf(r, hostNetns(snap)), Summary: r.Summary, Score: r.Score, NS: map[string]int{}}
+		for _, n := range r.Namespaces {
+			s.NS[n.Label] = n.Score
+		}
+		return s
+	}
+	var got *audit.Report
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ = m.Latest()
+		if cmp.Equal(scoresOf(want), scoresOf(got)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the report after the storm differs from a fresh audit's (-audit +report):\n%s", cmp.Diff(scoresOf(want), scoresOf(got)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
