@@ -7,6 +7,9 @@
 #
 #   sudo bench/run-guard.sh [ROUNDS] [SECONDS] [CONNECTIONS] [WORKERS]   (defaults: 5 10 16 2)
 #
+# BASELINE=/path/to/bindguard adds a third column: --guard through that (older) binary, in the
+# same rounds, so a change to the proxy is measured against its predecessor paired.
+#
 # Needs root (namespace); installs gunicorn, python3-flask and wrk when missing.
 set -euo pipefail
 ROUNDS=${1:-5} SECS=${2:-10} CONNS=${3:-16} WORKERS=${4:-2} WORKER_CLASS=${WORKER_CLASS:-sync}
@@ -25,6 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$work/bindguard" ./cmd/bindguard
+BASELINE=${BASELINE:-}
+if [[ -n $BASELINE ]]; then cp "$BASELINE" "$work/baseline"; fi
 cat >"$work/app.py" <<'PY'
 from flask import Flask
 app = Flask(__name__)
@@ -43,6 +48,10 @@ services:
     port: 8102
     address: 127.0.0.1
     access: localhost_only
+  - name: baseline
+    port: 8103
+    address: 127.0.0.1
+    access: localhost_only
 YAML
 ip netns add "$ns"
 ip -n "$ns" link set lo up
@@ -54,9 +63,15 @@ pids+=($!)
 "${in_ns[@]}" ./bindguard run -p bindguard.yaml --service guarded --guard --log-level warn -- \
   /bin/sh -c "exec /usr/bin/gunicorn -w $WORKERS -k $WORKER_CLASS --log-level warning --bind unix:\$BINDGUARD_UPSTREAM app:app" 2>"$work/guarded.log" &
 pids+=($!)
+ports=(8101 8102)
+if [[ -n $BASELINE ]]; then
+  "${in_ns[@]}" ./baseline run -p bindguard.yaml --service baseline --guard --log-level warn -- \
+    /bin/sh -c "exec /usr/bin/gunicorn -w $WORKERS -k $WORKER_CLASS --log-level warning --bind unix:\$BINDGUARD_UPSTREAM app:app" 2>"$work/baseline.log" &
+  pids+=($!) ports+=(8103)
+fi
 # Loopback clients must name themselves (the default trusted_proxies are loopback).
 hdr=(-H "X-Forwarded-For: 127.0.0.1")
-for port in 8101 8102; do
+for port in "${ports[@]}"; do
   for _ in $(seq 1 100); do
     [[ $("${in_ns[@]}" curl -s "${hdr[@]}" "http://127.0.0.1:$port/" || true) == ok ]] && break; sleep 0.1
   done
@@ -66,12 +81,22 @@ done
 
 rps() { "${in_ns[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:$1/" | awk '/^Requests\/sec/{print $2}'; }
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo); gunicorn $WORKERS $WORKER_CLASS workers; wrk -t1 -c$CONNS -d${SECS}s; $ROUNDS rounds, alternating"
-d=() g=()
+d=() g=() o=()
 for r in $(seq 1 "$ROUNDS"); do
-  if ((r % 2)); then a=$(rps 8101); b=$(rps 8102); else b=$(rps 8102); a=$(rps 8101); fi
+  if [[ -n $BASELINE ]]; then
+    if ((r % 2)); then a=$(rps 8101); b=$(rps 8102); c=$(rps 8103); else c=$(rps 8103); b=$(rps 8102); a=$(rps 8101); fi
+    o+=("$c")
+    printf 'round %d: direct %10.1f req/s   --guard %10.1f req/s   baseline --guard %10.1f req/s\n' "$r" "$a" "$b" "$c"
+  else
+    if ((r % 2)); then a=$(rps 8101); b=$(rps 8102); else b=$(rps 8102); a=$(rps 8101); fi
+    printf 'round %d: direct %10.1f req/s   --guard %10.1f req/s\n' "$r" "$a" "$b"
+  fi
   d+=("$a") g+=("$b")
-  printf 'round %d: direct %10.1f req/s   --guard %10.1f req/s\n' "$r" "$a" "$b"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
 md=$(median "${d[@]}") mg=$(median "${g[@]}")
 printf 'median: direct %.1f req/s, --guard %.1f req/s: %+.1f %%\n' "$md" "$mg" "$(awk -v a="$md" -v b="$mg" 'BEGIN{print 100*(b-a)/a}')"
+if [[ -n $BASELINE ]]; then
+  mo=$(median "${o[@]}")
+  printf 'median: baseline --guard %.1f req/s: %+.1f %% against direct; --guard against baseline %+.1f %%\n' "$mo" "$(awk -v a="$md" -v b="$mo" 'BEGIN{print 100*(b-a)/a}')" "$(awk -v a="$mo" -v b="$mg" 'BEGIN{print 100*(b-a)/a}')"
+fi

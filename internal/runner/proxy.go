@@ -42,6 +42,13 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	badGateway := func(w http.ResponseWriter, r *http.Request, err error) {
+		logger.Warn("upstream unreachable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(`{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"the service is not answering"}` + "\n"))
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// Rewrite has removed X-Forwarded-For, -Host and -Proto already.
@@ -62,14 +69,9 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 		// (-1 would flush headers and every small body write as separate segments).
 		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			logger.Warn("upstream unreachable", "path", r.URL.Path, "err", err)
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusBadGateway)
-			_, _ = w.Write([]byte(`{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"the service is not answering"}` + "\n"))
-		},
+		ErrorHandler:  badGateway,
 	}
+	fw := newForwarder(upstream)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dec := g.Check(r)
 		if logger.Enabled(r.Context(), slog.LevelDebug) {
@@ -82,6 +84,10 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 			return
 		}
 		client := dec.Client.Addr.WithZone("").String()
+		if lean(r) {
+			fw.serve(w, r, client, badGateway)
+			return
+		}
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, client)))
 	})
 }
