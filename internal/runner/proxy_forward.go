@@ -53,7 +53,35 @@ const (
 type upConn struct {
 	c      net.Conn
 	br     *bufio.Reader
+	lr     limitReader
 	idleAt time.Time
+}
+
+// maxResponseHeader bounds a response's head (status line and headers, 1xx included), as
+// Go's client does (10 MiB there; bindguard's memory limit is 40 MiB).
+const maxResponseHeader = 1 << 20
+
+var errHeaderTooLarge = errors.New("upstream response headers over 1 MiB")
+
+// limitReader reads from c, at most n bytes while n >= 0 (the head); n < 0 is no limit.
+type limitReader struct {
+	c net.Conn
+	n int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.c.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.c.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 var (
@@ -74,7 +102,7 @@ func (f *forwarder) get(ctx context.Context) (*upConn, bool, error) {
 		uc := f.idle[n-1]
 		f.idle[n-1] = nil
 		f.idle = f.idle[:n-1]
-		if now.Sub(uc.idleAt) < idleMax {
+		if now.Sub(uc.idleAt) < idleMax && alive(uc.c) {
 			f.mu.Unlock()
 			return uc, true, nil
 		}
@@ -87,9 +115,10 @@ func (f *forwarder) get(ctx context.Context) (*upConn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(c)
-	return &upConn{c: c, br: br}, false, nil
+	uc := &upConn{c: c, lr: limitReader{c: c, n: -1}}
+	uc.br = readerPool.Get().(*bufio.Reader)
+	uc.br.Reset(&uc.lr)
+	return uc, false, nil
 }
 
 func (f *forwarder) put(uc *upConn) {
@@ -293,6 +322,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, client string,
 		}
 		c := uc.c
 		stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+		uc.lr.n = maxResponseHeader - int64(uc.br.Buffered())
 		if _, err = c.Write(req); err == nil {
 			_, err = uc.br.Peek(1)
 		}
@@ -344,6 +374,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, client string,
 		w.WriteHeader(resp.StatusCode)
 		clear(h)
 	}
+	uc.lr.n = -1
 	h := w.Header()
 	copyHeader(h, resp.Header)
 	announced := len(resp.Trailer)
