@@ -62,12 +62,12 @@ cd "$work"
 pids+=($!)
 "${in_ns[@]}" ./bindguard run -p bindguard.yaml --service guarded --guard --log-level warn -- \
   /bin/sh -c "exec /usr/bin/gunicorn -w $WORKERS -k $WORKER_CLASS --log-level warning --bind unix:\$BINDGUARD_UPSTREAM app:app" 2>"$work/guarded.log" &
-pids+=($!)
+pids+=($!) guardpid=$! basepid=
 ports=(8101 8102)
 if [[ -n $BASELINE ]]; then
   "${in_ns[@]}" ./baseline run -p bindguard.yaml --service baseline --guard --log-level warn -- \
     /bin/sh -c "exec /usr/bin/gunicorn -w $WORKERS -k $WORKER_CLASS --log-level warning --bind unix:\$BINDGUARD_UPSTREAM app:app" 2>"$work/baseline.log" &
-  pids+=($!) ports+=(8103)
+  pids+=($!) ports+=(8103) basepid=$!
 fi
 # Loopback clients must name themselves (the default trusted_proxies are loopback).
 hdr=(-H "X-Forwarded-For: 127.0.0.1")
@@ -80,23 +80,34 @@ done
 [[ $("${in_ns[@]}" curl -s -o /dev/null -w '%{http_code}' -H 'X-Forwarded-For: 127.0.0.1, 10.1.1.50' http://127.0.0.1:8102/) == 403 ]] || { echo "guard did not refuse a remote client" >&2; exit 1; }
 
 rps() { "${in_ns[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:$1/" | awk '/^Requests\/sec/{print $2}'; }
+# The guard's CPU per request (user+system of the bindguard process, which nsenter execs in
+# place): less noisy than req/s on a shared machine. Sets $cpu (µs per request).
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+rpscpu() { # port pid
+  local t0 t1 out; t0=$(ticks "$2")
+  out=$("${in_ns[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:$1/")
+  t1=$(ticks "$2")
+  awk -v t0="$t0" -v t1="$t1" -v hz="$hz" '/requests in/{n=$1} /^Requests\/sec/{r=$2} END{printf "%s %.0f\n", r, (t1-t0)*1e6/hz/n}' <<<"$out"
+}
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo); gunicorn $WORKERS $WORKER_CLASS workers; wrk -t1 -c$CONNS -d${SECS}s; $ROUNDS rounds, alternating"
-d=() g=() o=()
+d=() g=() o=() gc=() oc=()
 for r in $(seq 1 "$ROUNDS"); do
   if [[ -n $BASELINE ]]; then
-    if ((r % 2)); then a=$(rps 8101); b=$(rps 8102); c=$(rps 8103); else c=$(rps 8103); b=$(rps 8102); a=$(rps 8101); fi
-    o+=("$c")
-    printf 'round %d: direct %10.1f req/s   --guard %10.1f req/s   baseline --guard %10.1f req/s\n' "$r" "$a" "$b" "$c"
+    if ((r % 2)); then a=$(rps 8101); read -r b bc < <(rpscpu 8102 "$guardpid"); read -r c cc < <(rpscpu 8103 "$basepid")
+    else read -r c cc < <(rpscpu 8103 "$basepid"); read -r b bc < <(rpscpu 8102 "$guardpid"); a=$(rps 8101); fi
+    o+=("$c") oc+=("$cc")
+    printf 'round %d: direct %8.1f req/s   --guard %8.1f req/s (%s µs CPU/req)   baseline --guard %8.1f req/s (%s µs CPU/req)\n' "$r" "$a" "$b" "$bc" "$c" "$cc"
   else
-    if ((r % 2)); then a=$(rps 8101); b=$(rps 8102); else b=$(rps 8102); a=$(rps 8101); fi
-    printf 'round %d: direct %10.1f req/s   --guard %10.1f req/s\n' "$r" "$a" "$b"
+    if ((r % 2)); then a=$(rps 8101); read -r b bc < <(rpscpu 8102 "$guardpid"); else read -r b bc < <(rpscpu 8102 "$guardpid"); a=$(rps 8101); fi
+    printf 'round %d: direct %10.1f req/s   --guard %10.1f req/s (%s µs CPU/req)\n' "$r" "$a" "$b" "$bc"
   fi
-  d+=("$a") g+=("$b")
+  d+=("$a") g+=("$b") gc+=("$bc")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
 md=$(median "${d[@]}") mg=$(median "${g[@]}")
-printf 'median: direct %.1f req/s, --guard %.1f req/s: %+.1f %%\n' "$md" "$mg" "$(awk -v a="$md" -v b="$mg" 'BEGIN{print 100*(b-a)/a}')"
+printf 'median: direct %.1f req/s, --guard %.1f req/s: %+.1f %% (guard CPU %s µs/req)\n' "$md" "$mg" "$(awk -v a="$md" -v b="$mg" 'BEGIN{print 100*(b-a)/a}')" "$(median "${gc[@]}")"
 if [[ -n $BASELINE ]]; then
   mo=$(median "${o[@]}")
-  printf 'median: baseline --guard %.1f req/s: %+.1f %% against direct; --guard against baseline %+.1f %%\n' "$mo" "$(awk -v a="$md" -v b="$mo" 'BEGIN{print 100*(b-a)/a}')" "$(awk -v a="$mo" -v b="$mg" 'BEGIN{print 100*(b-a)/a}')"
+  printf 'median: baseline --guard %.1f req/s: %+.1f %% against direct (CPU %s µs/req); --guard against baseline %+.1f %%\n' "$mo" "$(awk -v a="$md" -v b="$mo" 'BEGIN{print 100*(b-a)/a}')" "$(median "${oc[@]}")" "$(awk -v a="$mo" -v b="$mg" 'BEGIN{print 100*(b-a)/a}')"
 fi

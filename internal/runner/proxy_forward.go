@@ -35,8 +35,7 @@ import (
 // X-Forwarded-For and X-Real-Ip set to the client bindguard resolved. A header value with
 // CR, LF or NUL (Go's server already refuses them) is refused again here.
 type forwarder struct {
-	path   string
-	dialer net.Dialer
+	addr *net.UnixAddr
 	// idle connections, most recently used last; at most maxIdle, none older than idleMax.
 	mu   sync.Mutex
 	idle []*upConn
@@ -92,10 +91,13 @@ var (
 	aLongTimeAgo = time.Unix(1, 0)
 )
 
-func newForwarder(path string) *forwarder { return &forwarder{path: path} }
+func newForwarder(path string) *forwarder {
+	return &forwarder{addr: &net.UnixAddr{Name: path, Net: "unix"}}
+}
 
-// get is an idle connection (reused true) or a new one.
-func (f *forwarder) get(ctx context.Context) (*upConn, bool, error) {
+// get is an idle connection (reused true) or a new one. A Unix-socket connect does not wait
+// (a full backlog is EAGAIN), so it takes no context.
+func (f *forwarder) get() (*upConn, bool, error) {
 	now := time.Now()
 	f.mu.Lock()
 	for n := len(f.idle); n > 0; n = len(f.idle) {
@@ -111,7 +113,7 @@ func (f *forwarder) get(ctx context.Context) (*upConn, bool, error) {
 		f.mu.Lock()
 	}
 	f.mu.Unlock()
-	c, err := f.dialer.DialContext(ctx, "unix", f.path)
+	c, err := net.DialUnix("unix", nil, f.addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -316,7 +318,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, client string,
 	var stop func() bool
 	for attempt := 0; ; attempt++ {
 		var reused bool
-		uc, reused, err = f.get(ctx)
+		uc, reused, err = f.get()
 		if err != nil {
 			break
 		}

@@ -220,7 +220,7 @@ func TestForwarderKeepAlive(t *testing.T) {
 	})
 	ts := front(t, "core", up)
 	for i := 0; i < 6; i++ {
-		method := []string{"GET", "DELETE"}[i%2]
+		method := []string{"DELETE", "GET"}[i%2]
 		req, _ := http.NewRequest(method, ts.URL, nil)
 		req.Header.Set("X-Forwarded-For", "127.0.0.1")
 		resp, err := http.DefaultClient.Do(req)
