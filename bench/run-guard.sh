@@ -8,7 +8,8 @@
 #   sudo bench/run-guard.sh [ROUNDS] [SECONDS] [CONNECTIONS] [WORKERS]   (defaults: 5 10 16 2)
 #
 # BASELINE=/path/to/bindguard adds a third column: --guard through that (older) binary, in the
-# same rounds, so a change to the proxy is measured against its predecessor paired.
+# same rounds, so a change to the proxy is measured against its predecessor paired;
+# BASELINE_ENV="GOMAXPROCS=1 ..." is that process's extra environment.
 #
 # Needs root (namespace); installs gunicorn, python3-flask and wrk when missing.
 set -euo pipefail
@@ -65,7 +66,7 @@ pids+=($!)
 pids+=($!) guardpid=$! basepid=
 ports=(8101 8102)
 if [[ -n $BASELINE ]]; then
-  "${in_ns[@]}" ./baseline run -p bindguard.yaml --service baseline --guard --log-level warn -- \
+  "${in_ns[@]}" env ${BASELINE_ENV:-} ./baseline run -p bindguard.yaml --service baseline --guard --log-level warn -- \
     /bin/sh -c "exec /usr/bin/gunicorn -w $WORKERS -k $WORKER_CLASS --log-level warning --bind unix:\$BINDGUARD_UPSTREAM app:app" 2>"$work/baseline.log" &
   pids+=($!) ports+=(8103) basepid=$!
 fi

@@ -428,8 +428,8 @@ func flushEvery(resp *http.Response) bool {
 		return true
 	}
 	ct := resp.Header.Get("Content-Type")
-	if ct == "" {
-		return false
+	if len(ct) < len("text/event-stream") || !strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream") {
+		return false // not worth parsing on every response
 	}
 	base, _, _ := mime.ParseMediaType(ct)
 	return base == "text/event-stream"
