@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/bindguard/bindguard/internal/observed"
@@ -46,13 +47,12 @@ func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
 // audited).
 func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 	spaces := namespacesOf(o)
-	byNS := map[string][]observed.Listener{}
+	byNS := listenersByNS(o.Listeners)
 	listensIn := map[key][]string{} // where each protocol and port listens, for missing's reason
 	for _, l := range o.Listeners {
-		byNS[l.Netns] = append(byNS[l.Netns], l)
 		k := key{policy.Protocol(l.Protocol), l.Port}
-		if !slices.Contains(listensIn[k], l.Netns) {
-			listensIn[k] = append(listensIn[k], l.Netns)
+		if ns := listensIn[k]; len(ns) == 0 || (ns[len(ns)-1] != l.Netns && !slices.Contains(ns, l.Netns)) {
+			listensIn[k] = append(ns, l.Netns)
 		}
 	}
 	r := &Report{Complete: len(o.Unseen) == 0, Unseen: o.Unseen}
@@ -96,6 +96,7 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 		groupMembers[j.group] = append(groupMembers[j.group], j.nr.Label)
 	}
 	score := 100
+	total := 0
 	for i := range judged {
 		j := &judged[i]
 		tally := j.tally
@@ -103,7 +104,20 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 			tally = groupTally[j.group]
 		}
 		scoreNamespace(p, j, tally, groupMembers[j.group], listensIn)
-		r.Findings = append(r.Findings, j.findings...)
+		total += len(j.findings)
+	}
+	for i := range judged {
+		j := &judged[i]
+		switch {
+		case len(j.findings) == 0:
+		case len(judged) == 1:
+			r.Findings = j.findings
+		default:
+			if r.Findings == nil {
+				r.Findings = make([]Finding, 0, total)
+			}
+			r.Findings = append(r.Findings, j.findings...)
+		}
 		r.Summary.Valid += j.nr.Summary.Valid
 		r.Summary.Invalid += j.nr.Summary.Invalid
 		r.Summary.Missing += j.nr.Summary.Missing
@@ -127,6 +141,37 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 	}
 	sortFindings(r.Findings)
 	return r
+}
+
+// listenersByNS groups listeners by namespace label, in order; when they are all of one
+// namespace (the usual audit) that is the slice itself, not a copy.
+func listenersByNS(ls []observed.Listener) map[string][]observed.Listener {
+	byNS := map[string][]observed.Listener{}
+	if len(ls) == 0 {
+		return byNS
+	}
+	one := true
+	for _, l := range ls[1:] {
+		if l.Netns != ls[0].Netns {
+			one = false
+			break
+		}
+	}
+	if one {
+		byNS[ls[0].Netns] = ls
+		return byNS
+	}
+	count := map[string]int{}
+	for _, l := range ls {
+		count[l.Netns]++
+	}
+	for _, l := range ls {
+		if byNS[l.Netns] == nil {
+			byNS[l.Netns] = make([]observed.Listener, 0, count[l.Netns])
+		}
+		byNS[l.Netns] = append(byNS[l.Netns], l)
+	}
+	return byNS
 }
 
 // judgedNS is one namespace while it is judged.
@@ -178,20 +223,21 @@ func judgeSockets(svcs []policy.Service, listeners []observed.Listener) ([]Findi
 		k := key{s.Protocol, s.Port}
 		byKey[k] = append(byKey[k], i)
 	}
-	var findings []Finding
+	findings := make([]Finding, 0, len(listeners))
 	tally := make([]svcTally, len(svcs))
 	hidden := false
+	sc := newScratch(listeners)
 	for _, o := range listeners {
 		if o.Owner == observed.OwnerHidden {
 			hidden = true
 		}
 		cands := byKey[key{policy.Protocol(o.Protocol), o.Port}]
 		if len(cands) == 0 {
-			findings = append(findings, unexpected(o))
+			findings = append(findings, sc.unexpected(o))
 			continue
 		}
 		i := pick(svcs, cands, o.Addr)
-		f := judge(svcs[i], o)
+		f := sc.judge(svcs[i], o)
 		tally[i].sockets++
 		if f.Status == Valid {
 			tally[i].valid++
@@ -201,6 +247,94 @@ func judgeSockets(svcs []policy.Service, listeners []observed.Listener) ([]Findi
 		findings = append(findings, f)
 	}
 	return findings, tally, hidden
+}
+
+// scratch is what judging one namespace's sockets shares across them, so that a finding costs
+// few allocations: its Actual, owner and v6only come from slabs sized for every socket, and
+// the strings many findings repeat (an address, an owner's label) are made once.
+type scratch struct {
+	actuals []Actual
+	procs   []observed.Process
+	bools   []bool
+	addrs   map[netip.Addr]string
+	labels  map[labelKey]string
+	sens    map[key]string // the sensitive catalogue entry's words of a protocol and port, "" when none
+	buf     []byte
+}
+
+// labelKey is what observed.Process.Label reads.
+type labelKey struct {
+	name, unit, container string
+	pid, containerPID     int
+}
+
+func newScratch(listeners []observed.Listener) *scratch {
+	n, owned := len(listeners), 0
+	for _, o := range listeners {
+		if o.Owner == observed.OwnerKnown && len(o.Owners) > 0 {
+			owned++
+		}
+	}
+	return &scratch{
+		actuals: make([]Actual, 0, n), procs: make([]observed.Process, 0, owned),
+		addrs: map[netip.Addr]string{}, labels: map[labelKey]string{}, sens: map[key]string{},
+	}
+}
+
+// actual returns a new Actual from the slab (a new slab when it is full: the Actuals handed
+// out stay where they are).
+func (sc *scratch) actual() *Actual {
+	if len(sc.actuals) == cap(sc.actuals) {
+		sc.actuals = make([]Actual, 0, max(16, cap(sc.actuals)))
+	}
+	sc.actuals = sc.actuals[:len(sc.actuals)+1]
+	return &sc.actuals[len(sc.actuals)-1]
+}
+
+func (sc *scratch) process(p observed.Process) *observed.Process {
+	if len(sc.procs) == cap(sc.procs) {
+		sc.procs = make([]observed.Process, 0, max(16, cap(sc.procs)))
+	}
+	sc.procs = append(sc.procs, p)
+	return &sc.procs[len(sc.procs)-1]
+}
+
+func (sc *scratch) bool(v bool) *bool {
+	if len(sc.bools) == cap(sc.bools) {
+		sc.bools = make([]bool, 0, max(64, 2*cap(sc.bools)))
+	}
+	sc.bools = append(sc.bools, v)
+	return &sc.bools[len(sc.bools)-1]
+}
+
+// addr is a.WithZone("").String(), made once per address.
+func (sc *scratch) addr(a netip.Addr) string {
+	s, ok := sc.addrs[a]
+	if !ok {
+		s = a.WithZone("").String()
+		sc.addrs[a] = s
+	}
+	return s
+}
+
+// label is p.Label(), made once per process.
+func (sc *scratch) label(p observed.Process) string {
+	k := labelKey{name: p.Name, unit: p.Unit, container: p.Container, pid: p.PID, containerPID: p.ContainerPID}
+	s, ok := sc.labels[k]
+	if !ok {
+		s = p.Label()
+		sc.labels[k] = s
+	}
+	return s
+}
+
+// appendWhere appends "OWNER listens on ADDR:PORT, EXPOSURE", the start of every socket's reason.
+func (sc *scratch) appendWhere(b []byte, o observed.Listener, exp Exposure) []byte {
+	b = sc.appendOwnerWords(b, o)
+	b = append(b, " listens on "...)
+	b = netip.AddrPortFrom(o.Addr.WithZone(""), o.Port).AppendTo(b)
+	b = append(b, ", "...)
+	return append(b, exp.words()...)
 }
 
 // scoreNamespace fills a namespace's services, missing findings, summary and score. tally is
@@ -272,13 +406,14 @@ func pick(svcs []policy.Service, cands []int, addr netip.Addr) int {
 }
 
 // judge returns the finding for a socket on a declared service's port.
-func judge(s policy.Service, o observed.Listener) Finding {
-	f := finding(o)
+func (sc *scratch) judge(s policy.Service, o observed.Listener) Finding {
+	f := sc.finding(o)
 	name := s.Name
 	f.Service = &name
 	f.Expected = expected(s)
 	exp := f.Actual.Exposure
-	where := fmt.Sprintf("%s listens on %s, %s", ownerWords(o), addrPort(o.Addr, o.Port), exp.words())
+	sc.buf = sc.appendWhere(sc.buf[:0], o, exp)
+	where := string(sc.buf)
 	loopbackOnly := s.Access.LoopbackOnly()
 
 	switch {
@@ -308,11 +443,14 @@ func judge(s policy.Service, o observed.Listener) Finding {
 	default:
 		f.Status = Valid
 		f.Severity = Info
-		f.Reason = fmt.Sprintf("%s, as the policy allows (%s)", where, s.Access)
+		b := append(sc.buf, ", as the policy allows ("...)
+		b = append(append(b, s.Access...), ')')
 		if s.Access.TakesAllow() && exp != ExposureLoopback {
 			// The audit sees where a socket binds, not the firewall in front of it.
-			f.Reason += "; that hosts outside its allow list cannot reach it is not verified (docs/audit.md: verifying reachability)"
+			b = append(b, "; that hosts outside its allow list cannot reach it is not verified (docs/audit.md: verifying reachability)"...)
 		}
+		sc.buf = b
+		f.Reason = string(b)
 	}
 	return f
 }
@@ -370,23 +508,42 @@ func ownedBy(owners []observed.Process, name string) bool {
 }
 
 // unexpected returns the finding for a socket no service declares.
-func unexpected(o observed.Listener) Finding {
-	f := finding(o)
+func (sc *scratch) unexpected(o observed.Listener) Finding {
+	f := sc.finding(o)
 	f.Status = Unexpected
 	exp := f.Actual.Exposure
-	reason := fmt.Sprintf("%s listens on %s, %s; no service in the policy declares %s port %d", ownerWords(o), addrPort(o.Addr, o.Port), exp.words(), o.Protocol, o.Port)
+	b := sc.appendWhere(sc.buf[:0], o, exp)
+	b = append(b, "; no service in the policy declares "...)
+	b = append(b, o.Protocol...)
+	b = append(b, " port "...)
+	b = strconv.AppendUint(b, uint64(o.Port), 10)
 	switch {
 	case exp == ExposureLoopback:
 		f.Severity = Low
 	default:
 		f.Severity = High
-		if e, ok := policy.LookupCatalogue(policy.Protocol(o.Protocol), o.Port); ok && e.Category.Sensitive() {
+		if words := sc.sensitive(policy.Protocol(o.Protocol), o.Port); words != "" {
 			f.Severity = Critical
-			reason += fmt.Sprintf("; %s port %d is %s (%s), which must not be reachable from outside", o.Protocol, o.Port, e.Name, e.Category)
+			b = append(b, words...)
 		}
 	}
-	f.Reason = reason
+	sc.buf = b
+	f.Reason = string(b)
 	return f
+}
+
+// sensitive returns what an unexpected socket's reason adds when the catalogue names its
+// protocol and port as a sensitive service ("" when it does not), looked up once per port.
+func (sc *scratch) sensitive(proto policy.Protocol, port uint16) string {
+	k := key{proto, port}
+	words, ok := sc.sens[k]
+	if !ok {
+		if e, found := policy.LookupCatalogue(proto, port); found && e.Category.Sensitive() {
+			words = fmt.Sprintf("; %s port %d is %s (%s), which must not be reachable from outside", proto, port, e.Name, e.Category)
+		}
+		sc.sens[k] = words
+	}
+	return words
 }
 
 // missing returns the finding for a declared service nothing listens for in the namespaces
@@ -423,19 +580,18 @@ func nsWords(label string) string {
 }
 
 // finding fills the parts every socket finding shares.
-func finding(o observed.Listener) Finding {
-	a := &Actual{
-		Address: o.Addr.WithZone("").String(), Port: o.Port, Family: o.Family,
+func (sc *scratch) finding(o observed.Listener) Finding {
+	a := sc.actual()
+	*a = Actual{
+		Address: sc.addr(o.Addr), Port: o.Port, Family: o.Family,
 		Exposure: ExposureOf(o.Addr, o.V6Only), Netns: o.Netns,
 	}
 	switch o.V6Only {
 	case observed.V6OnlyYes, observed.V6OnlyNo:
-		v := o.V6Only == observed.V6OnlyYes
-		a.V6Only = &v
+		a.V6Only = sc.bool(o.V6Only == observed.V6OnlyYes)
 	}
 	if o.Owner == observed.OwnerKnown && len(o.Owners) > 0 {
-		p := o.Owners[0]
-		a.Process = &p
+		a.Process = sc.process(o.Owners[0])
 	}
 	return Finding{Protocol: policy.Protocol(o.Protocol), Actual: a}
 }
@@ -444,32 +600,37 @@ func expected(s policy.Service) *Expected {
 	return &Expected{Port: s.Port, Access: s.Access, Address: s.PermittedAddresses()}
 }
 
-// ownerWords names who holds a socket ("nginx (pid 900, unit nginx.service) and 3 more"), or
-// says why that is unknown.
-func ownerWords(o observed.Listener) string {
+// appendOwnerWords appends who holds a socket ("nginx (pid 900, unit nginx.service) and 3
+// more"), or why that is unknown.
+func (sc *scratch) appendOwnerWords(b []byte, o observed.Listener) []byte {
 	switch o.Owner {
 	case observed.OwnerKnown:
 		if len(o.Owners) > 0 {
+			b = append(b, sc.label(o.Owners[0])...)
 			// One process may hold a socket in several descriptors (or threads): count
 			// processes, not entries.
-			s := o.Owners[0].Label()
+			if len(o.Owners) == 1 {
+				return b
+			}
 			pids := map[int]bool{o.Owners[0].PID: true}
 			for _, p := range o.Owners[1:] {
 				pids[p.PID] = true
 			}
 			if n := len(pids) - 1; n > 0 {
-				s += fmt.Sprintf(" and %d more", n)
+				b = append(b, " and "...)
+				b = strconv.AppendInt(b, int64(n), 10)
+				b = append(b, " more"...)
 			}
-			return s
+			return b
 		}
 	case observed.OwnerHidden:
-		return "a process whose files bindguard may not read (owner hidden)"
+		return append(b, "a process whose files bindguard may not read (owner hidden)"...)
 	case observed.OwnerKernel:
-		return "the kernel"
+		return append(b, "the kernel"...)
 	case observed.OwnerUnknown:
-		return "an unknown owner (its /proc/net line has no readable inode)"
+		return append(b, "an unknown owner (its /proc/net line has no readable inode)"...)
 	}
-	return "a process not visible here (another PID namespace, or it has just closed the socket)"
+	return append(b, "a process not visible here (another PID namespace, or it has just closed the socket)"...)
 }
 
 func declWords(s policy.Service) string {

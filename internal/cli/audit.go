@@ -123,6 +123,12 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error (or, with
 			if _, err := report.NewZabbixKeys(prefix); err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
+			if filepath.Clean(obs.procRoot) == proc.DefaultRoot {
+				// The owner scan's kernel part (loading the BPF program, walking every open
+				// file) needs nothing from what comes before it: run it beside the policy
+				// load and the socket dump instead of after them.
+				defer proc.StartOwnerScan(proc.OwnerScan(obs.ownerScan.value))()
+			}
 			p, err := findPolicy(s, policyPath)
 			if err != nil {
 				return err

@@ -135,7 +135,15 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 	if s.kernelMin > 0 {
 		kernelMin = s.kernelMin
 	}
-	if scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
+	var early *earlyScan
+	if realProc && s.kernelScan == nil && s.kernelMin == 0 {
+		early = takeEarlyScan(scan)
+	}
+	if early != nil && early.tried {
+		defer early.close()
+		kernelScan = func() ([]kernelRecord, error) { return early.records(want) }
+	}
+	if (early != nil && early.tried) || scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
 		recs, err := kernelScan()
 		if err == nil {
 			o := s.collect(kernelHolders(recs, want))
