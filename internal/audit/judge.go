@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
@@ -216,13 +218,56 @@ func namespacesOf(o observed.Observation) []observed.Namespace {
 }
 
 // judgeSockets judges one namespace's sockets by its scope's services; it reports whether an
-// owner was hidden.
+// owner was hidden. Many sockets are judged in parallel chunks (each socket's finding depends
+// on it and the services alone), and the findings kept in the sockets' order.
 func judgeSockets(svcs []policy.Service, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
 	byKey := map[key][]int{}
 	for i, s := range svcs {
 		k := key{s.Protocol, s.Port}
 		byKey[k] = append(byKey[k], i)
 	}
+	chunks := min(runtime.GOMAXPROCS(0), maxJudgeChunks, max(1, len(listeners)/minJudgeChunk))
+	if chunks <= 1 {
+		return judgeChunk(svcs, byKey, listeners)
+	}
+	type part struct {
+		findings []Finding
+		tally    []svcTally
+		hidden   bool
+	}
+	parts := make([]part, chunks)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		lo, hi := c*len(listeners)/chunks, (c+1)*len(listeners)/chunks
+		wg.Go(func() {
+			p := &parts[c]
+			p.findings, p.tally, p.hidden = judgeChunk(svcs, byKey, listeners[lo:hi])
+		})
+	}
+	wg.Wait()
+	findings := make([]Finding, 0, len(listeners))
+	tally := make([]svcTally, len(svcs))
+	hidden := false
+	for _, p := range parts {
+		findings = append(findings, p.findings...)
+		for i, t := range p.tally {
+			tally[i].valid += t.valid
+			tally[i].invalid += t.invalid
+			tally[i].sockets += t.sockets
+		}
+		hidden = hidden || p.hidden
+	}
+	return findings, tally, hidden
+}
+
+// Parallel judging: chunks of at least minJudgeChunk sockets, at most maxJudgeChunks of them.
+const (
+	minJudgeChunk  = 2048
+	maxJudgeChunks = 8
+)
+
+// judgeChunk judges sockets in order; byKey indexes svcs by protocol and port.
+func judgeChunk(svcs []policy.Service, byKey map[key][]int, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
 	findings := make([]Finding, 0, len(listeners))
 	tally := make([]svcTally, len(svcs))
 	hidden := false

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/bindguard/bindguard/internal/observed"
@@ -196,5 +197,57 @@ services:
 	}
 	if len(sc.labels) > len(procs) || len(sc.addrs) > len(addrs) {
 		t.Errorf("caches hold %d labels and %d addresses, want at most %d and %d", len(sc.labels), len(sc.addrs), len(procs), len(addrs))
+	}
+}
+
+// TestParallelJudgeMatchesSerial: an audit of many sockets is judged in parallel chunks; the
+// report must be the one judging them in one goroutine gives.
+func TestParallelJudgeMatchesSerial(t *testing.T) {
+	p, err := policy.Parse("t.yaml", []byte(`version: 1
+services:
+  - {name: redis, protocol: tcp, port: 6379, address: 127.0.0.1, access: localhost_only, process: redis-server}
+  - {name: web, protocol: tcp, port: 443, address: "::", access: public}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(14, 5))
+	var ls []observed.Listener
+	for i := range 3*minJudgeChunk + 17 {
+		a := netip.AddrFrom4([4]byte{127, 0, 0, byte(rng.IntN(3))})
+		if rng.IntN(5) == 0 {
+			a = netip.IPv4Unspecified()
+		}
+		port := uint16(1024 + rng.IntN(4000))
+		switch rng.IntN(10) {
+		case 0:
+			port = 6379
+		case 1:
+			port = 443
+		}
+		o := observed.Listener{Socket: observed.Socket{Protocol: observed.TCP, Family: observed.IPv4, Addr: a, Port: port, V6Only: observed.V6OnlyNA, Inode: uint64(i + 1)}, Netns: "host", Owner: observed.OwnerKnown,
+			Owners: []observed.Process{{PID: 100 + rng.IntN(50), Name: []string{"redis-server", "nginx", "x"}[rng.IntN(3)]}}}
+		if i == 2*minJudgeChunk+3 {
+			o.Owner, o.Owners = observed.OwnerHidden, nil // in the last chunk only
+		}
+		ls = append(ls, o)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	serial := Judge(p, ls)
+	runtime.GOMAXPROCS(4)
+	if n := min(runtime.GOMAXPROCS(0), maxJudgeChunks, len(ls)/minJudgeChunk); n < 2 {
+		t.Fatalf("%d chunks: the test does not judge in parallel", n)
+	}
+	parallel := Judge(p, ls)
+	if !reflect.DeepEqual(serial, parallel) {
+		t.Errorf("parallel judging differs: summary %+v score %d notes %q, serial %+v %d %q", parallel.Summary, parallel.Score, parallel.Notes, serial.Summary, serial.Score, serial.Notes)
+		for i := range serial.Findings {
+			if !reflect.DeepEqual(serial.Findings[i], parallel.Findings[i]) {
+				t.Fatalf("finding %d: %+v, serial %+v", i, parallel.Findings[i], serial.Findings[i])
+			}
+		}
+	}
+	if len(serial.Notes) == 0 {
+		t.Error("the hidden owner in the last chunk was not noted")
 	}
 }
