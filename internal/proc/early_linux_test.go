@@ -110,3 +110,36 @@ func TestEarlyOwnerScanDiscarded(t *testing.T) {
 		got()
 	}
 }
+
+// TestEarlyOwnerScanReadsOwnersDuringTheWalk: when the wanted sockets are known before the walk
+// ends, their owners are read during it, and Owners reports them exactly as a scan of its own.
+func TestEarlyOwnerScanReadsOwnersDuringTheWalk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load the BPF owner scan (run as root, as .ci/run does)")
+	}
+	ino := listenInode(t)
+	want := map[uint64]bool{ino: true}
+	defer StartOwnerScan(OwnerScanBPF)()
+	pendingScan.Lock()
+	e := pendingScan.e
+	pendingScan.Unlock()
+	e.want.Store(&want) // known from the start, as when the dump ends before the walk
+	<-e.done
+	if e.err != nil {
+		t.Fatal(e.err)
+	}
+	if d, ok := e.details[os.Getpid()]; !ok || d.gone || d.p.PID != os.Getpid() || d.mnt == "" {
+		t.Fatalf("this process was not read during the walk: %+v %v", d, ok)
+	}
+	got, err := (&Scanner{Scan: OwnerScanBPF}).Owners(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := (&Scanner{Scan: OwnerScanBPF}).Owners(want) // nothing pending: a scan of its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, r := got.Procs[os.Getpid()], ref.Procs[os.Getpid()]; g != r || len(got.ByInode[ino]) != len(ref.ByInode[ino]) {
+		t.Errorf("owner read during the walk %+v, by a scan of its own %+v", g, r)
+	}
+}

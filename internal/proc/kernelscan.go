@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bindguard/bindguard/internal/kernel"
+	"github.com/bindguard/bindguard/internal/observed"
 )
 
 // The kernel-side owner scan lives in internal/kernel (kernel.SocketFDs): a BPF task_file
@@ -65,7 +68,9 @@ func kernelSockets() ([]kernelRecord, error) {
 
 // An early owner scan (StartOwnerScan) runs the kernel part of the next /proc owner scan in
 // the background, so that loading the program (the kernel's BTF, relocation, the verifier)
-// and the walk overlap with reading the sockets instead of following it.
+// and the walk overlap with reading the sockets instead of following it. When Owners asks
+// (gives the wanted sockets) while the kernel still walks, the processes already seen holding
+// one are read from /proc meanwhile, by a few workers.
 type earlyScan struct {
 	scan OwnerScan
 	done chan struct{}
@@ -76,7 +81,90 @@ type earlyScan struct {
 	recs  []kernelRecord
 	err   error
 	sc    *kernel.SocketScanner
+
+	// want is the sockets Owners asks about, once it has; details are the processes read
+	// during the walk, by pid (complete when done is closed).
+	want    atomic.Pointer[map[uint64]bool]
+	mu      sync.Mutex
+	details map[int]procDetails
 }
+
+// procDetails is what collect reads about one process.
+type procDetails struct {
+	p    observed.Process
+	gone bool
+	mnt  string // its mount namespace link
+}
+
+// readDetails reads what collect needs about pid.
+func (s *Scanner) readDetails(pid int, r *procReader) procDetails {
+	var d procDetails
+	d.p, d.gone = s.readProcess(pid, r)
+	if !d.gone {
+		d.mnt = r.link(filepath.Join(s.root(), strconv.Itoa(pid), "ns", "mnt"))
+	}
+	return d
+}
+
+// walk runs the kernel scan, reading the wanted owners' details as their records arrive.
+func (e *earlyScan) walk() {
+	if e.sc, e.err = openKernelScanner(); e.err != nil {
+		return
+	}
+	var (
+		queue chan int
+		wg    sync.WaitGroup
+		next  int
+		seen  = map[uint32]bool{}
+	)
+	dispatch := func() {
+		want := e.want.Load()
+		if want == nil {
+			return
+		}
+		if queue == nil {
+			queue = make(chan int, earlyQueue)
+			e.details = map[int]procDetails{}
+			for range max(1, runtime.GOMAXPROCS(0)) {
+				wg.Go(func() {
+					s, r := &Scanner{}, newProcReader()
+					for pid := range queue {
+						d := s.readDetails(pid, r)
+						e.mu.Lock()
+						e.details[pid] = d
+						e.mu.Unlock()
+					}
+				})
+			}
+		}
+		for ; next < len(e.recs); next++ {
+			r := e.recs[next]
+			if (*want)[r.inode] && !seen[r.tgid] {
+				seen[r.tgid] = true
+				select {
+				case queue <- int(r.tgid):
+				default: // the queue is full: collect reads it
+				}
+			}
+		}
+	}
+	e.err = e.sc.ScanEach(func(batch []kernel.SocketFD) {
+		for _, f := range batch {
+			e.recs = append(e.recs, kernelRecord{tgid: f.PID, fd: f.FD, inode: f.Inode})
+		}
+		dispatch()
+	})
+	if queue != nil {
+		close(queue)
+		wg.Wait()
+	}
+	if e.err != nil {
+		e.recs, e.details = nil, nil
+	}
+}
+
+// earlyQueue bounds the processes waiting to be read during the walk.
+const earlyQueue = 4096
 
 // pendingScan is the early scan not yet taken by Owners; one at a time.
 var pendingScan struct {
@@ -108,9 +196,7 @@ func StartOwnerScan(scan OwnerScan) (discard func()) {
 			}
 		}
 		e.tried = true
-		if e.sc, e.err = openKernelScanner(); e.err == nil {
-			e.recs, e.err = kernelRecords(e.sc)
-		}
+		e.walk()
 	}()
 	pendingScan.Lock()
 	old := pendingScan.e
@@ -132,8 +218,9 @@ func StartOwnerScan(scan OwnerScan) (discard func()) {
 	}
 }
 
-// takeEarlyScan returns the pending early scan for scan, waiting for it, or nil.
-func takeEarlyScan(scan OwnerScan) *earlyScan {
+// takeEarlyScan returns the pending early scan for scan, once it is done, or nil. want is
+// what the caller will ask: processes holding those sockets are read while the walk goes on.
+func takeEarlyScan(scan OwnerScan, want map[uint64]bool) *earlyScan {
 	pendingScan.Lock()
 	e := pendingScan.e
 	if e != nil && e.scan == scan {
@@ -143,6 +230,7 @@ func takeEarlyScan(scan OwnerScan) *earlyScan {
 	}
 	pendingScan.Unlock()
 	if e != nil {
+		e.want.Store(&want)
 		<-e.done
 	}
 	return e
@@ -156,11 +244,12 @@ func (e *earlyScan) close() {
 	}
 }
 
-// records is the early scan's result for want: its walk when every wanted inode is in it, else
-// a second walk with the loaded program.
-func (e *earlyScan) records(want map[uint64]bool) ([]kernelRecord, error) {
+// records is the early scan's result for want: its walk when every wanted inode is in it, with
+// the details of the processes read during the walk; else a second walk with the loaded
+// program, and no details (the processes are read again after it).
+func (e *earlyScan) records(want map[uint64]bool) ([]kernelRecord, map[int]procDetails, error) {
 	if e.err != nil {
-		return nil, e.err
+		return nil, nil, e.err
 	}
 	seen := make(map[uint64]bool, len(want))
 	for _, r := range e.recs {
@@ -169,7 +258,8 @@ func (e *earlyScan) records(want map[uint64]bool) ([]kernelRecord, error) {
 		}
 	}
 	if len(seen) == len(want) {
-		return e.recs, nil
+		return e.recs, e.details, nil
 	}
-	return kernelRecords(e.sc)
+	recs, err := kernelRecords(e.sc)
+	return recs, nil, err
 }

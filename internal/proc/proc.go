@@ -145,18 +145,24 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 	if s.kernelMin > 0 {
 		kernelMin = s.kernelMin
 	}
-	var early *earlyScan
+	var (
+		early *earlyScan
+		read  map[int]procDetails // owners read during the early walk
+	)
 	if realProc && s.kernelScan == nil && s.kernelMin == 0 {
-		early = takeEarlyScan(scan)
+		early = takeEarlyScan(scan, want)
 	}
 	if early != nil && early.tried {
 		defer early.close()
-		kernelScan = func() ([]kernelRecord, error) { return early.records(want) }
+		kernelScan = func() (recs []kernelRecord, err error) {
+			recs, read, err = early.records(want)
+			return recs, err
+		}
 	}
 	if (early != nil && early.tried) || scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
 		recs, err := kernelScan()
 		if err == nil {
-			o := s.collect(kernelHolders(recs, want))
+			o := s.collect(kernelHolders(recs, want), read)
 			o.Scanned, o.Method = len(pids), OwnerScanBPF
 			return o, nil
 		}
@@ -165,7 +171,7 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 		}
 		kernelErr = err
 	}
-	o := s.collect(procfsHolders(root, pids, want, s.workers(len(pids))))
+	o := s.collect(procfsHolders(root, pids, want, s.workers(len(pids))), nil)
 	o.Method, o.KernelErr = OwnerScanProcfs, kernelErr
 	return o, nil
 }
@@ -235,8 +241,9 @@ func kernelHolders(recs []kernelRecord, want map[uint64]bool) []holders {
 	return res
 }
 
-// collect reads the processes that hold wanted sockets and builds the result.
-func (s *Scanner) collect(res []holders) *Owners {
+// collect reads the processes that hold wanted sockets and builds the result; read has the
+// processes already read.
+func (s *Scanner) collect(res []holders, read map[int]procDetails) *Owners {
 	names := s.newNamer()
 	var owning []int
 	for i := range res {
@@ -247,11 +254,18 @@ func (s *Scanner) collect(res []holders) *Owners {
 	procs := make([]observed.Process, len(owning))
 	gone := make([]bool, len(owning))
 	mnts := make([]string, len(owning))
-	parallelWith(len(owning), s.workers(len(owning)), newProcReader, func(i int, r *procReader) {
-		procs[i], gone[i] = s.readProcess(res[owning[i]].pid, r)
-		if !gone[i] {
-			mnts[i] = r.link(filepath.Join(s.root(), strconv.Itoa(procs[i].PID), "ns", "mnt"))
+	var unread []int // indexes into owning
+	for i, idx := range owning {
+		if d, ok := read[res[idx].pid]; ok {
+			procs[i], gone[i], mnts[i] = d.p, d.gone, d.mnt
+		} else {
+			unread = append(unread, i)
 		}
+	}
+	parallelWith(len(unread), s.workers(len(unread)), newProcReader, func(k int, r *procReader) {
+		i := unread[k]
+		d := s.readDetails(res[owning[i]].pid, r)
+		procs[i], gone[i], mnts[i] = d.p, d.gone, d.mnt
 	})
 
 	o := &Owners{ByInode: map[uint64][]int{}, Procs: map[int]observed.Process{}}
