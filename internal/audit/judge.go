@@ -50,13 +50,6 @@ func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
 func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 	spaces := namespacesOf(o)
 	byNS := listenersByNS(o.Listeners)
-	listensIn := map[key][]string{} // where each protocol and port listens, for missing's reason
-	for _, l := range o.Listeners {
-		k := key{policy.Protocol(l.Protocol), l.Port}
-		if ns := listensIn[k]; len(ns) == 0 || (ns[len(ns)-1] != l.Netns && !slices.Contains(ns, l.Netns)) {
-			listensIn[k] = append(ns, l.Netns)
-		}
-	}
 	r := &Report{Complete: len(o.Unseen) == 0, Unseen: o.Unseen}
 	used := map[string]bool{}
 	hidden := false
@@ -81,6 +74,21 @@ func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 		var h bool
 		j.findings, j.tally, h = judgeSockets(svcs, byNS[ns.Label])
 		hidden = hidden || h
+	}
+	// Where each declared protocol and port listens, for missing's reason (only declared
+	// services can be missing: the other ports are not kept).
+	listensIn := map[key][]string{}
+	for _, j := range judged {
+		for _, s := range j.svcs {
+			listensIn[key{s.Protocol, s.Port}] = nil
+		}
+	}
+	for _, l := range o.Listeners {
+		k := key{policy.Protocol(l.Protocol), l.Port}
+		ns, declared := listensIn[k]
+		if declared && (len(ns) == 0 || (ns[len(ns)-1] != l.Netns && !slices.Contains(ns, l.Netns))) {
+			listensIn[k] = append(ns, l.Netns)
+		}
 	}
 	groupTally := map[string][]svcTally{}
 	groupMembers := map[string][]string{}

@@ -125,7 +125,7 @@ func (e *earlyScan) walk() {
 		if queue == nil {
 			queue = make(chan int, earlyQueue)
 			e.details = map[int]procDetails{}
-			for range max(1, runtime.GOMAXPROCS(0)) {
+			for range max(1, runtime.GOMAXPROCS(0)-1) { // the walk, the critical path, keeps a CPU
 				wg.Go(func() {
 					s, r := &Scanner{}, newProcReader()
 					for pid := range queue {
