@@ -10,7 +10,8 @@
 # PIDNS=child runs the processes and every tool inside a pid namespace of their own with its own
 # /proc (unshare --pid --fork --mount-proc), as in a container; PIDNS=both runs host, then child.
 #
-# Prints the median wall time and peak RSS of each tool and the ratio to ss -tulnp. bindguard runs
+# Prints the median wall time and peak RSS of each tool and the ratio to ss -tulnp; the tools take
+# turns, one run each per round, RUNS rounds. bindguard runs
 # twice: as shipped (owner scan auto: the BPF iterator at this many processes) and with the
 # /proc scan forced. Needs root (network namespace, BPF), gcc, iproute2, net-tools, lsof and
 # GNU time (installed when missing).
@@ -36,33 +37,39 @@ echo "state ($PIDNS pid namespace): $N TCP listeners and $U UDP sockets over $P 
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-run_tool() { # name, command...
-  local name=$1; shift
-  local times=() rss=() lines
-  lines=$("${in_ns[@]}" "$@" 2>/dev/null | wc -l)
-  for _ in $(seq 1 "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$work/t" "${in_ns[@]}" "$@" >/dev/null 2>&1 || true
-    read -r s kb <"$work/t"
-    times+=("$s"); rss+=("$kb")
-  done
-  local t m
-  t=$(printf '%s\n' "${times[@]}" | median)
-  m=$(printf '%s\n' "${rss[@]}" | median)
-  printf '%s\t%s\t%s\t%s\n' "$name" "$t" "$m" "$lines" >>"$work/results"
+# The tools run in rounds, each once per round in turn, so that a change in the machine's load
+# during the run (other jobs on a shared VM) falls on every tool alike.
+names=("bindguard audit --format json" "  ... --owner-scan procfs" "  ... --owner-scan bpf" "ss -tulnp" "netstat -tulnp" "lsof -nP -i")
+tool() { # index, prefix...: runs the tool with the prefix (time, nsenter) before it
+  local i=$1; shift
+  case $i in
+    0) "$@" "$work/bindguard" audit --format json ;;
+    1) "$@" "$work/bindguard" audit --format json --owner-scan procfs ;;
+    2) "$@" "$work/bindguard" audit --format json --owner-scan bpf ;;
+    3) "$@" ss -tulnp ;;
+    4) "$@" netstat -tulnp ;;
+    5) "$@" lsof -nP -i ;;
+  esac
 }
 
 cd "$work" # no ./bindguard.yaml here: the audit uses the built-in catalogue
-run_tool "bindguard audit --format json" "$work/bindguard" audit --format json
-run_tool "  ... --owner-scan procfs" "$work/bindguard" audit --format json --owner-scan procfs
-run_tool "  ... --owner-scan bpf" "$work/bindguard" audit --format json --owner-scan bpf
 # every socket's owner must be found, in either pid namespace (the iterator's pids are the tools')
 for scan in auto procfs bpf; do
   owned=$("${in_ns[@]}" "$work/bindguard" audit --format json --owner-scan "$scan" 2>/dev/null | grep -c '"pid":' || true)
   echo "owners found with --owner-scan $scan: $owned of $((N + U)) sockets"
 done
-run_tool "ss -tulnp" ss -tulnp
-run_tool "netstat -tulnp" netstat -tulnp
-run_tool "lsof -nP -i" lsof -nP -i
+lines=()
+for t in "${!names[@]}"; do lines[t]=$(tool "$t" "${in_ns[@]}" 2>/dev/null | wc -l); done
+for _ in $(seq 1 "$RUNS"); do
+  for t in "${!names[@]}"; do
+    tool "$t" /usr/bin/time -f "%e %M" -o "$work/t" "${in_ns[@]}" >/dev/null 2>&1 || true
+    tail -n 1 "$work/t" >>"$work/times.$t" # GNU time puts "Command exited with non-zero status" first
+  done
+done
+for t in "${!names[@]}"; do
+  printf '%s\t%s\t%s\t%s\n' "${names[t]}" "$(awk '{print $1}' "$work/times.$t" | median)" \
+    "$(awk '{print $2}' "$work/times.$t" | median)" "${lines[t]}" >>"$work/results"
+done
 base=$(awk -F'\t' '$1=="ss -tulnp"{print $2}' "$work/results")
 echo
 printf '%-32s %10s %8s %12s %10s\n' tool "median s" "x ss" "peak RSS MiB" "out lines"

@@ -87,6 +87,7 @@ func (in *Incremental) set(k key, ls []observed.Listener) {
 		return
 	}
 	var g incGroup
+	sc := newScratch(ls)
 	for _, l := range ls {
 		pi := slices.IndexFunc(g.parts, func(p incPart) bool { return p.label == l.Netns })
 		if pi < 0 {
@@ -94,7 +95,7 @@ func (in *Incremental) set(k key, ls []observed.Listener) {
 			g.parts = append(g.parts, incPart{label: l.Netns})
 		}
 		part := &g.parts[pi]
-		f, svc := in.scope(l.Netns).judgeSocket(l)
+		f, svc := in.scope(l.Netns).judgeSocket(sc, l)
 		part.findings = append(part.findings, f)
 		part.hidden = part.hidden || l.Owner == observed.OwnerHidden
 		if svc >= 0 {

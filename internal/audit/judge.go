@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/policy"
@@ -46,20 +49,27 @@ func Judge(p *policy.Policy, listeners []observed.Listener) *Report {
 // audited).
 func JudgeObservation(p *policy.Policy, o observed.Observation) *Report {
 	spaces := namespacesOf(o)
-	byNS := map[string][]observed.Listener{}
-	listensIn := map[key][]string{} // where each protocol and port listens, for missing's reason
-	for _, l := range o.Listeners {
-		byNS[l.Netns] = append(byNS[l.Netns], l)
-		k := key{policy.Protocol(l.Protocol), l.Port}
-		if !slices.Contains(listensIn[k], l.Netns) {
-			listensIn[k] = append(listensIn[k], l.Netns)
-		}
-	}
+	byNS := listenersByNS(o.Listeners)
 	judged := make([]judgedNS, len(spaces))
 	for i, ns := range spaces {
 		j := &judged[i]
 		j.nsScope = scopeOf(p, ns)
 		j.findings, j.tally, j.hidden = judgeSockets(&j.nsScope, byNS[ns.Label])
+	}
+	// Where each declared protocol and port listens, for missing's reason (only declared
+	// services can be missing: the other ports are not kept).
+	listensIn := map[key][]string{}
+	for _, j := range judged {
+		for _, s := range j.svcs {
+			listensIn[key{s.Protocol, s.Port}] = nil
+		}
+	}
+	for _, l := range o.Listeners {
+		k := key{policy.Protocol(l.Protocol), l.Port}
+		ns, declared := listensIn[k]
+		if declared && (len(ns) == 0 || (ns[len(ns)-1] != l.Netns && !slices.Contains(ns, l.Netns))) {
+			listensIn[k] = append(ns, l.Netns)
+		}
 	}
 	return assemble(p, o, judged, listensIn)
 }
@@ -81,19 +91,20 @@ func scopeOf(p *policy.Policy, ns observed.Namespace) nsScope {
 		byKey: make(map[key][]int, len(svcs)),
 		group: "ns|" + ns.Label,
 	}
+	if name == policy.HostScope {
+		s.group = "host"
+	}
 	for i, svc := range svcs {
 		k := key{svc.Protocol, svc.Port}
 		s.byKey[k] = append(s.byKey[k], i)
-	}
-	if name == policy.HostScope {
-		s.group = "host"
 	}
 	return s
 }
 
 // assemble makes the report from its namespaces' judged sockets (in the order namespacesOf
-// gives them, each with its sockets' findings and tally): which namespace owes which services,
-// the missing ones, the scores, summaries, warnings and notes, the findings sorted.
+// gives them, each with its sockets' findings and tally) and where each declared protocol and
+// port listens: which namespace owes which services, the missing ones, the scores, summaries,
+// warnings and notes, the findings sorted.
 func assemble(p *policy.Policy, o observed.Observation, judged []judgedNS, listensIn map[key][]string) *Report {
 	r := &Report{Complete: len(o.Unseen) == 0, Unseen: o.Unseen}
 	used := map[string]bool{}
@@ -126,6 +137,7 @@ func assemble(p *policy.Policy, o observed.Observation, judged []judgedNS, liste
 		groupMembers[j.group] = append(groupMembers[j.group], j.nr.Label)
 	}
 	score := 100
+	total := 0
 	for i := range judged {
 		j := &judged[i]
 		tally := j.tally
@@ -133,7 +145,20 @@ func assemble(p *policy.Policy, o observed.Observation, judged []judgedNS, liste
 			tally = groupTally[j.group]
 		}
 		scoreNamespace(p, j, tally, groupMembers[j.group], listensIn)
-		r.Findings = append(r.Findings, j.findings...)
+		total += len(j.findings)
+	}
+	for i := range judged {
+		j := &judged[i]
+		switch {
+		case len(j.findings) == 0:
+		case len(judged) == 1:
+			r.Findings = j.findings
+		default:
+			if r.Findings == nil {
+				r.Findings = make([]Finding, 0, total)
+			}
+			r.Findings = append(r.Findings, j.findings...)
+		}
 		r.Summary.Valid += j.nr.Summary.Valid
 		r.Summary.Invalid += j.nr.Summary.Invalid
 		r.Summary.Missing += j.nr.Summary.Missing
@@ -157,6 +182,37 @@ func assemble(p *policy.Policy, o observed.Observation, judged []judgedNS, liste
 	}
 	sortFindings(r.Findings)
 	return r
+}
+
+// listenersByNS groups listeners by namespace label, in order; when they are all of one
+// namespace (the usual audit) that is the slice itself, not a copy.
+func listenersByNS(ls []observed.Listener) map[string][]observed.Listener {
+	byNS := map[string][]observed.Listener{}
+	if len(ls) == 0 {
+		return byNS
+	}
+	one := true
+	for _, l := range ls[1:] {
+		if l.Netns != ls[0].Netns {
+			one = false
+			break
+		}
+	}
+	if one {
+		byNS[ls[0].Netns] = ls
+		return byNS
+	}
+	count := map[string]int{}
+	for _, l := range ls {
+		count[l.Netns]++
+	}
+	for _, l := range ls {
+		if byNS[l.Netns] == nil {
+			byNS[l.Netns] = make([]observed.Listener, 0, count[l.Netns])
+		}
+		byNS[l.Netns] = append(byNS[l.Netns], l)
+	}
+	return byNS
 }
 
 // judgedNS is one namespace while it is judged.
@@ -200,14 +256,58 @@ func namespacesOf(o observed.Observation) []observed.Namespace {
 }
 
 // judgeSockets judges one namespace's sockets by its scope's services; it reports whether an
-// owner was hidden.
+// owner was hidden. Many sockets are judged in parallel chunks (each socket's finding depends
+// on it and the services alone), and the findings kept in the sockets' order.
 func judgeSockets(s *nsScope, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
+	chunks := min(runtime.GOMAXPROCS(0), maxJudgeChunks, max(1, len(listeners)/minJudgeChunk))
+	if chunks <= 1 {
+		return judgeChunk(s, listeners)
+	}
+	type part struct {
+		findings []Finding
+		tally    []svcTally
+		hidden   bool
+	}
+	parts := make([]part, chunks)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		lo, hi := c*len(listeners)/chunks, (c+1)*len(listeners)/chunks
+		wg.Go(func() {
+			p := &parts[c]
+			p.findings, p.tally, p.hidden = judgeChunk(s, listeners[lo:hi])
+		})
+	}
+	wg.Wait()
 	findings := make([]Finding, 0, len(listeners))
 	tally := make([]svcTally, len(s.svcs))
 	hidden := false
+	for _, p := range parts {
+		findings = append(findings, p.findings...)
+		for i, t := range p.tally {
+			tally[i].valid += t.valid
+			tally[i].invalid += t.invalid
+			tally[i].sockets += t.sockets
+		}
+		hidden = hidden || p.hidden
+	}
+	return findings, tally, hidden
+}
+
+// Parallel judging: chunks of at least minJudgeChunk sockets, at most maxJudgeChunks of them.
+const (
+	minJudgeChunk  = 2048
+	maxJudgeChunks = 8
+)
+
+// judgeChunk judges sockets in order.
+func judgeChunk(s *nsScope, listeners []observed.Listener) ([]Finding, []svcTally, bool) {
+	findings := make([]Finding, 0, len(listeners))
+	tally := make([]svcTally, len(s.svcs))
+	hidden := false
+	sc := newScratch(listeners)
 	for _, o := range listeners {
-		f, i := s.judgeSocket(o)
 		hidden = hidden || o.Owner == observed.OwnerHidden
+		f, i := s.judgeSocket(sc, o)
 		if i >= 0 {
 			tally[i].add(f.Status)
 		}
@@ -218,13 +318,13 @@ func judgeSockets(s *nsScope, listeners []observed.Listener) ([]Finding, []svcTa
 
 // judgeSocket judges one socket by the scope's services: its finding, and the index of the
 // service it was judged by (-1 when none has its protocol and port: unexpected).
-func (s *nsScope) judgeSocket(o observed.Listener) (Finding, int) {
+func (s *nsScope) judgeSocket(sc *scratch, o observed.Listener) (Finding, int) {
 	cands := s.byKey[key{policy.Protocol(o.Protocol), o.Port}]
 	if len(cands) == 0 {
-		return unexpected(o), -1
+		return sc.unexpected(o), -1
 	}
 	i := pick(s.svcs, cands, o.Addr)
-	return judge(s.svcs[i], o), i
+	return sc.judge(s.svcs[i], o), i
 }
 
 func (t *svcTally) add(st Status) {
@@ -234,6 +334,94 @@ func (t *svcTally) add(st Status) {
 	} else {
 		t.invalid++
 	}
+}
+
+// scratch is what judging one namespace's sockets shares across them, so that a finding costs
+// few allocations: its Actual, owner and v6only come from slabs sized for every socket, and
+// the strings many findings repeat (an address, an owner's label) are made once.
+type scratch struct {
+	actuals []Actual
+	procs   []observed.Process
+	bools   []bool
+	addrs   map[netip.Addr]string
+	labels  map[labelKey]string
+	sens    map[key]string // the sensitive catalogue entry's words of a protocol and port, "" when none
+	buf     []byte
+}
+
+// labelKey is what observed.Process.Label reads.
+type labelKey struct {
+	name, unit, container string
+	pid, containerPID     int
+}
+
+func newScratch(listeners []observed.Listener) *scratch {
+	n, owned := len(listeners), 0
+	for _, o := range listeners {
+		if o.Owner == observed.OwnerKnown && len(o.Owners) > 0 {
+			owned++
+		}
+	}
+	return &scratch{
+		actuals: make([]Actual, 0, n), procs: make([]observed.Process, 0, owned),
+		addrs: map[netip.Addr]string{}, labels: map[labelKey]string{}, sens: map[key]string{},
+	}
+}
+
+// actual returns a new Actual from the slab (a new slab when it is full: the Actuals handed
+// out stay where they are).
+func (sc *scratch) actual() *Actual {
+	if len(sc.actuals) == cap(sc.actuals) {
+		sc.actuals = make([]Actual, 0, max(16, cap(sc.actuals)))
+	}
+	sc.actuals = sc.actuals[:len(sc.actuals)+1]
+	return &sc.actuals[len(sc.actuals)-1]
+}
+
+func (sc *scratch) process(p observed.Process) *observed.Process {
+	if len(sc.procs) == cap(sc.procs) {
+		sc.procs = make([]observed.Process, 0, max(16, cap(sc.procs)))
+	}
+	sc.procs = append(sc.procs, p)
+	return &sc.procs[len(sc.procs)-1]
+}
+
+func (sc *scratch) bool(v bool) *bool {
+	if len(sc.bools) == cap(sc.bools) {
+		sc.bools = make([]bool, 0, max(64, 2*cap(sc.bools)))
+	}
+	sc.bools = append(sc.bools, v)
+	return &sc.bools[len(sc.bools)-1]
+}
+
+// addr is a.WithZone("").String(), made once per address.
+func (sc *scratch) addr(a netip.Addr) string {
+	s, ok := sc.addrs[a]
+	if !ok {
+		s = a.WithZone("").String()
+		sc.addrs[a] = s
+	}
+	return s
+}
+
+// label is p.Label(), made once per process.
+func (sc *scratch) label(p observed.Process) string {
+	k := labelKey{name: p.Name, unit: p.Unit, container: p.Container, pid: p.PID, containerPID: p.ContainerPID}
+	s, ok := sc.labels[k]
+	if !ok {
+		s = p.Label()
+		sc.labels[k] = s
+	}
+	return s
+}
+
+// appendWhere appends "OWNER listens on ADDR:PORT, EXPOSURE", the start of every socket's reason.
+func (sc *scratch) appendWhere(b []byte, o observed.Listener, exp Exposure) []byte {
+	b = sc.appendOwnerWords(b, o)
+	b = append(b, " listens on "...)
+	b = netip.AddrPortFrom(o.Addr.WithZone(""), o.Port).AppendTo(b)
+	b = append(b, ", "...)
+	return append(b, exp.words()...)
 }
 
 // scoreNamespace fills a namespace's services, missing findings, summary and score. tally is
@@ -305,13 +493,14 @@ func pick(svcs []policy.Service, cands []int, addr netip.Addr) int {
 }
 
 // judge returns the finding for a socket on a declared service's port.
-func judge(s policy.Service, o observed.Listener) Finding {
-	f := finding(o)
+func (sc *scratch) judge(s policy.Service, o observed.Listener) Finding {
+	f := sc.finding(o)
 	name := s.Name
 	f.Service = &name
 	f.Expected = expected(s)
 	exp := f.Actual.Exposure
-	where := fmt.Sprintf("%s listens on %s, %s", ownerWords(o), addrPort(o.Addr, o.Port), exp.words())
+	sc.buf = sc.appendWhere(sc.buf[:0], o, exp)
+	where := string(sc.buf)
 	loopbackOnly := s.Access.LoopbackOnly()
 
 	switch {
@@ -341,11 +530,14 @@ func judge(s policy.Service, o observed.Listener) Finding {
 	default:
 		f.Status = Valid
 		f.Severity = Info
-		f.Reason = fmt.Sprintf("%s, as the policy allows (%s)", where, s.Access)
+		b := append(sc.buf, ", as the policy allows ("...)
+		b = append(append(b, s.Access...), ')')
 		if s.Access.TakesAllow() && exp != ExposureLoopback {
 			// The audit sees where a socket binds, not the firewall in front of it.
-			f.Reason += "; that hosts outside its allow list cannot reach it is not verified (docs/audit.md: verifying reachability)"
+			b = append(b, "; that hosts outside its allow list cannot reach it is not verified (docs/audit.md: verifying reachability)"...)
 		}
+		sc.buf = b
+		f.Reason = string(b)
 	}
 	return f
 }
@@ -403,23 +595,42 @@ func ownedBy(owners []observed.Process, name string) bool {
 }
 
 // unexpected returns the finding for a socket no service declares.
-func unexpected(o observed.Listener) Finding {
-	f := finding(o)
+func (sc *scratch) unexpected(o observed.Listener) Finding {
+	f := sc.finding(o)
 	f.Status = Unexpected
 	exp := f.Actual.Exposure
-	reason := fmt.Sprintf("%s listens on %s, %s; no service in the policy declares %s port %d", ownerWords(o), addrPort(o.Addr, o.Port), exp.words(), o.Protocol, o.Port)
+	b := sc.appendWhere(sc.buf[:0], o, exp)
+	b = append(b, "; no service in the policy declares "...)
+	b = append(b, o.Protocol...)
+	b = append(b, " port "...)
+	b = strconv.AppendUint(b, uint64(o.Port), 10)
 	switch {
 	case exp == ExposureLoopback:
 		f.Severity = Low
 	default:
 		f.Severity = High
-		if e, ok := policy.LookupCatalogue(policy.Protocol(o.Protocol), o.Port); ok && e.Category.Sensitive() {
+		if words := sc.sensitive(policy.Protocol(o.Protocol), o.Port); words != "" {
 			f.Severity = Critical
-			reason += fmt.Sprintf("; %s port %d is %s (%s), which must not be reachable from outside", o.Protocol, o.Port, e.Name, e.Category)
+			b = append(b, words...)
 		}
 	}
-	f.Reason = reason
+	sc.buf = b
+	f.Reason = string(b)
 	return f
+}
+
+// sensitive returns what an unexpected socket's reason adds when the catalogue names its
+// protocol and port as a sensitive service ("" when it does not), looked up once per port.
+func (sc *scratch) sensitive(proto policy.Protocol, port uint16) string {
+	k := key{proto, port}
+	words, ok := sc.sens[k]
+	if !ok {
+		if e, found := policy.LookupCatalogue(proto, port); found && e.Category.Sensitive() {
+			words = fmt.Sprintf("; %s port %d is %s (%s), which must not be reachable from outside", proto, port, e.Name, e.Category)
+		}
+		sc.sens[k] = words
+	}
+	return words
 }
 
 // missing returns the finding for a declared service nothing listens for in the namespaces
@@ -456,19 +667,18 @@ func nsWords(label string) string {
 }
 
 // finding fills the parts every socket finding shares.
-func finding(o observed.Listener) Finding {
-	a := &Actual{
-		Address: o.Addr.WithZone("").String(), Port: o.Port, Family: o.Family,
+func (sc *scratch) finding(o observed.Listener) Finding {
+	a := sc.actual()
+	*a = Actual{
+		Address: sc.addr(o.Addr), Port: o.Port, Family: o.Family,
 		Exposure: ExposureOf(o.Addr, o.V6Only), Netns: o.Netns,
 	}
 	switch o.V6Only {
 	case observed.V6OnlyYes, observed.V6OnlyNo:
-		v := o.V6Only == observed.V6OnlyYes
-		a.V6Only = &v
+		a.V6Only = sc.bool(o.V6Only == observed.V6OnlyYes)
 	}
 	if o.Owner == observed.OwnerKnown && len(o.Owners) > 0 {
-		p := o.Owners[0]
-		a.Process = &p
+		a.Process = sc.process(o.Owners[0])
 	}
 	return Finding{Protocol: policy.Protocol(o.Protocol), Actual: a}
 }
@@ -477,32 +687,37 @@ func expected(s policy.Service) *Expected {
 	return &Expected{Port: s.Port, Access: s.Access, Address: s.PermittedAddresses()}
 }
 
-// ownerWords names who holds a socket ("nginx (pid 900, unit nginx.service) and 3 more"), or
-// says why that is unknown.
-func ownerWords(o observed.Listener) string {
+// appendOwnerWords appends who holds a socket ("nginx (pid 900, unit nginx.service) and 3
+// more"), or why that is unknown.
+func (sc *scratch) appendOwnerWords(b []byte, o observed.Listener) []byte {
 	switch o.Owner {
 	case observed.OwnerKnown:
 		if len(o.Owners) > 0 {
+			b = append(b, sc.label(o.Owners[0])...)
 			// One process may hold a socket in several descriptors (or threads): count
 			// processes, not entries.
-			s := o.Owners[0].Label()
+			if len(o.Owners) == 1 {
+				return b
+			}
 			pids := map[int]bool{o.Owners[0].PID: true}
 			for _, p := range o.Owners[1:] {
 				pids[p.PID] = true
 			}
 			if n := len(pids) - 1; n > 0 {
-				s += fmt.Sprintf(" and %d more", n)
+				b = append(b, " and "...)
+				b = strconv.AppendInt(b, int64(n), 10)
+				b = append(b, " more"...)
 			}
-			return s
+			return b
 		}
 	case observed.OwnerHidden:
-		return "a process whose files bindguard may not read (owner hidden)"
+		return append(b, "a process whose files bindguard may not read (owner hidden)"...)
 	case observed.OwnerKernel:
-		return "the kernel"
+		return append(b, "the kernel"...)
 	case observed.OwnerUnknown:
-		return "an unknown owner (its /proc/net line has no readable inode)"
+		return append(b, "an unknown owner (its /proc/net line has no readable inode)"...)
 	}
-	return "a process not visible here (another PID namespace, or it has just closed the socket)"
+	return append(b, "a process not visible here (another PID namespace, or it has just closed the socket)"...)
 }
 
 func declWords(s policy.Service) string {

@@ -63,22 +63,38 @@ func NewSocketScanner() (*SocketScanner, error) {
 // Scan walks every open file of every process visible in the caller's pid namespace and
 // returns the sockets (see SocketFDs).
 func (s *SocketScanner) Scan() ([]SocketFD, error) {
+	var recs []SocketFD
+	err := s.ScanEach(func(batch []SocketFD) { recs = append(recs, batch...) })
+	if err != nil {
+		return nil, err
+	}
+	if recs == nil {
+		recs = []SocketFD{}
+	}
+	return recs, nil
+}
+
+// ScanEach is Scan handing over the sockets in batches as the kernel's walk produces them
+// (in process order), so that a caller can work on the first processes while the kernel walks
+// the rest. A batch is valid only during the call. When ScanEach fails, the batches handed
+// over so far are not the complete scan and must be discarded.
+func (s *SocketScanner) ScanEach(fn func(batch []SocketFD)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.objs.BindguardSocks == nil {
-		return nil, fmt.Errorf("%w: scanner closed", ErrSocketScan)
+		return fmt.Errorf("%w: scanner closed", ErrSocketScan)
 	}
 	it, err := link.AttachIter(link.IterOptions{Program: s.objs.BindguardSocks})
 	if err != nil {
-		return nil, fmt.Errorf("%w: attach task_file iterator: %w", ErrSocketScan, explain(err))
+		return fmt.Errorf("%w: attach task_file iterator: %w", ErrSocketScan, explain(err))
 	}
 	defer func() { _ = it.Close() }()
 	rd, err := it.Open()
 	if err != nil {
-		return nil, fmt.Errorf("%w: open task_file iterator: %w", ErrSocketScan, err)
+		return fmt.Errorf("%w: open task_file iterator: %w", ErrSocketScan, err)
 	}
 	defer func() { _ = rd.Close() }()
-	return decodeSocketFDs(rd, os.Getpid())
+	return decodeSocketFDsEach(rd, os.Getpid(), fn)
 }
 
 // Close frees the program; Scan fails afterwards.
@@ -94,34 +110,69 @@ func (s *SocketScanner) Close() error {
 // header carries the reader's pid as the program computed it; it must be os.Getpid(), or the
 // program's pid namespace logic does not hold on this kernel and the pids cannot be trusted.
 func decodeSocketFDs(r io.Reader, self int) ([]SocketFD, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read task_file iterator: %w", ErrSocketScan, err)
+	var recs []SocketFD
+	if err := decodeSocketFDsEach(r, self, func(b []SocketFD) { recs = append(recs, b...) }); err != nil {
+		return nil, err
 	}
-	if len(data)%socketRecordSize != 0 {
-		return nil, fmt.Errorf("%w: iterator output of %d bytes is not whole records", ErrSocketScan, len(data))
-	}
-	recs := make([]SocketFD, 0, len(data)/socketRecordSize)
-	header := false
-	for off := 0; off < len(data); off += socketRecordSize {
-		r := SocketFD{
-			PID:   binary.NativeEndian.Uint32(data[off:]),
-			FD:    binary.NativeEndian.Uint32(data[off+4:]),
-			Inode: binary.NativeEndian.Uint64(data[off+8:]),
-		}
-		if r.FD == headerFD {
-			if int64(r.PID) != int64(self) {
-				return nil, fmt.Errorf("%w: the iterator numbers this process %d, getpid %d", ErrSocketScan, r.PID, self)
-			}
-			header = true
-			continue
-		}
-		recs = append(recs, r)
-	}
-	if !header {
-		return nil, fmt.Errorf("%w: iterator wrote no header", ErrSocketScan)
+	if recs == nil {
+		recs = []SocketFD{}
 	}
 	return recs, nil
+}
+
+// iterReadSize is what one read(2) of the iterator asks for: the kernel hands over its seq
+// buffer (8 pages) at a time.
+const iterReadSize = 64 << 10
+
+// decodeSocketFDsEach is decodeSocketFDs handing each read's records to fn, after the header
+// has been checked.
+func decodeSocketFDsEach(r io.Reader, self int, fn func([]SocketFD)) error {
+	buf := make([]byte, iterReadSize)
+	var batch []SocketFD
+	have, total := 0, 0 // bytes in buf not yet decoded; bytes read
+	header := false
+	for {
+		n, err := r.Read(buf[have:])
+		have += n
+		total += n
+		whole := have - have%socketRecordSize
+		batch = batch[:0]
+		for off := 0; off < whole; off += socketRecordSize {
+			rec := SocketFD{
+				PID:   binary.NativeEndian.Uint32(buf[off:]),
+				FD:    binary.NativeEndian.Uint32(buf[off+4:]),
+				Inode: binary.NativeEndian.Uint64(buf[off+8:]),
+			}
+			if rec.FD == headerFD {
+				if int64(rec.PID) != int64(self) {
+					return fmt.Errorf("%w: the iterator numbers this process %d, getpid %d", ErrSocketScan, rec.PID, self)
+				}
+				header = true
+				continue
+			}
+			if !header {
+				return fmt.Errorf("%w: iterator wrote no header", ErrSocketScan)
+			}
+			batch = append(batch, rec)
+		}
+		if len(batch) > 0 {
+			fn(batch)
+		}
+		have = copy(buf, buf[whole:have])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: read task_file iterator: %w", ErrSocketScan, err)
+		}
+	}
+	if have != 0 {
+		return fmt.Errorf("%w: iterator output of %d bytes is not whole records", ErrSocketScan, total)
+	}
+	if !header {
+		return fmt.Errorf("%w: iterator wrote no header", ErrSocketScan)
+	}
+	return nil
 }
 
 // kernelTypes holds the running kernel's BTF once parsed (about 15 ms of CPU), for every load

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,11 +36,20 @@ func TestDecodeSocketFDs(t *testing.T) {
 	if want := []SocketFD{{7, 3, 1001}, {8, 10, 1002}}; !slices.Equal(recs, want) {
 		t.Errorf("records %+v, want %+v", recs, want)
 	}
+	// Read a byte at a time, records arrive torn across reads: the same records, in order.
+	var streamed []SocketFD
+	if err := decodeSocketFDsEach(iotest.OneByteReader(bytes.NewReader(good)), 42, func(b []SocketFD) { streamed = append(streamed, b...) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []SocketFD{{7, 3, 1001}, {8, 10, 1002}}; !slices.Equal(streamed, want) {
+		t.Errorf("streamed records %+v, want %+v", streamed, want)
+	}
 	for _, tc := range []struct {
 		name, data string
 		self       int
 		want       string
 	}{
+		{"a record before the header", string(bytes.Join([][]byte{record(7, 3, 1001), record(42, headerFD, 0)}, nil)), 42, "no header"},
 		{"header is another pid", string(good), 43, "numbers this process 42, getpid 43"},
 		{"no header", string(record(7, 3, 1001)), 42, "no header"},
 		{"torn record", string(good[:20]), 42, "not whole records"},

@@ -22,5 +22,10 @@ func (*SocketScanner) Scan() ([]SocketFD, error) {
 	return nil, fmt.Errorf("%w: BPF needs Linux", ErrSocketScan)
 }
 
+// ScanEach fails: BPF needs Linux.
+func (*SocketScanner) ScanEach(func([]SocketFD)) error {
+	return fmt.Errorf("%w: BPF needs Linux", ErrSocketScan)
+}
+
 // Close does nothing on this system.
 func (*SocketScanner) Close() error { return nil }

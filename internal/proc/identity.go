@@ -21,12 +21,15 @@ type status struct {
 // parseStatus reads the Uid:, Gid: and NSpid: lines of /proc/PID/status.
 func parseStatus(b []byte) status {
 	st := status{uid: -1, gid: -1}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Bytes()
+	for line := range bytes.Lines(b) {
 		key, rest, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
+		}
+		switch string(key) {
+		case "Uid", "Gid", "NSpid":
+		default:
+			continue // the other lines are not split into fields
 		}
 		f := bytes.Fields(rest)
 		if len(f) == 0 {

@@ -44,6 +44,9 @@ type Owners struct {
 	// KernelErr, when OwnerScanAuto tried the kernel scan and fell back to /proc, says why the
 	// kernel scan could not run.
 	KernelErr error
+
+	mu   sync.Mutex
+	slab []observed.Process // what All hands out
 }
 
 // Owner returns the lowest-numbered process holding inode (for a forking server, usually the
@@ -56,14 +59,21 @@ func (o *Owners) Owner(inode uint64) (observed.Process, bool) {
 	return o.Procs[pids[0]], true
 }
 
-// All returns every process holding inode, by pid.
+// All returns every process holding inode, by pid. Each call returns a slice of its own.
 func (o *Owners) All(inode uint64) []observed.Process {
 	pids := o.ByInode[inode]
-	out := make([]observed.Process, 0, len(pids))
-	for _, pid := range pids {
-		out = append(out, o.Procs[pid])
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	// Carved from a slab (an audit asks for every socket's owners: one allocation per
+	// socket otherwise); the capacity is cut, so an append copies instead of overwriting.
+	if cap(o.slab)-len(o.slab) < len(pids) {
+		o.slab = make([]observed.Process, 0, max(256, len(pids)))
 	}
-	return out
+	start := len(o.slab)
+	for _, pid := range pids {
+		o.slab = append(o.slab, o.Procs[pid])
+	}
+	return o.slab[start:len(o.slab):len(o.slab)]
 }
 
 // Scanner scans a /proc tree.
@@ -135,10 +145,24 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 	if s.kernelMin > 0 {
 		kernelMin = s.kernelMin
 	}
-	if scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
+	var (
+		early *earlyScan
+		read  map[int]procDetails // owners read during the early walk
+	)
+	if realProc && s.kernelScan == nil && s.kernelMin == 0 {
+		early = takeEarlyScan(scan, want)
+	}
+	if early != nil && early.tried {
+		defer early.close()
+		kernelScan = func() (recs []kernelRecord, err error) {
+			recs, read, err = early.records(want)
+			return recs, err
+		}
+	}
+	if (early != nil && early.tried) || scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
 		recs, err := kernelScan()
 		if err == nil {
-			o := s.collect(kernelHolders(recs, want))
+			o := s.collect(kernelHolders(recs, want), read)
 			o.Scanned, o.Method = len(pids), OwnerScanBPF
 			return o, nil
 		}
@@ -147,7 +171,7 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 		}
 		kernelErr = err
 	}
-	o := s.collect(procfsHolders(root, pids, want, s.workers(len(pids))))
+	o := s.collect(procfsHolders(root, pids, want, s.workers(len(pids))), nil)
 	o.Method, o.KernelErr = OwnerScanProcfs, kernelErr
 	return o, nil
 }
@@ -170,12 +194,17 @@ type holders struct {
 
 // parallel runs fn(i) for i in [0, n) on workers goroutines, each with its own 64-byte buffer.
 func parallel(n, workers int, fn func(i int, buf []byte)) {
+	parallelWith(n, workers, func() []byte { return make([]byte, 64) }, fn)
+}
+
+// parallelWith runs fn(i, w) for i in [0, n) on workers goroutines, each with its own w.
+func parallelWith[W any](n, workers int, newW func() W, fn func(i int, w W)) {
 	next, wg := make(chan int, workers), sync.WaitGroup{}
 	for range workers {
 		wg.Go(func() {
-			buf := make([]byte, 64)
+			w := newW()
 			for i := range next {
-				fn(i, buf)
+				fn(i, w)
 			}
 		})
 	}
@@ -212,8 +241,9 @@ func kernelHolders(recs []kernelRecord, want map[uint64]bool) []holders {
 	return res
 }
 
-// collect reads the processes that hold wanted sockets and builds the result.
-func (s *Scanner) collect(res []holders) *Owners {
+// collect reads the processes that hold wanted sockets and builds the result; read has the
+// processes already read.
+func (s *Scanner) collect(res []holders, read map[int]procDetails) *Owners {
 	names := s.newNamer()
 	var owning []int
 	for i := range res {
@@ -223,8 +253,19 @@ func (s *Scanner) collect(res []holders) *Owners {
 	}
 	procs := make([]observed.Process, len(owning))
 	gone := make([]bool, len(owning))
-	parallel(len(owning), s.workers(len(owning)), func(i int, _ []byte) {
-		procs[i], gone[i] = s.readProcess(res[owning[i]].pid)
+	mnts := make([]string, len(owning))
+	var unread []int // indexes into owning
+	for i, idx := range owning {
+		if d, ok := read[res[idx].pid]; ok {
+			procs[i], gone[i], mnts[i] = d.p, d.gone, d.mnt
+		} else {
+			unread = append(unread, i)
+		}
+	}
+	parallelWith(len(unread), s.workers(len(unread)), newProcReader, func(k int, r *procReader) {
+		i := unread[k]
+		d := s.readDetails(res[owning[i]].pid, r)
+		procs[i], gone[i], mnts[i] = d.p, d.gone, d.mnt
 	})
 
 	o := &Owners{ByInode: map[uint64][]int{}, Procs: map[int]observed.Process{}}
@@ -246,7 +287,7 @@ func (s *Scanner) collect(res []holders) *Owners {
 		}
 		// Names are looked up here, in one goroutine, through the caches.
 		p := procs[i]
-		names.name(&p)
+		names.nameIn(&p, mnts[i])
 		o.Procs[r.pid] = p
 	}
 	for _, v := range o.ByInode {
@@ -291,30 +332,85 @@ func bracketNumber(link []byte, prefix string) (uint64, bool) {
 // maxSmallFile bounds the /proc files read for a process (comm, status, cgroup).
 const maxSmallFile = cgroup.MaxFile
 
+// procReader is one worker's buffers for readProcess, and its cache of parsed cgroup files:
+// the processes of one service, or of one container, share the same file.
+type procReader struct {
+	file, name []byte
+	cgroups    map[string]cgroupInfo
+}
+
+type cgroupInfo struct{ unit, container string }
+
+func newProcReader() *procReader {
+	return &procReader{file: make([]byte, 0, 4096), name: make([]byte, 0, 256), cgroups: map[string]cgroupInfo{}}
+}
+
+// read reads a small /proc file into the reader's buffer; the result is valid until the next read.
+func (r *procReader) read(path string) ([]byte, error) {
+	b, err := readSmallInto(path, r.file[:0])
+	if cap(b) > cap(r.file) {
+		r.file = b[:0]
+	}
+	return b, err
+}
+
+// link reads a symbolic link; "" when it cannot.
+func (r *procReader) link(path string) string {
+	s, _ := r.readlink(path)
+	return s
+}
+
+func (r *procReader) readlink(path string) (string, error) {
+	buf := r.name[:cap(r.name)]
+	n, err := readlinkInto(path, buf)
+	if err != nil {
+		return "", err
+	}
+	if n >= len(buf) { // perhaps truncated: let os.Readlink size it
+		return os.Readlink(path)
+	}
+	return string(buf[:n]), nil
+}
+
+// cgroup parses a cgroup file, once per distinct content.
+func (r *procReader) cgroup(b []byte) (unit, container string) {
+	if c, ok := r.cgroups[string(b)]; ok {
+		return c.unit, c.container
+	}
+	unit, container = cgroup.Parse(b)
+	if len(r.cgroups) < maxCachedCgroups {
+		r.cgroups[string(b)] = cgroupInfo{unit, container}
+	}
+	return unit, container
+}
+
+// maxCachedCgroups bounds a worker's cgroup cache.
+const maxCachedCgroups = 1024
+
 // readProcess reads what can be read about pid; missing pieces stay empty. gone says the
 // process no longer exists.
-func (s *Scanner) readProcess(pid int) (p observed.Process, gone bool) {
+func (s *Scanner) readProcess(pid int, r *procReader) (p observed.Process, gone bool) {
 	dir := filepath.Join(s.root(), strconv.Itoa(pid))
 	p = observed.Process{PID: pid, UID: -1, GID: -1}
-	b, err := readSmall(filepath.Join(dir, "comm"))
+	b, err := r.read(filepath.Join(dir, "comm"))
 	switch {
 	case err == nil:
 		p.Name = cgroup.Sanitize(strings.TrimSuffix(string(b), "\n"))
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH):
 		return p, true
 	}
-	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
+	if exe, err := r.readlink(filepath.Join(dir, "exe")); err == nil {
 		p.Exe = cgroup.Sanitize(strings.TrimSuffix(exe, " (deleted)"))
 	}
-	if b, err := readSmall(filepath.Join(dir, "status")); err == nil {
+	if b, err := r.read(filepath.Join(dir, "status")); err == nil {
 		st := parseStatus(b)
 		p.UID, p.GID = st.uid, st.gid
 		if st.nspid != 0 && st.nspid != pid {
 			p.ContainerPID = st.nspid
 		}
 	}
-	if b, err := readSmall(filepath.Join(dir, "cgroup")); err == nil {
-		p.Unit, p.Container = cgroup.Parse(b)
+	if b, err := r.read(filepath.Join(dir, "cgroup")); err == nil {
+		p.Unit, p.Container = r.cgroup(b)
 	}
 	return p, false
 }

@@ -6,7 +6,7 @@ import "github.com/bindguard/bindguard/internal/observed"
 // container, and user and group names as the process's own root names them. ok is false when
 // the process no longer exists. The live event source uses it for the pid of a kernel event.
 func (s *Scanner) Process(pid int) (p observed.Process, ok bool) {
-	p, gone := s.readProcess(pid)
+	p, gone := s.readProcess(pid, newProcReader())
 	if gone {
 		return p, false
 	}

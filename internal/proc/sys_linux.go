@@ -70,18 +70,25 @@ func netnsInode(pidDir string, buf []byte) uint64 {
 
 // readSmall reads a small /proc file whole, with raw system calls: os.Open's poller
 // registration costs more than the read for files the kernel generates on open.
-func readSmall(path string) ([]byte, error) {
+func readSmall(path string) ([]byte, error) { return readSmallInto(path, make([]byte, 0, 512)) }
+
+// readSmallInto is readSmall into buf (from its start), grown when the file is larger, up to
+// maxSmallFile.
+func readSmallInto(path string, buf []byte) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer func() { _ = unix.Close(fd) }()
-	buf := make([]byte, 0, 512)
+	buf = buf[:0]
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 512)
+	}
 	for len(buf) < maxSmallFile {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(cap(buf), maxSmallFile-len(buf)))
 		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), maxSmallFile)])
 		if err == unix.EINTR {
 			continue
 		}
@@ -94,6 +101,16 @@ func readSmall(path string) ([]byte, error) {
 		buf = buf[:len(buf)+n]
 	}
 	return buf, nil
+}
+
+// readlinkInto reads a symbolic link into buf and returns its length (len(buf) or more: perhaps
+// truncated).
+func readlinkInto(path string, buf []byte) (int, error) {
+	n, err := unix.Readlink(path, buf)
+	if err != nil {
+		return 0, &fs.PathError{Op: "readlink", Path: path, Err: err}
+	}
+	return n, nil
 }
 
 // fileInode returns the namespace inode of a namespace file, failing when it is not one.

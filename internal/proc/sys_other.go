@@ -54,6 +54,19 @@ func readSmall(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, maxSmallFile))
 }
 
+// readSmallInto is readSmall; buf is not reused off Linux.
+func readSmallInto(path string, _ []byte) ([]byte, error) { return readSmall(path) }
+
+// readlinkInto reads a symbolic link into buf and returns its length (more than len(buf) when
+// it did not fit).
+func readlinkInto(path string, buf []byte) (int, error) {
+	link, err := os.Readlink(path)
+	if err != nil {
+		return 0, err
+	}
+	return max(copy(buf, link), len(link)), nil
+}
+
 // fileInode fails off Linux: there are no namespace files.
 func fileInode(path string) (uint64, error) {
 	return 0, &fs.PathError{Op: "stat", Path: path, Err: errNotLinux}

@@ -74,9 +74,15 @@ func (s *Scanner) newNamer() *namer {
 
 // name fills p's User, Group and ContainerUID.
 func (n *namer) name(p *observed.Process) {
+	mnt, _ := os.Readlink(filepath.Join(n.root, strconv.Itoa(p.PID), "ns", "mnt"))
+	n.nameIn(p, mnt)
+}
+
+// nameIn is name for a process whose mount namespace link ("mnt:[N]") has been read; "" when
+// it could not be.
+func (n *namer) nameIn(p *observed.Process, mnt string) {
 	dir := filepath.Join(n.root, strconv.Itoa(p.PID))
-	mnt, err := os.Readlink(filepath.Join(dir, "ns", "mnt"))
-	if err != nil || mnt == "" || mnt == n.self {
+	if mnt == "" || mnt == n.self {
 		if p.UID >= 0 {
 			p.User = n.users(p.UID)
 		}

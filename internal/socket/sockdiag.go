@@ -24,7 +24,17 @@ const (
 	ipprotoTCP      = 6  // IPPROTO_TCP
 	ipprotoUDP      = 17 // IPPROTO_UDP
 	netlinkSockDiag = 4  // NETLINK_SOCK_DIAG
+
+	nlaHdrLen   = 4      // sizeof(struct nlattr)
+	nlaTypeMask = 0x3fff // ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER)
+
+	// dumpBuffer is the receive buffer of a dump: the kernel sizes a dump's datagrams by the
+	// largest read it has seen, up to 32 KiB, so one read takes ~400 sockets, not the ~45 of a
+	// page (mdlayher/netlink otherwise peeks each datagram's size and allocates it).
+	dumpBuffer = 64 << 10
 )
+
+func nlaAlign(n int) int { return (n + 3) &^ 3 }
 
 // DiagRequest is one sock_diag dump request: a family, a protocol and the states to return.
 type DiagRequest struct {
@@ -107,25 +117,34 @@ func DecodeDiagMsg(b []byte, r DiagRequest) (observed.Socket, error) {
 	if len(b) == msgLen {
 		return s, nil
 	}
-	ad, err := netlink.NewAttributeDecoder(b[msgLen:])
-	if err != nil {
-		return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
-	}
-	for ad.Next() {
-		if ad.Type() != attrSKV6Only || r.Family != observed.IPv6 {
+	// The attributes (struct nlattr: u16 length, u16 type, payload padded to 4 bytes), walked
+	// in place: a decoder per message would be an allocation per socket.
+	for a := b[msgLen:]; len(a) > 0; {
+		if len(a) < nlaHdrLen {
+			return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: %d trailing bytes, want a %d-byte attribute header", len(a), nlaHdrLen)
+		}
+		n := int(binary.NativeEndian.Uint16(a[0:2]))
+		typ := binary.NativeEndian.Uint16(a[2:4]) & nlaTypeMask
+		if n == 0 { // an empty attribute, skipped as mdlayher/netlink's decoder skips it
+			a = a[nlaHdrLen:]
 			continue
 		}
-		if n := len(ad.Bytes()); n != 1 {
-			return observed.Socket{}, fmt.Errorf("inet_diag_msg: INET_DIAG_SKV6ONLY is %d bytes, want 1", n)
+		if n < nlaHdrLen || n > len(a) {
+			return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: attribute of length %d in %d bytes", n, len(a))
 		}
-		if ad.Uint8() != 0 {
+		payload := a[nlaHdrLen:n]
+		a = a[min(nlaAlign(n), len(a)):]
+		if typ != attrSKV6Only || r.Family != observed.IPv6 {
+			continue
+		}
+		if len(payload) != 1 {
+			return observed.Socket{}, fmt.Errorf("inet_diag_msg: INET_DIAG_SKV6ONLY is %d bytes, want 1", len(payload))
+		}
+		if payload[0] != 0 {
 			s.V6Only = observed.V6OnlyYes
 		} else {
 			s.V6Only = observed.V6OnlyNo
 		}
-	}
-	if err := ad.Err(); err != nil {
-		return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: %w", err)
 	}
 	return s, nil
 }
@@ -144,7 +163,7 @@ func (e *DiagError) Unwrap() error { return e.Err }
 // open namespace file (/proc/PID/ns/net, /run/netns/NAME), or 0 for the caller's namespace;
 // entering another namespace needs CAP_SYS_ADMIN. It fails off Linux.
 func Dial(netnsFD int) (*netlink.Conn, error) {
-	c, err := netlink.Dial(netlinkSockDiag, &netlink.Config{NetNS: netnsFD})
+	c, err := netlink.Dial(netlinkSockDiag, &netlink.Config{NetNS: netnsFD, MessageBufferSize: dumpBuffer})
 	if err != nil {
 		return nil, fmt.Errorf("sockdiag: open netlink socket: %w", err)
 	}
