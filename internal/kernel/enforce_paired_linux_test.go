@@ -71,6 +71,9 @@ func TestEnforcePairedBind(t *testing.T) {
 	if cfg.rounds < 10 || cfg.block < 64 {
 		t.Fatalf("BINDGUARD_PAIRED_ROUNDS must be >= 10 and BINDGUARD_PAIRED_BLOCK >= 64")
 	}
+	if cfg.cpu < 0 || cfg.cpu >= runtime.NumCPU() {
+		t.Fatalf("BINDGUARD_PAIRED_CPU=%d: not a CPU of this machine (0-%d)", cfg.cpu, runtime.NumCPU()-1)
+	}
 	allCases := map[string]pairedCase{
 		"allowed":    {name: "allowed", desc: "127.0.0.1:6379 (declared localhost_only)", addr: [4]byte{127, 0, 0, 1}, port: 6379},
 		"undeclared": {name: "undeclared", desc: "127.0.0.1:7000 (no rule, no guard)", addr: [4]byte{127, 0, 0, 1}, port: 7000},
