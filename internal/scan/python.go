@@ -23,6 +23,16 @@ type pyFile struct {
 	assigns map[*tsNode]map[string][]*tsNode
 	imports map[string]bool // top-level modules imported (flask, tornado, waitress...)
 	out     []Finding
+
+	// The flow across calls (python_flow.go): functions and classes by name, calls by callee
+	// text, argparse options by dest, and the element an unpack node stands for.
+	funcs     map[string][]*tsNode
+	classDefs map[string][]*tsNode
+	calls     map[string][]*tsNode
+	options   map[string][]pyOption
+	optCalls  []*tsNode
+	unpackIdx map[*tsNode]int
+	hops      []pyHop // the call sites a bind's host came through, in the order taken
 }
 
 func scanPython(name string, src []byte) ([]Finding, []Problem) {
@@ -32,7 +42,9 @@ func scanPython(name string, src []byte) ([]Finding, []Problem) {
 	}
 	root.link()
 	probs := syntaxProblems(name, root, "python")
-	p := &pyFile{name: name, src: src, root: root, assigns: map[*tsNode]map[string][]*tsNode{}, imports: map[string]bool{}}
+	p := &pyFile{name: name, src: src, root: root, assigns: map[*tsNode]map[string][]*tsNode{}, imports: map[string]bool{},
+		funcs: map[string][]*tsNode{}, classDefs: map[string][]*tsNode{}, calls: map[string][]*tsNode{},
+		options: map[string][]pyOption{}, unpackIdx: map[*tsNode]int{}}
 	p.index()
 	root.each(func(n *tsNode) {
 		if n.typ == "call" {
@@ -43,6 +55,7 @@ func scanPython(name string, src []byte) ([]Finding, []Problem) {
 	if isGunicornConf(name) {
 		p.gunicorn()
 	}
+	p.dropFlowedOptions()
 	if isTestPath(name, langPython) {
 		for i := range p.out {
 			p.out[i].Context = ContextTest
@@ -81,7 +94,13 @@ func (p *pyFile) scope(n *tsNode) *tsNode {
 }
 
 func (p *pyFile) index() {
+	defer func() {
+		for _, c := range p.optCalls {
+			p.option(c, c.get("function").get("attribute").line)
+		}
+	}()
 	p.root.each(func(n *tsNode) {
+		p.indexFlow(n)
 		switch n.typ {
 		case "assignment":
 			l, r := n.get("left"), n.get("right")
@@ -122,8 +141,7 @@ func (p *pyFile) index() {
 // lookup is the expression last assigned to name before use, in use's function (or its
 // parameter default), its class (for self.X and cls.X) or the module.
 func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
-	// The last assignment before the use; else (a module name assigned below the function
-	// that uses it) the first one.
+	// The last assignment before the use; else, after the parameters, the first one.
 	last := func(list []*tsNode) *tsNode {
 		var best *tsNode
 		for _, r := range list {
@@ -131,17 +149,23 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 				best = r
 			}
 		}
-		if best == nil && len(list) > 0 {
-			best = list[0]
-		}
 		return best
+	}
+	first := func(list []*tsNode) *tsNode {
+		if len(list) > 0 {
+			return list[0]
+		}
+		return nil
 	}
 	if rest, ok := strings.CutPrefix(name, "self."); ok || strings.HasPrefix(name, "cls.") {
 		if !ok {
 			rest = strings.TrimPrefix(name, "cls.")
 		}
 		if c := use.enclosing("class_definition"); c != nil {
-			if r := last(p.assigns[c][rest]); r != nil {
+			if r := last(p.assigns[c][rest]); r != nil || first(p.assigns[c][rest]) != nil {
+			if r == nil {
+				r = first(p.assigns[c][rest])
+			}
 				return r
 			}
 			// self.X = ... in any method of the class.
@@ -160,16 +184,23 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 			return r
 		}
 		if s.typ == "function_definition" {
-			for _, prm := range s.get("parameters").args() {
-				if (prm.typ == "default_parameter" || prm.typ == "typed_default_parameter") && prm.get("name").text(p.src) == name {
-					// A parameter whose default is None leaves the address to the caller
-					// (asyncio's start_server(host=None)): not static here.
-					if v := prm.get("value"); v != nil && v.typ != "none" {
-						return v
-					}
-					return nil
+			for i, prm := range s.get("parameters").args() {
+				if paramName(prm, p.src) != name {
+					continue
 				}
+				// A parameter with a default has it; one whose default is None (or with none)
+				// leaves the address to the caller (asyncio's start_server(host=None)): the
+				// argument of the function's one call site in the file, else not static.
+				if v := prm.get("value"); v != nil && v.typ != "none" {
+					return v
+				}
+				return p.callSiteArg(s, i, name)
 			}
+		}
+		// A name assigned only below its use (a module name assigned below the function that
+		// uses it, a loop-carried name): the first assignment.
+		if r := first(p.assigns[s][name]); r != nil {
+			return r
 		}
 		if s == p.root {
 			return nil
@@ -189,6 +220,11 @@ func (p *pyFile) deref(n *tsNode) *tsNode {
 		case "identifier", "attribute":
 			if r := p.lookup(n.text(p.src), n); r != nil {
 				n = r
+				continue
+			}
+		case synUnpack:
+			if e := p.element(n.kids[0], p.unpackIdx[n], 0); e != nil {
+				n = e
 				continue
 			}
 		}
@@ -231,10 +267,17 @@ func (p *pyFile) value(n *tsNode, depth int) tsValue {
 	case "identifier", "attribute":
 		r := p.lookup(n.text(p.src), n)
 		if r == nil {
+			if n.typ == "attribute" {
+				return p.optionValue(n, depth)
+			}
 			return tsValue{}
 		}
 		v := p.value(r, depth+1)
 		return v.from(p.name, r, n)
+	case synUnpack:
+		if e := p.element(n.kids[0], p.unpackIdx[n], 0); e != nil {
+			return p.value(e, depth+1)
+		}
 	case "boolean_operator":
 		if op := n.get("operator"); op != nil && op.text(p.src) == "or" {
 			l := p.value(n.get("left"), depth+1)
@@ -379,6 +422,7 @@ func (p *pyFile) call(n *tsNode) {
 	fnNode := n.get("function")
 	fn := fnNode.text(p.src)
 	name, obj := fn, ""
+	p.hops = p.hops[:0]
 	line := n.line
 	if fnNode != nil && fnNode.typ == "attribute" {
 		name = fnNode.get("attribute").text(p.src)
@@ -419,13 +463,16 @@ func (p *pyFile) call(n *tsNode) {
 		p.bind(line, kindPyServer, "tcp", kw["host"], "0.0.0.0", "0.0.0.0", kw["port"], 8080, "waitress serve")
 	case name == "bind" && len(pos) == 1 && len(kw) == 0:
 		p.sockBind(line, obj, pos[0])
-	case pyServerTuple[name] != "" && len(pos) > 0 && p.deref(pos[0]).typ == "tuple":
-		proto := pyServerTuple[name]
+	case len(pos) > 0 && p.serverProto(fnNode, name, 0) != "":
+		a, ok := p.addrOf(pos[0])
+		if !ok {
+			return
+		}
 		family := ""
 		if f := kw["family"]; f != nil {
 			family = f.text(p.src)
 		}
-		p.tuple(line, kindPyListen, proto, p.deref(pos[0]), family, name)
+		p.bindAddr(line, kindPyListen, p.serverProto(fnNode, name, 0), a, family, name)
 	case (name == "create_server" || name == "start_server" || name == "create_datagram_endpoint") && (argAt(pos, kw, 1, "host") != nil || argAt(pos, kw, 2, "port") != nil) && kw["sock"] == nil:
 		// asyncio: host None is every interface.
 		p.bindHosts(line, kindPyListen, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 0, "asyncio "+name)
@@ -466,10 +513,33 @@ func (p *pyFile) isHostLiteral(n *tsNode) bool {
 }
 
 // bind records a bind of host (absent: absent; "" or None: empty) and port (absent: def).
+// A host passed in by the one call of the enclosing function (python_flow.go) is reported at
+// that call, the outermost one when it went through several: the caller's call is the site.
 func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) {
-	if f, ok := evalBind(p.value, p.name, line, kind, proto, hostN, absent, empty, portN, def, subject); ok {
-		p.out = append(p.out, f)
+	var host, port *tsValue
+	if hostN != nil {
+		v := p.value(hostN, 0)
+		host = &v
 	}
+	site := p.outerHop()
+	if portN != nil {
+		n := len(p.hops)
+		v := p.value(portN, 0)
+		port = &v
+		p.hops = p.hops[:n]
+	}
+	f, ok := staticBind(p.name, line, kind, proto, host, absent, empty, port, def, subject)
+	if !ok {
+		return
+	}
+	if site != nil {
+		f.Line = site.line
+		if f.Origin == fmt.Sprintf("%s:%d", p.name, site.line) {
+			f.Origin = "" // the value is the call's own argument
+		}
+		f.Subject = fmt.Sprintf("%s at line %d, through this call", subject, line)
+	}
+	p.out = append(p.out, f)
 }
 
 // bindHosts is bind for APIs whose host may be a list of hosts.
@@ -486,8 +556,8 @@ func (p *pyFile) bindHosts(line int, kind string, hostN *tsNode, absent string, 
 // sockBind reads sock.bind((host, port)); the socket's family and type come from where the
 // receiver was created (socket.socket(AF_INET6, SOCK_DGRAM)), when that is in the file.
 func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
-	t := p.deref(arg)
-	if t == nil || t.typ != "tuple" {
+	a, ok := p.addrOf(arg)
+	if !ok {
 		return
 	}
 	proto, family := "tcp", ""
@@ -503,20 +573,7 @@ func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
 			family = txt
 		}
 	}
-	p.tuple(line, kindPyListen, proto, t, family, "socket bind")
-}
-
-// tuple reads an (host, port[, flowinfo, scope]) address: "" is every interface of the family.
-func (p *pyFile) tuple(line int, kind, proto string, t *tsNode, family, subject string) {
-	el := t.args()
-	if len(el) < 2 || len(el) > 4 {
-		return
-	}
-	empty := "0.0.0.0"
-	if len(el) == 4 || strings.Contains(family, "AF_INET6") {
-		empty = "::"
-	}
-	p.bind(line, kind, proto, el[0], empty, empty, el[1], 0, subject)
+	p.bindAddr(line, kindPyListen, proto, a, family, "socket bind")
 }
 
 // hostOptions are the command-line option names whose default is a listen address.
