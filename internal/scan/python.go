@@ -33,6 +33,7 @@ type pyFile struct {
 	optCalls  []*tsNode
 	unpackIdx map[*tsNode]int
 	hops      []pyHop // the call sites a bind's host came through, in the order taken
+	lookups   int     // lookups under way (bounds lookup's recursion through callerGiven)
 }
 
 func scanPython(name string, src []byte) ([]Finding, []Problem) {
@@ -140,16 +141,27 @@ func (p *pyFile) index() {
 
 // lookup is the expression last assigned to name before use, in use's function (or its
 // parameter default), its class (for self.X and cls.X) or the module.
+//
+// Values a caller gives are not static here: a method's parameters, defaults included (the
+// class's users pass them: twisted's Port(interface="")), an attribute a method assigns
+// (self.interface = interface shadows the class's interface = ""), and a parameter's value
+// normalised under a condition (if host == "": host = None) — unless the one call site of the
+// function in the file gives the argument (python_flow.go).
 func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
-	// The last assignment before the use; else, after the parameters, the first one.
-	last := func(list []*tsNode) *tsNode {
-		var best *tsNode
+	if p.lookups > 200 {
+		return nil // a chain of conditional assignments evaluated through each other
+	}
+	p.lookups++
+	defer func() { p.lookups-- }()
+	// The assignments before the use, in order.
+	before := func(list []*tsNode) []*tsNode {
+		var out []*tsNode
 		for _, r := range list {
 			if r.start < use.start {
-				best = r
+				out = append(out, r)
 			}
 		}
-		return best
+		return out
 	}
 	first := func(list []*tsNode) *tsNode {
 		if len(list) > 0 {
@@ -161,37 +173,47 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 		if !ok {
 			rest = strings.TrimPrefix(name, "cls.")
 		}
-		if c := use.enclosing("class_definition"); c != nil {
-			if r := last(p.assigns[c][rest]); r != nil || first(p.assigns[c][rest]) != nil {
-			if r == nil {
-				r = first(p.assigns[c][rest])
-			}
-				return r
-			}
-			// self.X = ... in any method of the class.
-			var found *tsNode
-			c.each(func(n *tsNode) {
-				if n.typ == "assignment" && n.get("left").text(p.src) == name && found == nil {
-					found = n.get("right")
-				}
-			})
-			return found
+		c := use.enclosing("class_definition")
+		if c == nil {
+			return nil
 		}
-		return nil
+		// self.X = ... in a method: the instance's attribute, over the class's.
+		var inMethods []*tsNode
+		c.each(func(n *tsNode) {
+			if n.typ == "assignment" && n.get("left").text(p.src) == name && n.get("right") != nil {
+				inMethods = append(inMethods, n.get("right"))
+			}
+		})
+		switch {
+		case len(inMethods) == 1:
+			return inMethods[0]
+		case len(inMethods) > 1:
+			return nil
+		}
+		if b := before(p.assigns[c][rest]); len(b) > 0 {
+			return b[len(b)-1]
+		}
+		return first(p.assigns[c][rest])
 	}
 	for s := p.scope(use); ; s = p.scope(s) {
-		if r := last(p.assigns[s][name]); r != nil {
+		if b := before(p.assigns[s][name]); len(b) > 0 {
+			r := b[len(b)-1]
+			if s.typ == "function_definition" && conditional(r, use, s) && p.callerGiven(b[:len(b)-1], s, name) {
+				return nil
+			}
 			return r
 		}
 		if s.typ == "function_definition" {
+			method := isMethod(s)
 			for i, prm := range s.get("parameters").args() {
 				if paramName(prm, p.src) != name {
 					continue
 				}
-				// A parameter with a default has it; one whose default is None (or with none)
-				// leaves the address to the caller (asyncio's start_server(host=None)): the
-				// argument of the function's one call site in the file, else not static.
-				if v := prm.get("value"); v != nil && v.typ != "none" {
+				// A function's parameter with a default has it (a method's is its callers');
+				// one whose default is None (or with none) leaves the address to the caller
+				// (asyncio's start_server(host=None)): the argument of the function's one call
+				// site in the file, else not static.
+				if v := prm.get("value"); v != nil && v.typ != "none" && !method {
 					return v
 				}
 				return p.callSiteArg(s, i, name)
@@ -206,6 +228,59 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 			return nil
 		}
 	}
+}
+
+// isMethod says whether a function is defined in a class body.
+func isMethod(fn *tsNode) bool {
+	b := fn.parent
+	if b != nil && b.typ == "decorated_definition" {
+		b = b.parent
+	}
+	return b != nil && b.typ == "block" && b.parent != nil && b.parent.typ == "class_definition"
+}
+
+// conditional says whether assignment r (in function s) runs only under a condition that does
+// not also hold the use: an if, elif or else branch, an except clause, a loop body.
+func conditional(r, use, s *tsNode) bool {
+	for a := r.parent; a != nil && a != s; a = a.parent {
+		switch a.typ {
+		case "if_statement", "elif_clause", "else_clause", "except_clause", "for_statement", "while_statement", "conditional_expression":
+			inside := false
+			for u := use.parent; u != nil; u = u.parent {
+				if u == a {
+					inside = true
+					break
+				}
+			}
+			if !inside {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// callerGiven says whether the value reaching before a conditional assignment (the previous
+// assignments prev, else the parameter) is the caller's: a parameter of s without a static
+// default, or unpacked from one.
+func (p *pyFile) callerGiven(prev []*tsNode, s *tsNode, name string) bool {
+	isParam := func(n string) bool {
+		for _, prm := range s.get("parameters").args() {
+			if paramName(prm, p.src) == n {
+				v := prm.get("value")
+				return v == nil || v.typ == "none" || isMethod(s)
+			}
+		}
+		return false
+	}
+	if len(prev) == 0 {
+		return isParam(name)
+	}
+	r := prev[len(prev)-1]
+	if r.typ == synUnpack {
+		r = r.kids[0]
+	}
+	return r.typ == "identifier" && isParam(r.text(p.src)) && p.lookup(r.text(p.src), r) == nil
 }
 
 // deref follows names to the expression they were assigned.
@@ -284,7 +359,24 @@ func (p *pyFile) value(n *tsNode, depth int) tsValue {
 			if l.truthy() {
 				return l
 			}
+			if !l.known && p.fromCaller(n.get("left")) {
+				// host or "": the caller's host, its default only when it passes none.
+				return tsValue{}
+			}
 			return p.value(n.get("right"), depth+1)
+		}
+	case "conditional_expression":
+		// "::" if ipv6 else "0.0.0.0": every interface either way is every interface (the
+		// else branch's); anything else depends on the condition.
+		if a := n.args(); len(a) == 3 {
+			x, y := p.value(a[0], depth+1), p.value(a[2], depth+1)
+			if x.known && y.known && !x.isNum && !y.isNum && !x.partial && !y.partial && !x.none && !y.none {
+				if _, _, wx := hostAddr(x.str, "0.0.0.0"); wx {
+					if _, _, wy := hostAddr(y.str, "0.0.0.0"); wy {
+						return y
+					}
+				}
+			}
 		}
 	case "call":
 		fn := n.get("function").text(p.src)
@@ -450,7 +542,7 @@ func (p *pyFile) call(n *tsNode) {
 			def = 5000
 		}
 		p.bind(line, kindPyServer, "tcp", kw["host"], "127.0.0.1", "127.0.0.1", kw["port"], def, "")
-	case (name == "run" || name == "run_server") && len(pos) > 0 && p.isHostLiteral(pos[0]):
+	case (name == "run" || name == "run_server") && len(pos) > 0 && p.isHostLiteral(pos[0]) && (len(pos) > 1 || kw["port"] != nil || p.imports["flask"]):
 		def := 0
 		if p.imports["flask"] {
 			def = 5000
@@ -481,6 +573,8 @@ func (p *pyFile) call(n *tsNode) {
 		if len(pos) >= 2 {
 			p.bind(line, kindPyListen, "tcp", pos[0], "0.0.0.0", "0.0.0.0", pos[1], 0, name)
 		}
+	case isServerClassName(name) && serverHostKw(kw) != nil:
+		p.serverKw(line, name, kw)
 	case name == "add_argument" || name == "option" || name == "add_option":
 		p.argDefault(line, pos, kw)
 	}
@@ -506,7 +600,7 @@ func (p *pyFile) tornadoListen(obj string, use, port *tsNode) bool {
 // isHostLiteral says whether an expression is statically an IP address, "localhost" or "".
 func (p *pyFile) isHostLiteral(n *tsNode) bool {
 	v := p.value(n, 0)
-	if !v.known || v.isNum || v.partial {
+	if !v.known || v.isNum || v.partial || v.none {
 		return false
 	}
 	return v.str == "" || v.str == "localhost" || net.ParseIP(strings.Trim(v.str, "[]")) != nil
@@ -698,4 +792,76 @@ func isTestPath(name string, l tsLang) bool {
 		return strings.HasPrefix(b, "test_") || strings.HasSuffix(b, "_test.py") || b == "conftest.py"
 	}
 	return strings.Contains(b, ".test.") || strings.Contains(b, ".spec.")
+}
+
+// serverHostKeys are the keywords that name a server class's listen host.
+var serverHostKeys = []string{"host", "address", "hostname", "interface", "bind_address", "listen_address",
+	"bind_host", "listen_host", "bind_addr", "listen_addr"}
+
+func serverHostKw(kw map[string]*tsNode) *tsNode {
+	for _, k := range serverHostKeys {
+		if v := kw[k]; v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// isServerClassName: a class-like name (capitalised) ending in Server: DNSServer,
+// UDPRegistryServer.
+func isServerClassName(name string) bool {
+	return len(name) > len("Server") && name[0] >= 'A' && name[0] <= 'Z' && strings.HasSuffix(name, "Server")
+}
+
+// serverKw reads XServer(..., host=H, port=P) for a server class the scanner does not know
+// (dnslib's DNSServer(resolver, address="", port=53), rpyc's UDPRegistryServer(host="0.0.0.0")):
+// "" is every IPv4 interface, as socketserver means it; None is the library's own default,
+// unknown here, so no finding. A name with UDP or Datagram, or a DNS server not given tcp=True,
+// is UDP.
+func (p *pyFile) serverKw(line int, name string, kw map[string]*tsNode) {
+	h := serverHostKw(kw)
+	if v := p.value(h, 0); !v.known || v.none {
+		return
+	}
+	proto := "tcp"
+	if strings.Contains(name, "UDP") || strings.Contains(name, "Udp") || strings.Contains(name, "Datagram") {
+		proto = "udp"
+	}
+	if strings.HasPrefix(name, "DNS") {
+		proto = "udp"
+		if t := kw["tcp"]; t != nil && t.text(p.src) == "True" {
+			proto = "tcp"
+		}
+	}
+	p.bind(line, kindPyListen, proto, h, "0.0.0.0", "0.0.0.0", kw["port"], 0, name)
+}
+
+// fromCaller says whether an expression is what the caller of the enclosing function passed:
+// a parameter (or an item or attribute of one) that is not static here.
+func (p *pyFile) fromCaller(n *tsNode) bool {
+	for i := 0; n != nil && i < 10; i++ {
+		switch n.typ {
+		case "subscript":
+			n = n.get("value")
+			continue
+		case "attribute":
+			if strings.HasPrefix(n.text(p.src), "self.") {
+				return false
+			}
+			n = n.get("object")
+			continue
+		case "identifier":
+			fn := n.enclosing("function_definition")
+			if fn == nil || p.lookup(n.text(p.src), n) != nil {
+				return false
+			}
+			for _, prm := range fn.get("parameters").args() {
+				if paramName(prm, p.src) == n.text(p.src) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return false
 }

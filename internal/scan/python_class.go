@@ -11,7 +11,8 @@ import (
 //
 //   - a server configuration class (its name or a base names Config, Settings, Setting,
 //     Adjustments or Options) whose attribute host, bind, listen, address, bind_address,
-//     listen_address (and the _host/_addr variants) is assigned an address literal, a
+//     listen_address (and the _host/_addr variants; a leading underscore is ignored:
+//     hypercorn's _bind = ["127.0.0.1:8000"]) is assigned an address literal, a
 //     "HOST:PORT" string, a list of them, or a one-argument call wrapping one
 //     (waitress: host = _str_marker("0.0.0.0"));
 //   - an option class, one whose name = "bind" (host, listen, address) or whose
@@ -118,7 +119,7 @@ func (p *pyFile) class(c *tsNode) {
 	}
 	for _, a := range stmts {
 		l := a.get("left")
-		if l == nil || l.typ != "identifier" || !bindAttrs[strings.ToLower(l.text(p.src))] || a.get("right") == nil {
+		if l == nil || l.typ != "identifier" || !bindAttrs[strings.TrimLeft(strings.ToLower(l.text(p.src)), "_")] || a.get("right") == nil {
 			continue
 		}
 		p.classDefault(a.get("right"), port, true, "class "+cname+" attribute "+l.text(p.src))

@@ -310,12 +310,7 @@ func (p *pyFile) itemOf(n *tsNode) *tsNode {
 func (p *pyFile) callSiteArg(fn *tsNode, i int, name string) *tsNode {
 	nm := fn.get("name").text(p.src)
 	callee := nm
-	method := false
-	if b := fn.parent; b != nil && b.typ == "block" && b.parent != nil && b.parent.typ == "class_definition" {
-		method = true
-	} else if b != nil && b.typ == "decorated_definition" && b.parent != nil && b.parent.typ == "block" && b.parent.parent != nil && b.parent.parent.typ == "class_definition" {
-		method = true
-	}
+	method := isMethod(fn)
 	var calls []*tsNode
 	if method {
 		calls = append(append(calls, p.calls["self."+nm]...), p.calls["cls."+nm]...)
