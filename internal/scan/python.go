@@ -570,7 +570,8 @@ func (p *pyFile) call(n *tsNode) {
 		p.bindHosts(line, kindPyListen, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 0, "asyncio "+name)
 	case name == "make_server" || name == "run_simple":
 		// wsgiref make_server(host, port, app), werkzeug run_simple(hostname, port, app).
-		if len(pos) >= 2 {
+		// None is no host for either (socket's bind refuses it).
+		if len(pos) >= 2 && !p.value(pos[0], 0).none {
 			p.bind(line, kindPyListen, "tcp", pos[0], "0.0.0.0", "0.0.0.0", pos[1], 0, name)
 		}
 	case isServerClassName(name) && serverHostKw(kw) != nil:

@@ -29,10 +29,11 @@ import (
 
 // pyOption is an argparse (or optparse) option of the file.
 type pyOption struct {
-	opt   string  // the option as written: "--bind", or a positional's name
-	line  int     // the add_argument call's line
-	def   *tsNode // its default; nil: none given (None)
-	store bool    // it stores a value (action omitted or "store")
+	parser *tsNode // the parser it is added to (its ArgumentParser(...) call, when known)
+	opt    string  // the option as written: "--bind", or a positional's name
+	line   int     // the add_argument call's line
+	def    *tsNode // its default; nil: none given (None)
+	store  bool    // it stores a value (action omitted or "store")
 }
 
 // Synthetic nodes made by index: "unpack" (element unpackIdx of kids[0]) and "item" (an item of
@@ -123,7 +124,7 @@ func (p *pyFile) unpackTo(l, r, at *tsNode) {
 // option records add_argument(...): its dest, default and action.
 func (p *pyFile) option(call *tsNode, line int) {
 	pos, kw := pyArgs(call.get("arguments"), p.src)
-	o := pyOption{line: line, def: kw["default"], store: true}
+	o := pyOption{parser: p.parserOf(call.get("function").get("object")), line: line, def: kw["default"], store: true}
 	if a := kw["action"]; a != nil {
 		v := p.value(a, 0)
 		o.store = v.known && !v.isNum && v.str == "store"
@@ -167,12 +168,26 @@ func (p *pyFile) option(call *tsNode, line int) {
 // None when it has none; the origin names the option.
 func (p *pyFile) optionValue(n *tsNode, depth int) tsValue {
 	obj, attr := n.get("object"), n.get("attribute")
-	if obj == nil || attr == nil || !p.isParsedArgs(obj, depth+1) {
+	if obj == nil || attr == nil {
+		return tsValue{}
+	}
+	parser, ok := p.parsedArgs(obj, depth+1)
+	if !ok {
 		return tsValue{}
 	}
 	opts := p.options[attr.text(p.src)]
+	if len(opts) > 1 {
+		// Several options store into the name: the one added to this parser.
+		var mine []pyOption
+		for _, o := range opts {
+			if parser != nil && o.parser == parser {
+				mine = append(mine, o)
+			}
+		}
+		opts = mine
+	}
 	if len(opts) != 1 || !opts[0].store {
-		return tsValue{} // none, or several parsers storing into the same name
+		return tsValue{}
 	}
 	o := opts[0]
 	if o.def == nil {
@@ -186,47 +201,80 @@ func (p *pyFile) optionValue(n *tsNode, depth int) tsValue {
 	return v
 }
 
-// isParsedArgs says whether n is (through names, parameters and local functions' returns)
-// what an argument parser's parse_args returned.
-func (p *pyFile) isParsedArgs(n *tsNode, depth int) bool {
+// parserOf is the parser an option is added to or parse_args is called on: the
+// ArgumentParser(...) (OptionParser(...)) call its receiver was assigned, through argument
+// groups; nil when not known.
+func (p *pyFile) parserOf(recv *tsNode) *tsNode {
+	for i := 0; recv != nil && i < 5; i++ {
+		r := p.deref(recv)
+		if r == nil || r.typ != "call" {
+			return nil
+		}
+		fn := r.get("function")
+		if fn != nil && fn.typ == "attribute" {
+			switch fn.get("attribute").text(p.src) {
+			case "add_argument_group", "add_mutually_exclusive_group", "add_option_group":
+				recv = fn.get("object")
+				continue
+			}
+		}
+		return r
+	}
+	return nil
+}
+
+// parsedArgs says whether n is (through names, parameters and local functions' returns) what
+// an argument parser's parse_args returned, and which parser (nil: not known).
+func (p *pyFile) parsedArgs(n *tsNode, depth int) (*tsNode, bool) {
 	n = p.deref(n)
 	if n == nil || depth > 30 {
-		return false
+		return nil, false
 	}
 	switch n.typ {
 	case "call":
 		fn := n.get("function")
 		if fn != nil && fn.typ == "attribute" {
 			a := fn.get("attribute").text(p.src)
-			return a == "parse_args" || a == "parse_intermixed_args"
+			if a == "parse_args" || a == "parse_intermixed_args" {
+				return p.parserOf(fn.get("object")), true
+			}
+			return nil, false
 		}
 		for _, r := range p.returns(n) {
-			if p.isParsedArgs(r, depth+1) {
-				return true
+			if parser, ok := p.parsedArgs(r, depth+1); ok {
+				return parser, true
 			}
 		}
 	case synUnpack:
-		// args, rest = parser.parse_known_args(), or a local function returning it.
-		return p.unpackIdx[n] == 0 && p.isKnownArgs(n.kids[0], depth+1)
-	}
-	return false
-}
-
-// isKnownArgs says whether n is a parse_known_args call, or a local function's call returning one.
-func (p *pyFile) isKnownArgs(n *tsNode, depth int) bool {
-	c := p.deref(n)
-	if c == nil || c.typ != "call" || depth > 30 {
-		return false
-	}
-	if fn := c.get("function"); fn != nil && fn.typ == "attribute" {
-		return strings.HasPrefix(fn.get("attribute").text(p.src), "parse_known")
-	}
-	for _, r := range p.returns(c) {
-		if p.isKnownArgs(r, depth+1) {
-			return true
+		// args, rest = parser.parse_known_args(), options, args = optparse's parse_args(), or a
+		// local function returning one.
+		if p.unpackIdx[n] == 0 {
+			return p.knownArgs(n.kids[0], depth+1)
 		}
 	}
-	return false
+	return nil, false
+}
+
+// knownArgs says whether n returns (namespace, rest): argparse's parse_known_args, optparse's
+// parse_args, or a local function's call returning one; and the parser.
+func (p *pyFile) knownArgs(n *tsNode, depth int) (*tsNode, bool) {
+	c := p.deref(n)
+	if c == nil || c.typ != "call" || depth > 30 {
+		return nil, false
+	}
+	if fn := c.get("function"); fn != nil && fn.typ == "attribute" {
+		a := fn.get("attribute").text(p.src)
+		if strings.HasPrefix(a, "parse_known") || a == "parse_args" {
+			return p.parserOf(fn.get("object")), true
+		}
+		return nil, false
+	}
+	for _, r := range p.returns(c) {
+		if parser, ok := p.knownArgs(r, depth+1); ok {
+			return parser, true
+		}
+	}
+	return nil, false
 }
 
 // returns are the expressions a call's callee returns, when it is one function of the file.

@@ -22,3 +22,16 @@ def run():
 
 
 run()
+
+
+def optparse_main():
+    import optparse
+    from wsgiref.simple_server import make_server
+
+    parser = optparse.OptionParser()
+    parser.add_option("-H", "--host", default="localhost", help="hostname to bind server on")
+    parser.add_option("-i", "--interface", default=None, metavar="ADDRESS")
+    parser.add_option("-p", "--port", type="int", default=8080)
+    options, args = parser.parse_args()
+    make_server(options.host, options.port, None)  # loopback: allowed, and no finding at the option
+    make_server(options.interface, 8081, None)  # None: not an address for wsgiref
