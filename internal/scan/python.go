@@ -32,7 +32,8 @@ type pyFile struct {
 	options   map[string][]pyOption
 	optCalls  []*tsNode
 	unpackIdx map[*tsNode]int
-	hops      []pyHop // the call sites a bind's host came through, in the order taken
+	hops      []pyHop // the call sites values were read through, in the order taken
+	addrHops  []pyHop // those a bind's address came through (bindAddr, for bind)
 	lookups   int     // lookups under way (bounds lookup's recursion through callerGiven)
 }
 
@@ -242,17 +243,17 @@ func isMethod(fn *tsNode) bool {
 // conditional says whether assignment r (in function s) runs only under a condition that does
 // not also hold the use: an if, elif or else branch, an except clause, a loop body.
 func conditional(r, use, s *tsNode) bool {
+	var holdsUse map[*tsNode]bool // use's ancestors, made once (nesting may be 1,000 deep)
 	for a := r.parent; a != nil && a != s; a = a.parent {
 		switch a.typ {
 		case "if_statement", "elif_clause", "else_clause", "except_clause", "for_statement", "while_statement", "conditional_expression":
-			inside := false
-			for u := use.parent; u != nil; u = u.parent {
-				if u == a {
-					inside = true
-					break
+			if holdsUse == nil {
+				holdsUse = map[*tsNode]bool{}
+				for u := use.parent; u != nil; u = u.parent {
+					holdsUse[u] = true
 				}
 			}
-			if !inside {
+			if !holdsUse[a] {
 				return true
 			}
 		}
@@ -556,6 +557,8 @@ func (p *pyFile) call(n *tsNode) {
 	case name == "bind" && len(pos) == 1 && len(kw) == 0:
 		p.sockBind(line, obj, pos[0])
 	case len(pos) > 0 && p.serverProto(fnNode, name, 0) != "":
+		proto := p.serverProto(fnNode, name, 0)
+		p.hops = p.hops[:0] // the calls the class came through are not the host's
 		a, ok := p.addrOf(pos[0])
 		if !ok {
 			return
@@ -564,7 +567,7 @@ func (p *pyFile) call(n *tsNode) {
 		if f := kw["family"]; f != nil {
 			family = f.text(p.src)
 		}
-		p.bindAddr(line, kindPyListen, p.serverProto(fnNode, name, 0), a, family, name)
+		p.bindAddr(line, kindPyListen, proto, a, family, name)
 	case (name == "create_server" || name == "start_server" || name == "create_datagram_endpoint") && (argAt(pos, kw, 1, "host") != nil || argAt(pos, kw, 2, "port") != nil) && kw["sock"] == nil:
 		// asyncio: host None is every interface.
 		p.bindHosts(line, kindPyListen, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 0, "asyncio "+name)
@@ -612,16 +615,17 @@ func (p *pyFile) isHostLiteral(n *tsNode) bool {
 // that call, the outermost one when it went through several: the caller's call is the site.
 func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) {
 	var host, port *tsValue
+	start := len(p.hops)
 	if hostN != nil {
 		v := p.value(hostN, 0)
 		host = &v
 	}
-	site := p.outerHop()
+	// The calls the host came through: those its address came through (bindAddr), and those
+	// its evaluation took now; not those a port or a callee was read through.
+	site := outerHop(append(append([]pyHop(nil), p.addrHops...), p.hops[start:]...))
 	if portN != nil {
-		n := len(p.hops)
 		v := p.value(portN, 0)
 		port = &v
-		p.hops = p.hops[:n]
 	}
 	f, ok := staticBind(p.name, line, kind, proto, host, absent, empty, port, def, subject)
 	if !ok {
@@ -651,6 +655,7 @@ func (p *pyFile) bindHosts(line int, kind string, hostN *tsNode, absent string, 
 // sockBind reads sock.bind((host, port)); the socket's family and type come from where the
 // receiver was created (socket.socket(AF_INET6, SOCK_DGRAM)), when that is in the file.
 func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
+	p.hops = p.hops[:0]
 	a, ok := p.addrOf(arg)
 	if !ok {
 		return

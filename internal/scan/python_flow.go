@@ -392,10 +392,10 @@ func (p *pyFile) callSiteArg(fn *tsNode, i int, name string) *tsNode {
 type pyHop struct{ site, fn *tsNode }
 
 // outerHop is the call site, among those taken, that is inside none of the functions entered.
-func (p *pyFile) outerHop() *tsNode {
-	for _, h := range p.hops {
+func outerHop(hops []pyHop) *tsNode {
+	for _, h := range hops {
 		inner := false
-		for _, g := range p.hops {
+		for _, g := range hops {
 			for a := h.site.parent; a != nil; a = a.parent {
 				if a == g.fn {
 					inner = true
@@ -534,6 +534,8 @@ func (p *pyFile) gaiAddr(it *tsNode) (pyAddr, bool) {
 
 // bindAddr records a bind of a socket address; family is the text naming the socket's family.
 func (p *pyFile) bindAddr(line int, kind, proto string, a pyAddr, family, subject string) {
+	p.addrHops = append(p.addrHops[:0], p.hops...)
+	defer func() { p.addrHops = p.addrHops[:0] }()
 	v6 := a.v6 || strings.Contains(family, "AF_INET6")
 	hv := p.value(a.host, 0)
 	if !hv.known {

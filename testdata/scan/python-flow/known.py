@@ -2,6 +2,7 @@
 at the bind (its origin the option), not a second one at the option."""
 import argparse
 import socket
+from http.server import HTTPServer
 
 
 def options():
@@ -35,3 +36,11 @@ def optparse_main():
     options, args = parser.parse_args()
     make_server(options.host, options.port, None)  # loopback: allowed, and no finding at the option
     make_server(options.interface, 8081, None)  # None: not an address for wsgiref
+
+
+def serve_on(port, server_class):
+    # The port and the class come through the call; the host is this line's own: reported here.
+    server_class(("0.0.0.0", port), None)
+
+
+serve_on(8090, HTTPServer)
