@@ -35,19 +35,44 @@ type pyFile struct {
 	hops      []pyHop // the call sites values were read through, in the order taken
 	addrHops  []pyHop // those a bind's address came through (bindAddr, for bind)
 	lookups   int     // lookups under way (bounds lookup's recursion through callerGiven)
+
+	// Across files (python_pkg.go): unknownHost says a bind's host was not static here (a
+	// caller's, perhaps another file's); probe gives parameters of functions the values another
+	// file's call passes, and probing keeps only the binds whose host came through them.
+	unknownHost bool
+	probe       map[*tsNode]map[string]tsValue
+	probeNodes  map[*tsNode]tsValue
+	probing     bool
 }
 
 func scanPython(name string, src []byte) ([]Finding, []Problem) {
+	fs, probs, _ := scanPythonMod(name, src)
+	return fs, probs
+}
+
+// parsePython parses and indexes one file.
+func parsePython(name string, src []byte) (*pyFile, []Problem, error) {
 	root, err := parseTS(langPython, src)
 	if err != nil {
-		return nil, []Problem{{File: name, Msg: err.Error()}}
+		return nil, nil, err
 	}
 	root.link()
 	probs := syntaxProblems(name, root, "python")
 	p := &pyFile{name: name, src: src, root: root, assigns: map[*tsNode]map[string][]*tsNode{}, imports: map[string]bool{},
 		funcs: map[string][]*tsNode{}, classDefs: map[string][]*tsNode{}, calls: map[string][]*tsNode{},
-		options: map[string][]pyOption{}, unpackIdx: map[*tsNode]int{}}
+		options: map[string][]pyOption{}, unpackIdx: map[*tsNode]int{}, probeNodes: map[*tsNode]tsValue{}}
 	p.index()
+	return p, probs, nil
+}
+
+// scanPythonMod scans one file and summarises it for calls from other files of its package
+// (python_pkg.go).
+func scanPythonMod(name string, src []byte) ([]Finding, []Problem, *pyMod) {
+	p, probs, err := parsePython(name, src)
+	if err != nil {
+		return nil, []Problem{{File: name, Msg: err.Error()}}, nil
+	}
+	root := p.root
 	root.each(func(n *tsNode) {
 		if n.typ == "call" {
 			p.call(n)
@@ -67,7 +92,7 @@ func scanPython(name string, src []byte) ([]Finding, []Problem) {
 	for i := range p.out {
 		p.out[i].comments = c
 	}
-	return p.out, probs
+	return p.out, probs, p.summary()
 }
 
 // syntaxProblems names the first syntax error (the scan still reads the rest of the tree).
@@ -209,6 +234,12 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 			for i, prm := range s.get("parameters").args() {
 				if paramName(prm, p.src) != name {
 					continue
+				}
+				if pv, ok := p.probe[s]; ok {
+					// Another file's call of this function: its argument, or this default.
+					if v, ok := pv[name]; ok {
+						return p.probeNode(prm, v)
+					}
 				}
 				// A function's parameter with a default has it (a method's is its callers');
 				// one whose default is None (or with none) leaves the address to the caller
@@ -354,6 +385,8 @@ func (p *pyFile) value(n *tsNode, depth int) tsValue {
 		if e := p.element(n.kids[0], p.unpackIdx[n], 0); e != nil {
 			return p.value(e, depth+1)
 		}
+	case synProbe:
+		return p.probeNodes[n]
 	case "boolean_operator":
 		if op := n.get("operator"); op != nil && op.text(p.src) == "or" {
 			l := p.value(n.get("left"), depth+1)
@@ -529,7 +562,10 @@ func (p *pyFile) call(n *tsNode) {
 	case name == "run" && (obj == "uvicorn" || fn == "run" && p.imports["uvicorn"] && !p.imports["flask"]), name == "Config" && obj == "uvicorn":
 		// uvicorn: 127.0.0.1:8000 by default; "" binds every IPv4 interface.
 		p.bind(line, kindPyServer, "tcp", argAt(nil, kw, -1, "host"), "127.0.0.1", "0.0.0.0", argAt(nil, kw, -1, "port"), 8000, "uvicorn")
-	case kw["**"] != nil && kw["host"] == nil && kw["address"] == nil:
+	case kw["**"] != nil && kw["host"] == nil && kw["address"] == nil &&
+		!((name == "create_server" || name == "start_server") && len(pos) >= 2):
+		// (asyncio's create_server(factory, host, port, **kw): a positional host is not in kw,
+		// which would be a TypeError.)
 		// f(app, **kw): the host may be in kw; nothing is known statically.
 	case name == "run_app":
 		// aiohttp: no host is every interface, port 8080.
@@ -619,6 +655,12 @@ func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty
 	if hostN != nil {
 		v := p.value(hostN, 0)
 		host = &v
+		if !v.known {
+			p.unknownHost = true
+		}
+	}
+	if p.probing && (host == nil || !host.probe) {
+		return // only the binds whose host the other file's call gives
 	}
 	// The calls the host came through: those its address came through (bindAddr), and those
 	// its evaluation took now; not those a port or a callee was read through.
@@ -827,6 +869,7 @@ func isServerClassName(name string) bool {
 func (p *pyFile) serverKw(line int, name string, kw map[string]*tsNode) {
 	h := serverHostKw(kw)
 	if v := p.value(h, 0); !v.known || v.none {
+		p.unknownHost = p.unknownHost || !v.known
 		return
 	}
 	proto := "tcp"

@@ -41,6 +41,7 @@ type pyOption struct {
 const (
 	synUnpack = "bindguard-unpack"
 	synItem   = "bindguard-item"
+	synProbe  = "bindguard-probe" // a parameter's value given by another file's call (probeNodes)
 )
 
 func (p *pyFile) synthetic(typ string, of *tsNode, at *tsNode) *tsNode {
@@ -373,15 +374,18 @@ func (p *pyFile) callSiteArg(fn *tsNode, i int, name string) *tsNode {
 		return nil
 	}
 	pos, kw := pyArgs(calls[0].get("arguments"), p.src)
-	if kw["**"] != nil {
-		return nil
-	}
-	for _, a := range calls[0].get("arguments").args() {
-		if a.typ == "list_splat" {
-			return nil // f(*argv): positions unknown
+	// A keyword given by name is the argument whatever **kw holds (both would be a TypeError);
+	// otherwise **kw may hold it, and after *argv positions are unknown.
+	a := kw[name]
+	if a == nil && kw["**"] == nil {
+		splat := false
+		for _, x := range calls[0].get("arguments").args() {
+			splat = splat || x.typ == "list_splat"
+		}
+		if !splat {
+			a = argAt(pos, kw, i, name)
 		}
 	}
-	a := argAt(pos, kw, i, name)
 	if a != nil {
 		p.hops = append(p.hops, pyHop{site: calls[0], fn: fn})
 	}
@@ -539,6 +543,7 @@ func (p *pyFile) bindAddr(line int, kind, proto string, a pyAddr, family, subjec
 	v6 := a.v6 || strings.Contains(family, "AF_INET6")
 	hv := p.value(a.host, 0)
 	if !hv.known {
+		p.unknownHost = true
 		return
 	}
 	var empty string
