@@ -42,7 +42,9 @@ type pyFile struct {
 	unknownHost bool
 	probe       map[*tsNode]map[string]tsValue
 	probeNodes  map[*tsNode]tsValue
+	probeElems  map[uint32][]tsValue // a tuple argument's elements, by the parameter's start
 	probing     bool
+	ext         *pyExt
 }
 
 func scanPython(name string, src []byte) ([]Finding, []Problem) {
@@ -222,7 +224,13 @@ func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
 		return first(p.assigns[c][rest])
 	}
 	for s := p.scope(use); ; s = p.scope(s) {
-		if b := before(p.assigns[s][name]); len(b) > 0 {
+		b := before(p.assigns[s][name])
+		// In a probe, a value the other file's call gives is taken as it is, not as a
+		// normalisation under a condition might change it (if host == "": host = None).
+		for p.probing && len(b) > 0 && s.typ == "function_definition" && conditional(b[len(b)-1], use, s) && p.probeGiven(b[:len(b)-1], s, name) {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 {
 			r := b[len(b)-1]
 			if s.typ == "function_definition" && conditional(r, use, s) && p.callerGiven(b[:len(b)-1], s, name) {
 				return nil
@@ -313,6 +321,25 @@ func (p *pyFile) callerGiven(prev []*tsNode, s *tsNode, name string) bool {
 		r = r.kids[0]
 	}
 	return r.typ == "identifier" && isParam(r.text(p.src)) && p.lookup(r.text(p.src), r) == nil
+}
+
+// probeGiven says whether the value reaching before a conditional assignment (prev, else the
+// parameter) is a parameter of s the probe gives, or unpacked from one.
+func (p *pyFile) probeGiven(prev []*tsNode, s *tsNode, name string) bool {
+	pv := p.probe[s]
+	if pv == nil {
+		return false
+	}
+	if len(prev) == 0 {
+		_, ok := pv[name]
+		return ok
+	}
+	r := prev[len(prev)-1]
+	if r.typ == synUnpack {
+		r = r.kids[0]
+	}
+	_, ok := pv[r.text(p.src)]
+	return r.typ == "identifier" && ok
 }
 
 // deref follows names to the expression they were assigned.

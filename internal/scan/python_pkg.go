@@ -45,7 +45,9 @@ type pyMod struct {
 	file    string // as in findings, relative to the root
 	abs     string
 	root    string
-	flagged bool // a bind's host is not static in the file
+	flagged bool     // a bind's host is not static in the file
+	bases   []string // the base classes of its module-level classes, as written
+	reach   bool     // flagged, or a base class is a flagged file's (newPyIndex)
 	defs    map[string]bool
 	imports []pyImport
 	callees []string        // call targets: "X", "mod.X", and "mod.Class.meth" for obj.meth() on obj = mod.Class(...)
@@ -62,6 +64,11 @@ func (p *pyFile) summary() *pyMod {
 		if d != nil && (d.typ == "class_definition" || d.typ == "function_definition") {
 			if nm := d.get("name"); nm != nil {
 				m.defs[nm.text(p.src)] = true
+			}
+			for _, b := range d.get("superclasses").args() {
+				if b.typ == "identifier" || b.typ == "attribute" {
+					m.bases = append(m.bases, b.text(p.src))
+				}
 			}
 		}
 	}
@@ -132,11 +139,84 @@ func (p *pyFile) summary() *pyMod {
 	return m
 }
 
-// probeNode stands for a parameter's value given by another file's call.
+// probeNode stands for a parameter's value given by another file's call; a tuple's elements
+// (an address (host, port)) are a tuple of them.
 func (p *pyFile) probeNode(prm *tsNode, v tsValue) *tsNode {
 	s := &tsNode{typ: synProbe, named: true, start: prm.start, end: prm.end, line: prm.line, parent: prm.parent}
 	p.probeNodes[s] = v
+	if els := p.probeElems[s.start]; len(els) > 0 && !v.known {
+		t := &tsNode{typ: "tuple", named: true, start: prm.start, end: prm.start, line: prm.line, parent: prm.parent}
+		for _, e := range els {
+			k := &tsNode{typ: synProbe, named: true, start: prm.start, end: prm.start, line: prm.line, parent: t}
+			p.probeNodes[k] = e
+			t.kids = append(t.kids, k)
+		}
+		return t
+	}
 	return s
+}
+
+// pyExt is what a probed file needs to follow a call one file further: a method of a base
+// class defined in another file of the root (pyftpdlib's FTPServer.__init__ calling
+// self.bind_af_unspecified of its base Acceptor, in ioloop.py).
+type pyExt struct {
+	ix    *pyIndex
+	mod   *pyMod
+	files map[string]*pyFile
+	read  func(*pyMod) ([]byte, error)
+	depth int
+}
+
+// file is the parsed file of a module, once per pass.
+func (e *pyExt) file(m *pyMod) *pyFile {
+	if pa := e.files[m.file]; pa != nil {
+		return pa
+	}
+	b, err := e.read(m)
+	if err != nil {
+		return nil
+	}
+	pa, _, err := parsePython(m.file, b)
+	if err != nil {
+		return nil
+	}
+	e.files[m.file] = pa
+	return pa
+}
+
+// baseCall follows self.m(...) (in a probe) to the method m of a base class of the enclosing
+// class defined in another file, when the class has no m of its own.
+func (p *pyFile) baseCall(n *tsNode) {
+	e := p.ext
+	fnNode := n.get("function")
+	if e == nil || e.depth >= 1 || fnNode == nil || fnNode.typ != "attribute" || fnNode.get("object").text(p.src) != "self" {
+		return
+	}
+	c := n.enclosing("class_definition")
+	if c == nil || c.enclosing("function_definition", "class_definition") != nil {
+		return
+	}
+	meth := fnNode.get("attribute").text(p.src)
+	if fn, _ := p.defOf(c.get("name").text(p.src), meth); fn != nil {
+		return
+	}
+	for _, b := range c.get("superclasses").args() {
+		if b.typ != "identifier" && b.typ != "attribute" {
+			continue
+		}
+		t, _, ok := e.ix.callee(e.mod, b.text(p.src))
+		if !ok || !t.mod.flagged {
+			continue
+		}
+		pa := e.file(t.mod)
+		if pa == nil || pa == p {
+			continue
+		}
+		pa.ext = &pyExt{ix: e.ix, mod: t.mod, files: e.files, read: e.read, depth: e.depth + 1}
+		p.out = append(p.out, p.probeCall(n, pa, t.def, meth)...)
+		pa.ext = nil
+		return
+	}
 }
 
 // pyIndex resolves modules and names among the Python files of one root.
@@ -164,6 +244,14 @@ func newPyIndex(mods []*pyMod) *pyIndex {
 	}
 	for _, l := range ix.bySuffix {
 		sort.Strings(l)
+	}
+	for _, m := range mods {
+		m.reach = m.flagged
+		for _, b := range m.bases {
+			if t, _, ok := ix.callee(m, b); ok && t.mod.flagged {
+				m.reach = true
+			}
+		}
 	}
 	return ix
 }
@@ -344,7 +432,7 @@ func (ix *pyIndex) calleeDef(m *pyMod, c string) (pyTarget, bool) {
 // candidate says whether one of m's calls resolves to a file with a non-static bind host.
 func (ix *pyIndex) candidate(m *pyMod) bool {
 	for _, c := range m.callees {
-		if t, _, ok := ix.callee(m, c); ok && t.mod.flagged {
+		if t, _, ok := ix.callee(m, c); ok && t.mod.reach {
 			return true
 		}
 	}
@@ -379,22 +467,18 @@ func (ix *pyIndex) crossFile(m *pyMod, src []byte, read func(*pyMod) ([]byte, er
 				}
 			}
 		}
-		if !ok || !t.mod.flagged {
+		if !ok || !t.mod.reach {
 			return
 		}
-		pa := files[t.mod.file]
+		ext := &pyExt{ix: ix, mod: t.mod, files: files, read: read}
+		pa := ext.file(t.mod)
 		if pa == nil {
-			b, err := read(t.mod)
-			if err != nil {
-				return
-			}
-			if pa, _, err = parsePython(t.mod.file, b); err != nil {
-				return
-			}
-			files[t.mod.file] = pa
+			return
 		}
 		probes++
+		pa.ext = ext
 		out = append(out, pb.probeCall(n, pa, t.def, meth)...)
+		pa.ext = nil
 	})
 	kept := out[:0]
 	for _, f := range out {
@@ -444,6 +528,16 @@ func (pa *pyFile) defOf(def, meth string) (fn *tsNode, method bool) {
 	return top(pa.funcs[def]), false
 }
 
+// arg is an argument's value as the callee's parameter: its origin the argument's line when
+// it is the call's own.
+func (p *pyFile) arg(a *tsNode) tsValue {
+	v := p.value(a, 0)
+	if v.known && v.origin == "" {
+		v.origin = fmt.Sprintf("%s:%d", p.name, a.line)
+	}
+	return v
+}
+
 // probeCall binds the parameters of the callee (def/meth of pa) to what call (in p) passes and
 // reads pa's binds through them; those found are reported at the call.
 func (p *pyFile) probeCall(call *tsNode, pa *pyFile, def, meth string) []Finding {
@@ -471,6 +565,7 @@ func (p *pyFile) probeCall(call *tsNode, pa *pyFile, def, meth string) []Finding
 		callee = def + "." + meth
 	}
 	vals := map[string]tsValue{}
+	elems := map[uint32][]tsValue{}
 	i, kwOnly := 0, false
 	prms := fn.get("parameters").args()
 	if method && len(prms) > 0 {
@@ -498,19 +593,27 @@ func (p *pyFile) probeCall(call *tsNode, pa *pyFile, def, meth string) []Finding
 			continue
 		}
 		if a := argAt(pos, kw, at, name); a != nil {
-			v := p.value(a, 0)
-			if v.known && v.origin == "" {
-				v.origin = fmt.Sprintf("%s:%d", p.name, a.line)
+			v := p.arg(a)
+			if !p.probing {
+				v.probe = v.known // what the outermost call gives; further in, only what it gave
 			}
-			v.probe = v.known
 			vals[name] = v
+			if d := p.deref(a); d != nil && d.typ == "tuple" && len(d.args()) >= 2 && len(d.args()) <= 4 {
+				for _, el := range d.args() {
+					ev := p.arg(el)
+					if !p.probing {
+						ev.probe = ev.known
+					}
+					elems[prm.start] = append(elems[prm.start], ev)
+				}
+			}
 			continue
 		}
 		if d := prm.get("value"); d != nil && !kwSplat {
 			v := pa.value(d, 0)
 			if v.known {
 				v.origin = fmt.Sprintf("%s:%d: default of %s's %s", pa.name, d.line, callee, name)
-				v.probe = true
+				v.probe = !p.probing
 			}
 			vals[name] = v
 			continue
@@ -518,16 +621,18 @@ func (p *pyFile) probeCall(call *tsNode, pa *pyFile, def, meth string) []Finding
 		vals[name] = tsValue{}
 	}
 	pa.probe = map[*tsNode]map[string]tsValue{fn: vals}
+	pa.probeElems = elems
 	pa.probing = true
 	saved := pa.out
 	pa.out = nil
 	pa.root.each(func(n *tsNode) {
 		if n.typ == "call" {
 			pa.call(n)
+			pa.baseCall(n)
 		}
 	})
 	found := pa.out
-	pa.out, pa.probe, pa.probing = saved, nil, false
+	pa.out, pa.probe, pa.probeElems, pa.probing = saved, nil, nil, false
 	clear(pa.probeNodes)
 	line := call.line
 	if f := call.get("function"); f.typ == "attribute" {

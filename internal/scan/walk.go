@@ -188,7 +188,7 @@ func crossFiles(ctx context.Context, mods []*pyMod, o Options) ([]Finding, error
 			roots = append(roots, m.root)
 		}
 		byRoot[m.root] = append(byRoot[m.root], m)
-		flagged[m.root] = flagged[m.root] || m.flagged
+		flagged[m.root] = flagged[m.root] || m.flagged || len(m.bases) > 0
 	}
 	type job struct {
 		ix *pyIndex
