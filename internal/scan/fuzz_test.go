@@ -92,7 +92,9 @@ func FuzzPython(f *testing.F) {
 		"from aiohttp import web\nweb.run_app(app, host=['0.0.0.0', '::1'])\napp.run(f'{x}:1', **kw)\n",
 		"p.add_argument('--bind', default='0.0.0.0:' + str(P))\nbind = ['[::]:80', 'unix:/x']\nclass C:\n    H = '::'\n    def m(self):\n        self.s.bind((self.H, 1))\n",
 		"a = b\nb = a\nx.bind((a, b))\n(((((((((\n",
-		"class Bind(Setting):\n    cli = ['--bind']\n    if x:\n        default = ['0.0.0.0:{0}'.format(p)]\n    else:\n        default = '[::]:%d' % 1\nclass Adjustments:\n    host = m(m('0.0.0.0'))\n    port = m(80)\n    listen = [f'{host}:{port}']\n")
+		"class Bind(Setting):\n    cli = ['--bind']\n    if x:\n        default = ['0.0.0.0:{0}'.format(p)]\n    else:\n        default = '[::]:%d' % 1\nclass Adjustments:\n    host = m(m('0.0.0.0'))\n    port = m(80)\n    listen = [f'{host}:{port}']\n",
+		"import argparse, socket\ndef g(*a):\n    i = socket.getaddrinfo(*a, 0, 0, 0, socket.AI_PASSIVE)\n    x, y, z, w, sa = next(iter(i))\n    return x, sa\ndef t(S=HTTPServer, bind=None, port=1):\n    _, addr = g(bind, port)\n    S(addr, H)\n    t(bind=bind)\nclass D(D): pass\np.add_argument('-b', '--bind', dest=d)\nargs, r = p.parse_known_args()\nt(S=D, bind=args.bind)\nfor a, b in c: s.bind(b)\n",
+		"def f(h):\n    f(h)\n    socket.socket().bind((h, 1))\n    for r in socket.getaddrinfo(h, 1, flags=AI_PASSIVE): s.bind(r[4])\na, b = b, a\nx.bind(a)\n")
 }
 
 func FuzzJavaScript(f *testing.F) {

@@ -23,17 +23,58 @@ type pyFile struct {
 	assigns map[*tsNode]map[string][]*tsNode
 	imports map[string]bool // top-level modules imported (flask, tornado, waitress...)
 	out     []Finding
+
+	// The flow across calls (python_flow.go): functions and classes by name, calls by callee
+	// text, argparse options by dest, and the element an unpack node stands for.
+	funcs     map[string][]*tsNode
+	classDefs map[string][]*tsNode
+	calls     map[string][]*tsNode
+	options   map[string][]pyOption
+	optCalls  []*tsNode
+	unpackIdx map[*tsNode]int
+	hops      []pyHop // the call sites values were read through, in the order taken
+	addrHops  []pyHop // those a bind's address came through (bindAddr, for bind)
+	lookups   int     // lookups under way (bounds lookup's recursion through callerGiven)
+
+	// Across files (python_pkg.go): unknownHost says a bind's host was not static here (a
+	// caller's, perhaps another file's); probe gives parameters of functions the values another
+	// file's call passes, and probing keeps only the binds whose host came through them.
+	unknownHost bool
+	probe       map[*tsNode]map[string]tsValue
+	probeNodes  map[*tsNode]tsValue
+	probeElems  map[uint32][]tsValue // a tuple argument's elements, by the parameter's start
+	probing     bool
+	ext         *pyExt
 }
 
 func scanPython(name string, src []byte) ([]Finding, []Problem) {
+	fs, probs, _ := scanPythonMod(name, src)
+	return fs, probs
+}
+
+// parsePython parses and indexes one file.
+func parsePython(name string, src []byte) (*pyFile, []Problem, error) {
 	root, err := parseTS(langPython, src)
 	if err != nil {
-		return nil, []Problem{{File: name, Msg: err.Error()}}
+		return nil, nil, err
 	}
 	root.link()
 	probs := syntaxProblems(name, root, "python")
-	p := &pyFile{name: name, src: src, root: root, assigns: map[*tsNode]map[string][]*tsNode{}, imports: map[string]bool{}}
+	p := &pyFile{name: name, src: src, root: root, assigns: map[*tsNode]map[string][]*tsNode{}, imports: map[string]bool{},
+		funcs: map[string][]*tsNode{}, classDefs: map[string][]*tsNode{}, calls: map[string][]*tsNode{},
+		options: map[string][]pyOption{}, unpackIdx: map[*tsNode]int{}, probeNodes: map[*tsNode]tsValue{}}
 	p.index()
+	return p, probs, nil
+}
+
+// scanPythonMod scans one file and summarises it for calls from other files of its package
+// (python_pkg.go).
+func scanPythonMod(name string, src []byte) ([]Finding, []Problem, *pyMod) {
+	p, probs, err := parsePython(name, src)
+	if err != nil {
+		return nil, []Problem{{File: name, Msg: err.Error()}}, nil
+	}
+	root := p.root
 	root.each(func(n *tsNode) {
 		if n.typ == "call" {
 			p.call(n)
@@ -43,6 +84,7 @@ func scanPython(name string, src []byte) ([]Finding, []Problem) {
 	if isGunicornConf(name) {
 		p.gunicorn()
 	}
+	p.dropFlowedOptions()
 	if isTestPath(name, langPython) {
 		for i := range p.out {
 			p.out[i].Context = ContextTest
@@ -52,7 +94,7 @@ func scanPython(name string, src []byte) ([]Finding, []Problem) {
 	for i := range p.out {
 		p.out[i].comments = c
 	}
-	return p.out, probs
+	return p.out, probs, p.summary()
 }
 
 // syntaxProblems names the first syntax error (the scan still reads the rest of the tree).
@@ -81,7 +123,13 @@ func (p *pyFile) scope(n *tsNode) *tsNode {
 }
 
 func (p *pyFile) index() {
+	defer func() {
+		for _, c := range p.optCalls {
+			p.option(c, c.get("function").get("attribute").line)
+		}
+	}()
 	p.root.each(func(n *tsNode) {
+		p.indexFlow(n)
 		switch n.typ {
 		case "assignment":
 			l, r := n.get("left"), n.get("right")
@@ -121,60 +169,177 @@ func (p *pyFile) index() {
 
 // lookup is the expression last assigned to name before use, in use's function (or its
 // parameter default), its class (for self.X and cls.X) or the module.
+//
+// Values a caller gives are not static here: a method's parameters, defaults included (the
+// class's users pass them: twisted's Port(interface="")), an attribute a method assigns
+// (self.interface = interface shadows the class's interface = ""), and a parameter's value
+// normalised under a condition (if host == "": host = None) — unless the one call site of the
+// function in the file gives the argument (python_flow.go).
 func (p *pyFile) lookup(name string, use *tsNode) *tsNode {
-	// The last assignment before the use; else (a module name assigned below the function
-	// that uses it) the first one.
-	last := func(list []*tsNode) *tsNode {
-		var best *tsNode
+	if p.lookups > 200 {
+		return nil // a chain of conditional assignments evaluated through each other
+	}
+	p.lookups++
+	defer func() { p.lookups-- }()
+	// The assignments before the use, in order.
+	before := func(list []*tsNode) []*tsNode {
+		var out []*tsNode
 		for _, r := range list {
 			if r.start < use.start {
-				best = r
+				out = append(out, r)
 			}
 		}
-		if best == nil && len(list) > 0 {
-			best = list[0]
+		return out
+	}
+	first := func(list []*tsNode) *tsNode {
+		if len(list) > 0 {
+			return list[0]
 		}
-		return best
+		return nil
 	}
 	if rest, ok := strings.CutPrefix(name, "self."); ok || strings.HasPrefix(name, "cls.") {
 		if !ok {
 			rest = strings.TrimPrefix(name, "cls.")
 		}
-		if c := use.enclosing("class_definition"); c != nil {
-			if r := last(p.assigns[c][rest]); r != nil {
-				return r
-			}
-			// self.X = ... in any method of the class.
-			var found *tsNode
-			c.each(func(n *tsNode) {
-				if n.typ == "assignment" && n.get("left").text(p.src) == name && found == nil {
-					found = n.get("right")
-				}
-			})
-			return found
+		c := use.enclosing("class_definition")
+		if c == nil {
+			return nil
 		}
-		return nil
+		// self.X = ... in a method: the instance's attribute, over the class's.
+		var inMethods []*tsNode
+		c.each(func(n *tsNode) {
+			if n.typ == "assignment" && n.get("left").text(p.src) == name && n.get("right") != nil {
+				inMethods = append(inMethods, n.get("right"))
+			}
+		})
+		switch {
+		case len(inMethods) == 1:
+			return inMethods[0]
+		case len(inMethods) > 1:
+			return nil
+		}
+		if b := before(p.assigns[c][rest]); len(b) > 0 {
+			return b[len(b)-1]
+		}
+		return first(p.assigns[c][rest])
 	}
 	for s := p.scope(use); ; s = p.scope(s) {
-		if r := last(p.assigns[s][name]); r != nil {
+		b := before(p.assigns[s][name])
+		// In a probe, a value the other file's call gives is taken as it is, not as a
+		// normalisation under a condition might change it (if host == "": host = None).
+		for p.probing && len(b) > 0 && s.typ == "function_definition" && conditional(b[len(b)-1], use, s) && p.probeGiven(b[:len(b)-1], s, name) {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 {
+			r := b[len(b)-1]
+			if s.typ == "function_definition" && conditional(r, use, s) && p.callerGiven(b[:len(b)-1], s, name) {
+				return nil
+			}
 			return r
 		}
 		if s.typ == "function_definition" {
-			for _, prm := range s.get("parameters").args() {
-				if (prm.typ == "default_parameter" || prm.typ == "typed_default_parameter") && prm.get("name").text(p.src) == name {
-					// A parameter whose default is None leaves the address to the caller
-					// (asyncio's start_server(host=None)): not static here.
-					if v := prm.get("value"); v != nil && v.typ != "none" {
-						return v
-					}
-					return nil
+			method := isMethod(s)
+			for i, prm := range s.get("parameters").args() {
+				if paramName(prm, p.src) != name {
+					continue
 				}
+				if pv, ok := p.probe[s]; ok {
+					// Another file's call of this function: its argument, or this default.
+					if v, ok := pv[name]; ok {
+						return p.probeNode(prm, v)
+					}
+				}
+				// A function's parameter with a default has it (a method's is its callers');
+				// one whose default is None (or with none) leaves the address to the caller
+				// (asyncio's start_server(host=None)): the argument of the function's one call
+				// site in the file, else not static.
+				if v := prm.get("value"); v != nil && v.typ != "none" && !method {
+					return v
+				}
+				return p.callSiteArg(s, i, name)
 			}
+		}
+		// A name assigned only below its use (a module name assigned below the function that
+		// uses it, a loop-carried name): the first assignment.
+		if r := first(p.assigns[s][name]); r != nil {
+			return r
 		}
 		if s == p.root {
 			return nil
 		}
 	}
+}
+
+// isMethod says whether a function is defined in a class body.
+func isMethod(fn *tsNode) bool {
+	b := fn.parent
+	if b != nil && b.typ == "decorated_definition" {
+		b = b.parent
+	}
+	return b != nil && b.typ == "block" && b.parent != nil && b.parent.typ == "class_definition"
+}
+
+// conditional says whether assignment r (in function s) runs only under a condition that does
+// not also hold the use: an if, elif or else branch, an except clause, a loop body.
+func conditional(r, use, s *tsNode) bool {
+	var holdsUse map[*tsNode]bool // use's ancestors, made once (nesting may be 1,000 deep)
+	for a := r.parent; a != nil && a != s; a = a.parent {
+		switch a.typ {
+		case "if_statement", "elif_clause", "else_clause", "except_clause", "for_statement", "while_statement", "conditional_expression":
+			if holdsUse == nil {
+				holdsUse = map[*tsNode]bool{}
+				for u := use.parent; u != nil; u = u.parent {
+					holdsUse[u] = true
+				}
+			}
+			if !holdsUse[a] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// callerGiven says whether the value reaching before a conditional assignment (the previous
+// assignments prev, else the parameter) is the caller's: a parameter of s without a static
+// default, or unpacked from one.
+func (p *pyFile) callerGiven(prev []*tsNode, s *tsNode, name string) bool {
+	isParam := func(n string) bool {
+		for _, prm := range s.get("parameters").args() {
+			if paramName(prm, p.src) == n {
+				v := prm.get("value")
+				return v == nil || v.typ == "none" || isMethod(s)
+			}
+		}
+		return false
+	}
+	if len(prev) == 0 {
+		return isParam(name)
+	}
+	r := prev[len(prev)-1]
+	if r.typ == synUnpack {
+		r = r.kids[0]
+	}
+	return r.typ == "identifier" && isParam(r.text(p.src)) && p.lookup(r.text(p.src), r) == nil
+}
+
+// probeGiven says whether the value reaching before a conditional assignment (prev, else the
+// parameter) is a parameter of s the probe gives, or unpacked from one.
+func (p *pyFile) probeGiven(prev []*tsNode, s *tsNode, name string) bool {
+	pv := p.probe[s]
+	if pv == nil {
+		return false
+	}
+	if len(prev) == 0 {
+		_, ok := pv[name]
+		return ok
+	}
+	r := prev[len(prev)-1]
+	if r.typ == synUnpack {
+		r = r.kids[0]
+	}
+	_, ok := pv[r.text(p.src)]
+	return r.typ == "identifier" && ok
 }
 
 // deref follows names to the expression they were assigned.
@@ -189,6 +354,11 @@ func (p *pyFile) deref(n *tsNode) *tsNode {
 		case "identifier", "attribute":
 			if r := p.lookup(n.text(p.src), n); r != nil {
 				n = r
+				continue
+			}
+		case synUnpack:
+			if e := p.element(n.kids[0], p.unpackIdx[n], 0); e != nil {
+				n = e
 				continue
 			}
 		}
@@ -231,17 +401,43 @@ func (p *pyFile) value(n *tsNode, depth int) tsValue {
 	case "identifier", "attribute":
 		r := p.lookup(n.text(p.src), n)
 		if r == nil {
+			if n.typ == "attribute" {
+				return p.optionValue(n, depth)
+			}
 			return tsValue{}
 		}
 		v := p.value(r, depth+1)
 		return v.from(p.name, r, n)
+	case synUnpack:
+		if e := p.element(n.kids[0], p.unpackIdx[n], 0); e != nil {
+			return p.value(e, depth+1)
+		}
+	case synProbe:
+		return p.probeNodes[n]
 	case "boolean_operator":
 		if op := n.get("operator"); op != nil && op.text(p.src) == "or" {
 			l := p.value(n.get("left"), depth+1)
 			if l.truthy() {
 				return l
 			}
+			if !l.known && p.fromCaller(n.get("left")) {
+				// host or "": the caller's host, its default only when it passes none.
+				return tsValue{}
+			}
 			return p.value(n.get("right"), depth+1)
+		}
+	case "conditional_expression":
+		// "::" if ipv6 else "0.0.0.0": every interface either way is every interface (the
+		// else branch's); anything else depends on the condition.
+		if a := n.args(); len(a) == 3 {
+			x, y := p.value(a[0], depth+1), p.value(a[2], depth+1)
+			if x.known && y.known && !x.isNum && !y.isNum && !x.partial && !y.partial && !x.none && !y.none {
+				if _, _, wx := hostAddr(x.str, "0.0.0.0"); wx {
+					if _, _, wy := hostAddr(y.str, "0.0.0.0"); wy {
+						return y
+					}
+				}
+			}
 		}
 	case "call":
 		fn := n.get("function").text(p.src)
@@ -379,6 +575,7 @@ func (p *pyFile) call(n *tsNode) {
 	fnNode := n.get("function")
 	fn := fnNode.text(p.src)
 	name, obj := fn, ""
+	p.hops = p.hops[:0]
 	line := n.line
 	if fnNode != nil && fnNode.typ == "attribute" {
 		name = fnNode.get("attribute").text(p.src)
@@ -392,7 +589,10 @@ func (p *pyFile) call(n *tsNode) {
 	case name == "run" && (obj == "uvicorn" || fn == "run" && p.imports["uvicorn"] && !p.imports["flask"]), name == "Config" && obj == "uvicorn":
 		// uvicorn: 127.0.0.1:8000 by default; "" binds every IPv4 interface.
 		p.bind(line, kindPyServer, "tcp", argAt(nil, kw, -1, "host"), "127.0.0.1", "0.0.0.0", argAt(nil, kw, -1, "port"), 8000, "uvicorn")
-	case kw["**"] != nil && kw["host"] == nil && kw["address"] == nil:
+	case kw["**"] != nil && kw["host"] == nil && kw["address"] == nil &&
+		!((name == "create_server" || name == "start_server") && len(pos) >= 2):
+		// (asyncio's create_server(factory, host, port, **kw): a positional host is not in kw,
+		// which would be a TypeError.)
 		// f(app, **kw): the host may be in kw; nothing is known statically.
 	case name == "run_app":
 		// aiohttp: no host is every interface, port 8080.
@@ -406,7 +606,7 @@ func (p *pyFile) call(n *tsNode) {
 			def = 5000
 		}
 		p.bind(line, kindPyServer, "tcp", kw["host"], "127.0.0.1", "127.0.0.1", kw["port"], def, "")
-	case (name == "run" || name == "run_server") && len(pos) > 0 && p.isHostLiteral(pos[0]):
+	case (name == "run" || name == "run_server") && len(pos) > 0 && p.isHostLiteral(pos[0]) && (len(pos) > 1 || kw["port"] != nil || p.imports["flask"]):
 		def := 0
 		if p.imports["flask"] {
 			def = 5000
@@ -419,21 +619,29 @@ func (p *pyFile) call(n *tsNode) {
 		p.bind(line, kindPyServer, "tcp", kw["host"], "0.0.0.0", "0.0.0.0", kw["port"], 8080, "waitress serve")
 	case name == "bind" && len(pos) == 1 && len(kw) == 0:
 		p.sockBind(line, obj, pos[0])
-	case pyServerTuple[name] != "" && len(pos) > 0 && p.deref(pos[0]).typ == "tuple":
-		proto := pyServerTuple[name]
+	case len(pos) > 0 && p.serverProto(fnNode, name, 0) != "":
+		proto := p.serverProto(fnNode, name, 0)
+		p.hops = p.hops[:0] // the calls the class came through are not the host's
+		a, ok := p.addrOf(pos[0])
+		if !ok {
+			return
+		}
 		family := ""
 		if f := kw["family"]; f != nil {
 			family = f.text(p.src)
 		}
-		p.tuple(line, kindPyListen, proto, p.deref(pos[0]), family, name)
+		p.bindAddr(line, kindPyListen, proto, a, family, name)
 	case (name == "create_server" || name == "start_server" || name == "create_datagram_endpoint") && (argAt(pos, kw, 1, "host") != nil || argAt(pos, kw, 2, "port") != nil) && kw["sock"] == nil:
 		// asyncio: host None is every interface.
 		p.bindHosts(line, kindPyListen, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 0, "asyncio "+name)
 	case name == "make_server" || name == "run_simple":
 		// wsgiref make_server(host, port, app), werkzeug run_simple(hostname, port, app).
-		if len(pos) >= 2 {
+		// None is no host for either (socket's bind refuses it).
+		if len(pos) >= 2 && !p.value(pos[0], 0).none {
 			p.bind(line, kindPyListen, "tcp", pos[0], "0.0.0.0", "0.0.0.0", pos[1], 0, name)
 		}
+	case isServerClassName(name) && serverHostKw(kw) != nil:
+		p.serverKw(line, name, kw)
 	case name == "add_argument" || name == "option" || name == "add_option":
 		p.argDefault(line, pos, kw)
 	}
@@ -459,17 +667,47 @@ func (p *pyFile) tornadoListen(obj string, use, port *tsNode) bool {
 // isHostLiteral says whether an expression is statically an IP address, "localhost" or "".
 func (p *pyFile) isHostLiteral(n *tsNode) bool {
 	v := p.value(n, 0)
-	if !v.known || v.isNum || v.partial {
+	if !v.known || v.isNum || v.partial || v.none {
 		return false
 	}
 	return v.str == "" || v.str == "localhost" || net.ParseIP(strings.Trim(v.str, "[]")) != nil
 }
 
 // bind records a bind of host (absent: absent; "" or None: empty) and port (absent: def).
+// A host passed in by the one call of the enclosing function (python_flow.go) is reported at
+// that call, the outermost one when it went through several: the caller's call is the site.
 func (p *pyFile) bind(line int, kind, proto string, hostN *tsNode, absent, empty string, portN *tsNode, def int, subject string) {
-	if f, ok := evalBind(p.value, p.name, line, kind, proto, hostN, absent, empty, portN, def, subject); ok {
-		p.out = append(p.out, f)
+	var host, port *tsValue
+	start := len(p.hops)
+	if hostN != nil {
+		v := p.value(hostN, 0)
+		host = &v
+		if !v.known {
+			p.unknownHost = true
+		}
 	}
+	if p.probing && (host == nil || !host.probe) {
+		return // only the binds whose host the other file's call gives
+	}
+	// The calls the host came through: those its address came through (bindAddr), and those
+	// its evaluation took now; not those a port or a callee was read through.
+	site := outerHop(append(append([]pyHop(nil), p.addrHops...), p.hops[start:]...))
+	if portN != nil {
+		v := p.value(portN, 0)
+		port = &v
+	}
+	f, ok := staticBind(p.name, line, kind, proto, host, absent, empty, port, def, subject)
+	if !ok {
+		return
+	}
+	if site != nil {
+		f.Line = site.line
+		if f.Origin == fmt.Sprintf("%s:%d", p.name, site.line) {
+			f.Origin = "" // the value is the call's own argument
+		}
+		f.Subject = fmt.Sprintf("%s at line %d, through this call", subject, line)
+	}
+	p.out = append(p.out, f)
 }
 
 // bindHosts is bind for APIs whose host may be a list of hosts.
@@ -486,8 +724,9 @@ func (p *pyFile) bindHosts(line int, kind string, hostN *tsNode, absent string, 
 // sockBind reads sock.bind((host, port)); the socket's family and type come from where the
 // receiver was created (socket.socket(AF_INET6, SOCK_DGRAM)), when that is in the file.
 func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
-	t := p.deref(arg)
-	if t == nil || t.typ != "tuple" {
+	p.hops = p.hops[:0]
+	a, ok := p.addrOf(arg)
+	if !ok {
 		return
 	}
 	proto, family := "tcp", ""
@@ -503,20 +742,7 @@ func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
 			family = txt
 		}
 	}
-	p.tuple(line, kindPyListen, proto, t, family, "socket bind")
-}
-
-// tuple reads an (host, port[, flowinfo, scope]) address: "" is every interface of the family.
-func (p *pyFile) tuple(line int, kind, proto string, t *tsNode, family, subject string) {
-	el := t.args()
-	if len(el) < 2 || len(el) > 4 {
-		return
-	}
-	empty := "0.0.0.0"
-	if len(el) == 4 || strings.Contains(family, "AF_INET6") {
-		empty = "::"
-	}
-	p.bind(line, kind, proto, el[0], empty, empty, el[1], 0, subject)
+	p.bindAddr(line, kindPyListen, proto, a, family, "socket bind")
 }
 
 // hostOptions are the command-line option names whose default is a listen address.
@@ -641,4 +867,77 @@ func isTestPath(name string, l tsLang) bool {
 		return strings.HasPrefix(b, "test_") || strings.HasSuffix(b, "_test.py") || b == "conftest.py"
 	}
 	return strings.Contains(b, ".test.") || strings.Contains(b, ".spec.")
+}
+
+// serverHostKeys are the keywords that name a server class's listen host.
+var serverHostKeys = []string{"host", "address", "hostname", "interface", "bind_address", "listen_address",
+	"bind_host", "listen_host", "bind_addr", "listen_addr"}
+
+func serverHostKw(kw map[string]*tsNode) *tsNode {
+	for _, k := range serverHostKeys {
+		if v := kw[k]; v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// isServerClassName: a class-like name (capitalised) ending in Server: DNSServer,
+// UDPRegistryServer.
+func isServerClassName(name string) bool {
+	return len(name) > len("Server") && name[0] >= 'A' && name[0] <= 'Z' && strings.HasSuffix(name, "Server")
+}
+
+// serverKw reads XServer(..., host=H, port=P) for a server class the scanner does not know
+// (dnslib's DNSServer(resolver, address="", port=53), rpyc's UDPRegistryServer(host="0.0.0.0")):
+// "" is every IPv4 interface, as socketserver means it; None is the library's own default,
+// unknown here, so no finding. A name with UDP or Datagram, or a DNS server not given tcp=True,
+// is UDP.
+func (p *pyFile) serverKw(line int, name string, kw map[string]*tsNode) {
+	h := serverHostKw(kw)
+	if v := p.value(h, 0); !v.known || v.none {
+		p.unknownHost = p.unknownHost || !v.known
+		return
+	}
+	proto := "tcp"
+	if strings.Contains(name, "UDP") || strings.Contains(name, "Udp") || strings.Contains(name, "Datagram") {
+		proto = "udp"
+	}
+	if strings.HasPrefix(name, "DNS") {
+		proto = "udp"
+		if t := kw["tcp"]; t != nil && t.text(p.src) == "True" {
+			proto = "tcp"
+		}
+	}
+	p.bind(line, kindPyListen, proto, h, "0.0.0.0", "0.0.0.0", kw["port"], 0, name)
+}
+
+// fromCaller says whether an expression is what the caller of the enclosing function passed:
+// a parameter (or an item or attribute of one) that is not static here.
+func (p *pyFile) fromCaller(n *tsNode) bool {
+	for i := 0; n != nil && i < 10; i++ {
+		switch n.typ {
+		case "subscript":
+			n = n.get("value")
+			continue
+		case "attribute":
+			if strings.HasPrefix(n.text(p.src), "self.") {
+				return false
+			}
+			n = n.get("object")
+			continue
+		case "identifier":
+			fn := n.enclosing("function_definition")
+			if fn == nil || p.lookup(n.text(p.src), n) != nil {
+				return false
+			}
+			for _, prm := range fn.get("parameters").args() {
+				if paramName(prm, p.src) == n.text(p.src) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return false
 }

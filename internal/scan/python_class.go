@@ -2,6 +2,7 @@ package scan
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -10,7 +11,8 @@ import (
 //
 //   - a server configuration class (its name or a base names Config, Settings, Setting,
 //     Adjustments or Options) whose attribute host, bind, listen, address, bind_address,
-//     listen_address (and the _host/_addr variants) is assigned an address literal, a
+//     listen_address (and the _host/_addr variants; a leading underscore is ignored:
+//     hypercorn's _bind = ["127.0.0.1:8000"]) is assigned an address literal, a
 //     "HOST:PORT" string, a list of them, or a one-argument call wrapping one
 //     (waitress: host = _str_marker("0.0.0.0"));
 //   - an option class, one whose name = "bind" (host, listen, address) or whose
@@ -73,13 +75,9 @@ func (p *pyFile) class(c *tsNode) {
 	if body == nil {
 		return
 	}
-	words := strings.ToLower(c.get("name").text(p.src) + " " + c.get("superclasses").text(p.src))
-	config := false
-	for _, w := range configClassWords {
-		if strings.Contains(words, w) {
-			config = true
-		}
-	}
+	cname := c.get("name").text(p.src)
+	words := strings.ToLower(cname + " " + c.get("superclasses").text(p.src))
+	config := slices.ContainsFunc(configClassWords, func(w string) bool { return strings.Contains(words, w) })
 	stmts := classStatements(body)
 	attrs := map[string][]*tsNode{}
 	for _, a := range stmts {
@@ -87,7 +85,6 @@ func (p *pyFile) class(c *tsNode) {
 			attrs[l.text(p.src)] = append(attrs[l.text(p.src)], a.get("right"))
 		}
 	}
-	cname := c.get("name").text(p.src)
 	// An option class: name = "bind" or cli = ["-b", "--bind"].
 	opt := ""
 	for _, r := range attrs["name"] {
@@ -122,7 +119,7 @@ func (p *pyFile) class(c *tsNode) {
 	}
 	for _, a := range stmts {
 		l := a.get("left")
-		if l == nil || l.typ != "identifier" || !bindAttrs[strings.ToLower(l.text(p.src))] || a.get("right") == nil {
+		if l == nil || l.typ != "identifier" || !bindAttrs[strings.TrimLeft(strings.ToLower(l.text(p.src)), "_")] || a.get("right") == nil {
 			continue
 		}
 		p.classDefault(a.get("right"), port, true, "class "+cname+" attribute "+l.text(p.src))
@@ -208,24 +205,53 @@ func formatPrefix(v tsValue, mark string) tsValue {
 }
 
 // addrDefault reads an option's or attribute's default: "HOST", "HOST:PORT" (":PORT" is every
-// interface), "[V6]:PORT", or a known prefix "HOST:" of a formatted string. Host names other
-// than localhost, "", None and numbers are not addresses.
+// interface), "[V6]:PORT", or a known prefix "HOST:" of a formatted string. The port of a
+// formatted string is unknown (0) even when digits precede the placeholder ("[::]:80%d" is
+// not port 80); so is a port that is not a number from 0 to 65535. Host names other than
+// localhost, "", None and numbers are not addresses.
 func addrDefault(v tsValue) (host string, port int, hasPort, ok bool) {
 	if !v.known || v.isNum || v.none || v.str == "" {
 		return "", 0, false, false
 	}
-	host = v.str
-	if h, pt, err := net.SplitHostPort(v.str); err == nil {
-		host, hasPort = h, true
-		port, _ = strconv.Atoi(pt)
-		if host == "" {
-			host = "0.0.0.0"
+	s := v.str
+	portOf := func(pt string) int {
+		n, err := strconv.Atoi(pt)
+		if v.partial || err != nil || n < 0 || n > 65535 {
+			return 0
 		}
-	} else if v.partial {
-		if h, _, ok := strings.Cut(v.str, ":"); ok && h != "" && !strings.HasPrefix(v.str, "[") {
-			host, hasPort = h, true
-		} else {
+		return n
+	}
+	switch {
+	case strings.HasPrefix(s, "["):
+		h, rest, closed := strings.Cut(s[1:], "]")
+		if !closed {
+			return "", 0, false, false // "[::" + ...: the host is not all known
+		}
+		host = h
+		switch {
+		case strings.HasPrefix(rest, ":"):
+			hasPort, port = true, portOf(rest[1:])
+		case rest != "":
 			return "", 0, false, false
+		case v.partial:
+			hasPort = true // "[::]" + what follows: a port, unknown
+		}
+	case !v.partial && net.ParseIP(s) != nil:
+		host = s // a bare address, IPv6 included
+	default:
+		h, pt, found := strings.Cut(s, ":")
+		switch {
+		case !found && v.partial:
+			return "", 0, false, false // "0.0.0" + ...: the host is not all known
+		case !found:
+			host = s
+		case strings.Contains(pt, ":"):
+			return "", 0, false, false // an unbracketed IPv6 prefix: ambiguous
+		default:
+			host, hasPort, port = h, true, portOf(pt)
+			if host == "" {
+				host = "0.0.0.0"
+			}
 		}
 	}
 	if !isAddrLiteral(host) {

@@ -54,3 +54,41 @@ class Other:
 		t.Errorf("findings:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestAddrDefault: the port of a formatted string is unknown (0) whatever digits precede its
+// placeholder, as is a port out of range; hosts that are not addresses are refused.
+func TestAddrDefault(t *testing.T) {
+	for _, c := range []struct {
+		s       string
+		partial bool
+		want    string // "HOST PORT HASPORT", or "" when not an address
+	}{
+		{"[::]:", true, ":: 0 true"},           // "[::]:%d" % p
+		{"[::]:80", true, ":: 0 true"},         // "[::]:80%d": not port 80
+		{"0.0.0.0:80", true, "0.0.0.0 0 true"}, // "0.0.0.0:80{0}".format(x)
+		{"0.0.0.0:", true, "0.0.0.0 0 true"},
+		{"[::]", true, ":: 0 true"},
+		{"[::", true, ""},
+		{"0.0.0", true, ""},
+		{"::", true, ""},
+		{"::1:", true, ""},
+		{"[::]:8443", false, ":: 8443 true"},
+		{"[::]:99999", false, ":: 0 true"},
+		{"0.0.0.0:http", false, "0.0.0.0 0 true"},
+		{":8000", false, "0.0.0.0 8000 true"},
+		{"::", false, ":: 0 false"},
+		{"127.0.0.1", false, "127.0.0.1 0 false"},
+		{"[::1]x", false, ""},
+		{"example.com:80", false, ""},
+		{"localhost:8000", false, "localhost 8000 true"},
+	} {
+		h, p, hp, ok := addrDefault(tsValue{known: true, str: c.s, partial: c.partial})
+		got := ""
+		if ok {
+			got = fmt.Sprintf("%s %d %t", h, p, hp)
+		}
+		if got != c.want {
+			t.Errorf("addrDefault(%q, partial %t) = %q, want %q", c.s, c.partial, got, c.want)
+		}
+	}
+}

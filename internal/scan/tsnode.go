@@ -121,6 +121,7 @@ type tsValue struct {
 	none    bool // Python None, JavaScript undefined/null: the argument as if omitted
 	line    int
 	origin  string
+	probe   bool // Python: the value another file's call gives a parameter (python_pkg.go)
 }
 
 func numVal(n, line int) tsValue { return tsValue{known: true, isNum: true, num: n, line: line} }

@@ -86,16 +86,22 @@ func Scan(ctx context.Context, roots []string, o Options) (*Result, error) {
 	sort.Strings(res.Unscanned)
 
 	var mu sync.Mutex
-	work := make(chan unit)
+	mods := make([]*pyMod, len(units)) // the Python files' summaries, by unit
+	work := make(chan int)
 	var wg sync.WaitGroup
 	for range o.Workers {
 		wg.Go(func() {
-			for u := range work {
-				found, probs, n := runUnit(u, o)
+			for ui := range work {
+				u := units[ui]
+				found, probs, n, mod := runUnit(u, o)
 				for i := range found {
 					j.applyRule(&found[i])
 					j.verdict(&found[i])
 					suppress(&found[i], found[i].comments)
+				}
+				if mod != nil {
+					mod.root, mod.abs = u.root, u.files[0]
+					mods[ui] = mod
 				}
 				mu.Lock()
 				res.Findings = append(res.Findings, found...)
@@ -105,21 +111,22 @@ func Scan(ctx context.Context, roots []string, o Options) (*Result, error) {
 			}
 		})
 	}
-	var err error
-feed:
-	for _, u := range units {
-		select {
-		case work <- u:
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(work)
+	err := feed(ctx, len(units), work)
 	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
+	// Python calls into other files of the same root (python_pkg.go).
+	found, err := crossFiles(ctx, mods, o)
+	if err != nil {
+		return nil, err
+	}
+	for i := range found {
+		j.applyRule(&found[i])
+		j.verdict(&found[i])
+		suppress(&found[i], found[i].comments)
+	}
+	res.Findings = append(res.Findings, found...)
 	sortFindings(res.Findings)
 	sort.Slice(res.Problems, func(a, b int) bool {
 		return res.Problems[a].String() < res.Problems[b].String()
@@ -127,24 +134,112 @@ feed:
 	return res, nil
 }
 
-// runUnit scans one unit; a panic in a parser becomes a problem, never a crash.
-func runUnit(u unit, o Options) (out []Finding, probs []Problem, n int) {
+// feed sends 0..n-1 to work, then closes it; it stops early when ctx is done.
+func feed(ctx context.Context, n int, work chan<- int) error {
+	defer close(work)
+	for i := range n {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// runUnit scans one unit; a panic in a parser becomes a problem, never a crash. A Python
+// file's summary is mod.
+func runUnit(u unit, o Options) (out []Finding, probs []Problem, n int, mod *pyMod) {
 	defer func() {
 		if r := recover(); r != nil {
-			out = nil
+			out, mod = nil, nil
 			probs = append(probs, Problem{File: rel(u.root, u.files[0]), Msg: fmt.Sprintf("internal error while scanning: %v", r)})
 		}
 	}()
 	if u.kind == kindGo {
-		return scanGoDir(u, o)
+		out, probs, n = scanGoDir(u, o)
+		return out, probs, n, nil
 	}
 	name := rel(u.root, u.files[0])
 	src, err := readCapped(u.files[0], o.MaxFileSize)
 	if err != nil {
-		return nil, []Problem{{File: name, Msg: err.Error()}}, 0
+		return nil, []Problem{{File: name, Msg: err.Error()}}, 0, nil
 	}
-	fs, probs := scanBytes(u.kind, name, src)
-	return fs, probs, 1
+	if u.kind == kindPython {
+		out, probs, mod = scanPythonMod(name, src)
+		return out, probs, 1, mod
+	}
+	out, probs = scanBytes(u.kind, name, src)
+	return out, probs, 1, nil
+}
+
+// crossFiles is the second pass over Python files: per root, the files whose calls resolve to
+// another file's class or function with a bind host that is not static there, in parallel. A
+// panic is dropped with the findings of that file (the first pass already scanned it).
+func crossFiles(ctx context.Context, mods []*pyMod, o Options) ([]Finding, error) {
+	byRoot := map[string][]*pyMod{}
+	var roots []string
+	flagged := map[string]bool{}
+	for _, m := range mods {
+		if m == nil {
+			continue
+		}
+		if byRoot[m.root] == nil {
+			roots = append(roots, m.root)
+		}
+		byRoot[m.root] = append(byRoot[m.root], m)
+		flagged[m.root] = flagged[m.root] || m.flagged || len(m.bases) > 0
+	}
+	type job struct {
+		ix *pyIndex
+		m  *pyMod
+	}
+	var jobs []job
+	for _, r := range roots {
+		if !flagged[r] {
+			continue
+		}
+		ix := newPyIndex(byRoot[r])
+		for _, m := range byRoot[r] {
+			if ix.candidate(m) {
+				jobs = append(jobs, job{ix, m})
+			}
+		}
+	}
+	// The index's resolution cache is filled above; the workers share it read-only below, so
+	// each builds its own.
+	out := make([][]Finding, len(jobs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	read := func(m *pyMod) ([]byte, error) { return readCapped(m.abs, o.MaxFileSize) }
+	for range o.Workers {
+		wg.Go(func() {
+			ixs := map[*pyIndex]*pyIndex{}
+			for i := range work {
+				jb := jobs[i]
+				ix := ixs[jb.ix]
+				if ix == nil {
+					ix = &pyIndex{mods: jb.ix.mods, bySuffix: jb.ix.bySuffix, cache: map[string]pyTarget{}}
+					ixs[jb.ix] = ix
+				}
+				func() {
+					defer func() { _ = recover() }()
+					src, err := read(jb.m)
+					if err != nil {
+						return
+					}
+					out[i] = ix.crossFile(jb.m, src, read)
+				}()
+			}
+		})
+	}
+	err := feed(ctx, len(jobs), work)
+	wg.Wait()
+	var all []Finding
+	for _, f := range out {
+		all = append(all, f...)
+	}
+	return all, err
 }
 
 // jsLangs are the grammars of the JavaScript-family kinds.

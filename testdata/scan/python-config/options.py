@@ -38,3 +38,8 @@ class Backlog(Setting):
 class Host(Setting):
     name = "host"
     default = f"{os.environ.get('HOST')}:80"  # interpolated host: not static
+
+
+class ListenV6(Setting):
+    cli = ["--listen-addr"]
+    default = "[::]:80%d" % 8  # port 808: the digits before the placeholder are not the port

@@ -1,0 +1,2 @@
+from .server import *
+from .client import Client
