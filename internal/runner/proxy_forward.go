@@ -135,17 +135,6 @@ func (f *forwarder) put(uc *upConn) {
 	uc.close()
 }
 
-// closeIdle closes the idle connections (tests, shutdown).
-func (f *forwarder) closeIdle() {
-	f.mu.Lock()
-	idle := f.idle
-	f.idle = nil
-	f.mu.Unlock()
-	for _, uc := range idle {
-		uc.close()
-	}
-}
-
 func (uc *upConn) close() {
 	_ = uc.c.Close()
 	uc.br.Reset(nil)
