@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/mdlayher/netlink"
+
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/socket"
 )
@@ -58,6 +60,33 @@ func FuzzDecodeDiagMsg(f *testing.F) {
 		}
 		if s.Family != r.Family || s.Protocol != r.Protocol || !s.Addr.IsValid() {
 			t.Fatalf("decoded %+v for %s", s, r)
+		}
+		// The attributes are walked by hand (no allocation per socket): whatever it accepts,
+		// mdlayher/netlink's decoder must read the same v6only from.
+		if len(data) <= 72 { // sizeof(struct inet_diag_msg): no attributes
+			return
+		}
+		ad, err := netlink.NewAttributeDecoder(data[72:])
+		if err != nil {
+			t.Fatalf("accepted attributes netlink refuses: %v", err)
+		}
+		want := observed.V6OnlyNA
+		if r.Family == observed.IPv6 {
+			want = observed.V6OnlyUnknown
+		}
+		for ad.Next() {
+			if r.Family == observed.IPv6 && ad.Type() == 11 { // INET_DIAG_SKV6ONLY
+				want = observed.V6OnlyNo
+				if ad.Uint8() != 0 {
+					want = observed.V6OnlyYes
+				}
+			}
+		}
+		if err := ad.Err(); err != nil {
+			t.Fatalf("accepted attributes netlink refuses: %v", err)
+		}
+		if s.V6Only != want {
+			t.Fatalf("v6only %v, netlink's decoder reads %v", s.V6Only, want)
 		}
 	})
 }

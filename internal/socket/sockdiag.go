@@ -125,9 +125,8 @@ func DecodeDiagMsg(b []byte, r DiagRequest) (observed.Socket, error) {
 		}
 		n := int(binary.NativeEndian.Uint16(a[0:2]))
 		typ := binary.NativeEndian.Uint16(a[2:4]) & nlaTypeMask
-		if n == 0 { // an empty attribute, skipped as mdlayher/netlink's decoder skips it
-			a = a[nlaHdrLen:]
-			continue
+		if n == 0 {
+			n = nlaHdrLen // a length of 0 is an attribute with no payload, as mdlayher/netlink reads it
 		}
 		if n < nlaHdrLen || n > len(a) {
 			return observed.Socket{}, fmt.Errorf("inet_diag_msg attributes: attribute of length %d in %d bytes", n, len(a))
