@@ -238,11 +238,16 @@ func (m *Monitor) observed(snap *observe.Snapshot) {
 // judgeListeners judges listeners with the audit's judge, each by its own namespace's scope,
 // against the namespaces of the last full observation.
 func (m *Monitor) judgeListeners(ls []observed.Listener) *audit.Report {
+	return audit.JudgeObservation(m.Policy(), m.observation(ls))
+}
+
+// observation is the last full observation's namespaces with listeners ls.
+func (m *Monitor) observation(ls []observed.Listener) observed.Observation {
 	m.mu.Lock()
 	o := m.lastObs
 	m.mu.Unlock()
 	o.Listeners = ls
-	return audit.JudgeObservation(m.Policy(), o)
+	return o
 }
 
 // hostNetns is the label of the namespace bindguard runs in, from a snapshot: the namespace a
@@ -254,16 +259,6 @@ func hostNetns(snap *observe.Snapshot) string {
 		}
 	}
 	return migratedNetns
-}
-
-// incremental judges listeners as judgeListeners does, kept group by group (the listeners in
-// group order, as liveSet.listeners gives them).
-func (m *Monitor) incremental(ls []observed.Listener) *audit.Incremental {
-	m.mu.Lock()
-	o := m.lastObs
-	m.mu.Unlock()
-	o.Listeners = ls
-	return audit.NewIncremental(m.Policy(), o)
 }
 
 // judge judges listeners against the policy in force and returns the drift from the reported

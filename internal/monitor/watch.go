@@ -14,6 +14,7 @@ import (
 	"github.com/bindguard/bindguard/internal/observe"
 	"github.com/bindguard/bindguard/internal/observed"
 	"github.com/bindguard/bindguard/internal/proc"
+	"github.com/bindguard/bindguard/policy"
 )
 
 // WatchMode is where serve learns of sockets.
@@ -306,24 +307,31 @@ type snapResult struct {
 	start time.Time
 }
 
-// reportBox hands the reporter what changed since it last took from it: a new base (the loop
-// judged the whole live set: after an audit, when a grace period ended) and the groups whose
+// reportBox hands the reporter what changed since it last took from it: a new base (the
+// observation the loop judged whole: after an audit, when a grace period ended; the reporter
+// builds its group-by-group judgement from it, off the loop) and the groups whose
 // sockets changed since, under seq, the loop's count of such hand-overs, so that a report of
 // an older state never replaces a newer one (Monitor.lastSeq).
 type reportBox struct {
 	mu     sync.Mutex
 	seq    uint64
-	base   *audit.Incremental
+	base   *reportBase
 	groups map[group][]observed.Listener
 	wake   chan struct{}
 }
 
-// rebase hands over a new base, built from the whole live set, and returns its seq.
-func (b *reportBox) rebase(inc *audit.Incremental) uint64 {
+// reportBase is a whole observation and the policy it was judged by.
+type reportBase struct {
+	pol *policy.Policy
+	obs observed.Observation
+}
+
+// rebase hands over a new base, the whole live set, and returns its seq.
+func (b *reportBox) rebase(base *reportBase) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
-	b.base, b.groups = inc, map[group][]observed.Listener{}
+	b.base, b.groups = base, map[group][]observed.Listener{}
 	return b.seq
 }
 
@@ -343,7 +351,7 @@ func (b *reportBox) change(groups map[group][]observed.Listener) {
 }
 
 // take empties the box.
-func (b *reportBox) take() (uint64, *audit.Incremental, map[group][]observed.Listener) {
+func (b *reportBox) take() (uint64, *reportBase, map[group][]observed.Listener) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	seq, base, groups := b.seq, b.base, b.groups
@@ -375,7 +383,7 @@ const commitQueue = 1 << 16
 // reported. When the report was judged whole, doing it every 50 ms of a burst delayed the
 // events' own judgement (judged p99 1.7-2.0 ms against 0.71-0.79 ms without it,
 // bench/live-latency.sh); it is now assembled group by group (audit.Incremental, about a fifth
-// of the cost at 10,000 listeners), and still batched so that a burst costs a few reports.
+// of a whole judgement's cost at 10,000 listeners), and still batched so that a burst costs a few reports.
 const (
 	reportEvery = 50 * time.Millisecond
 	reportMax   = time.Second
@@ -435,7 +443,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			}
 			seq, base, groups := box.take()
 			if base != nil {
-				cur = base
+				cur = audit.NewIncremental(base.pol, base.obs)
 			}
 			if cur == nil {
 				continue // no audit yet: the loop judges nothing before one
@@ -530,10 +538,10 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 	// judgeLive judges the live set, publishes its report (the metrics change at once) and
 	// queues its drift; done, when set, is told when it is durable.
 	judgeLive := func(times map[string]time.Time, source string, at time.Time, done chan<- error) *audit.Report {
-		inc := m.incremental(live.listeners())
-		rep, events, next, deadline := m.drifted(inc.Report(), host, times, source, at)
+		base := &reportBase{pol: m.Policy(), obs: m.observation(live.listeners())}
+		rep, events, next, deadline := m.drifted(audit.JudgeObservation(base.pol, base.obs), host, times, source, at)
 		schedule(deadline)
-		m.publish(rep, box.rebase(inc), at)
+		m.publish(rep, box.rebase(base), at)
 		reportGroups = map[group]bool{} // the base has them
 		if len(events) > 0 || m.state == nil || done != nil {
 			commits <- commitReq{events: events, state: maps.Clone(next), done: done}
