@@ -432,7 +432,10 @@ func TestRunGuard(t *testing.T) {
 	allowed := nsClientFrom(clients, netip.MustParseAddr("10.77.0.3"))
 	other := nsClientFrom(clients, netip.MustParseAddr("10.77.0.2"))
 	local := nsClientFrom(ns, netip.Addr{})
-	forged := []string{"X-Forwarded-For", "127.0.0.1", "X-Real-IP", "127.0.0.1", "Forwarded", "for=127.0.0.1"}
+	// X_Forwarded_For and X_Real_IP: gunicorn turns "_" and "-" alike into HTTP_X_..., and
+	// (20.1) joins them with the real header, the client's first.
+	forged := []string{"X-Forwarded-For", "127.0.0.1", "X-Real-IP", "127.0.0.1", "Forwarded", "for=127.0.0.1",
+		"X_Forwarded_For", "127.0.0.1", "X_Real_IP", "127.0.0.1"}
 
 	w := waitServing(t, agent, allowed, "http://10.77.0.1:10050/", forged...)
 	if w.XForwardedFor == nil || *w.XForwardedFor != "10.77.0.3" || w.XRealIP == nil || *w.XRealIP != "10.77.0.3" || w.Forwarded != nil {

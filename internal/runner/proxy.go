@@ -24,7 +24,9 @@ type clientKey struct{}
 // Handler admits requests g allows and reverse-proxies them to the HTTP server on the Unix
 // socket upstream; it answers the others 403 with access's problem+json body. Toward the
 // upstream, X-Forwarded-For and X-Real-IP hold the client g resolved (without a zone), and
-// every forwarding header the client sent (X-Forwarded-*, Forwarded) is dropped. The Host
+// every forwarding header the client sent (X-Forwarded-*, Forwarded) is dropped, with every
+// header whose name holds "_" (a WSGI or CGI server would read X_Forwarded_For as
+// X-Forwarded-For). A request target that is not a path (an opaque URI) is a 400. The Host
 // header is kept; bodies stream both ways (responses are flushed as they come); HTTP/1.1
 // keep-alive and Upgrade (WebSocket) pass through. An upstream that cannot be reached is a 502.
 // Decisions are logged at debug level (client addresses only there).
@@ -58,6 +60,11 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 			h := pr.Out.Header
 			h.Del("Forwarded")
 			h.Del("X-Real-Ip")
+			for k := range h {
+				if underscored(k) {
+					delete(h, k)
+				}
+			}
 			if c, ok := pr.In.Context().Value(clientKey{}).(string); ok {
 				h.Set("X-Forwarded-For", c)
 				h.Set("X-Real-Ip", c)
@@ -83,6 +90,12 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 			access.Deny(w)
 			return
 		}
+		if !originPath(r) {
+			// "GET x:admin" parses as an opaque URI with no path: the rule checked was the
+			// root's, and an upstream could take "admin" as a path of its own.
+			http.Error(w, "bad request: the request target must be a path", http.StatusBadRequest)
+			return
+		}
 		client := dec.Client.Addr.WithZone("").String()
 		if lean(r) {
 			fw.serve(w, r, client, badGateway)
@@ -90,6 +103,17 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 		}
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, client)))
 	})
+}
+
+// originPath reports whether r's target is a path the access check saw as the upstream will:
+// origin form ("/..."), absolute form with such a path or none, or "*" for OPTIONS.
+func originPath(r *http.Request) bool {
+	u := r.URL
+	if u.Opaque != "" {
+		return false
+	}
+	p := u.Path
+	return p == "" || p[0] == '/' || p == "*" && r.Method == http.MethodOptions
 }
 
 // Server is the front server of Guard for h, with its limits.

@@ -29,7 +29,8 @@ import (
 // client's bytes: the method (a token), the request URI re-encoded from the parsed URL (with
 // the ReverseProxy's cleanup of unparsable query parameters), Host, and the client's headers
 // without the hop-by-hop ones (RFC 9110 7.6.1, and those the client's Connection names),
-// without every forwarding header (X-Forwarded-*, Forwarded, X-Real-Ip), without
+// without every forwarding header (X-Forwarded-*, Forwarded, X-Real-Ip), without any header
+// whose name holds "_" (see underscored), without
 // Content-Length and Transfer-Encoding (no body goes out, so nothing can be smuggled after
 // the header block; POST, PUT and PATCH say Content-Length: 0 as Go's client does), and with
 // X-Forwarded-For and X-Real-Ip set to the client bindguard resolved. A header value with
@@ -163,6 +164,14 @@ var forwarding = map[string]bool{
 
 var errBadHeader = errors.New("header value with CR, LF or NUL")
 
+// underscored reports whether a header name holds "_". Such headers are dropped on the way
+// to the upstream, as nginx does by default (underscores_in_headers off) and gunicorn 22 does
+// (header_map drop): CGI and WSGI servers turn "-" into "_" in the environ key, so a client's
+// "X_Forwarded_For: 127.0.0.1" would become HTTP_X_FORWARDED_FOR beside (gunicorn 20 joins
+// them, the client's first) the X-Forwarded-For bindguard sets, and an app that reads it would
+// take the forged address.
+func underscored(k string) bool { return strings.IndexByte(k, '_') >= 0 }
+
 // connectionListed reports whether the Connection headers hv name key (canonical).
 func connectionListed(hv []string, key string) bool {
 	for _, v := range hv {
@@ -192,7 +201,7 @@ func appendRequest(b []byte, r *http.Request, client string) ([]byte, error) {
 	b = append(b, "\r\n"...)
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if dropped[k] || forwarding[k] || (len(conn) > 0 && connectionListed(conn, k)) {
+		if dropped[k] || forwarding[k] || underscored(k) || (len(conn) > 0 && connectionListed(conn, k)) {
 			continue
 		}
 		for _, v := range vv {

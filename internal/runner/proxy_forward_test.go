@@ -151,7 +151,7 @@ func TestForwarderWire(t *testing.T) {
 	// A body-less request with a bogus Content-Length 0 and X-Real-IP, then one whose
 	// Content-Length disagrees with Transfer-Encoding (Go's server takes chunked and drops
 	// Content-Length; the body carries what would be a second request to a naive proxy).
-	raw := "GET /a?x=1 HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\nContent-Length: 0\r\n\r\n" +
+	raw := "GET /a?x=1 HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\nX_Forwarded_For: 10.9.9.9\r\nx_real_ip: 10.9.9.9\r\nContent-Length: 0\r\n\r\n" +
 		"DELETE /b HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n"
 	out := rawDo(t, ts, raw)
 	if n := strings.Count(out, "HTTP/1.1 200 OK"); n != 2 {
@@ -162,7 +162,7 @@ func TestForwarderWire(t *testing.T) {
 		t.Errorf("request lines:\n%s\n%s", h1, h2)
 	}
 	for _, h := range []string{h1, h2} {
-		for _, bad := range []string{"Content-Length", "Transfer-Encoding", "10.9.9.9", "Forwarded:", "Connection"} {
+		for _, bad := range []string{"Content-Length", "Transfer-Encoding", "10.9.9.9", "Forwarded:", "Connection", "_"} {
 			if strings.Contains(h, bad) {
 				t.Errorf("upstream got %q in\n%s", bad, h)
 			}
@@ -415,5 +415,85 @@ func TestAppendRequestRefusesBadValues(t *testing.T) {
 	b, err := appendRequest(nil, r, "127.0.0.1")
 	if err != nil || !strings.HasPrefix(string(b), "GET /p HTTP/1.1\r\n") {
 		t.Errorf("unparsable query not cleaned: %q %v", b, err)
+	}
+}
+
+// TestGuardUnderscoreHeaders: a header whose name holds "_" reaches the upstream on neither
+// path (without a body: the forwarder; with one: the ReverseProxy), since a WSGI server reads
+// X_Forwarded_For as X-Forwarded-For.
+func TestGuardUnderscoreHeaders(t *testing.T) {
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for k, vv := range r.Header {
+			_, _ = io.WriteString(w, k+"="+strings.Join(vv, "|")+"\n")
+		}
+	}))
+	ts := front(t, "core", up)
+	for _, body := range []string{"", "payload"} {
+		req, _ := http.NewRequest("POST", ts.URL, strings.NewReader(body))
+		if body == "" {
+			req.Body = http.NoBody
+		}
+		req.Header.Set("X-Forwarded-For", "127.0.0.1")
+		req.Header["X_Forwarded_For"] = []string{"10.9.9.9"}
+		req.Header["X_real_ip"] = []string{"10.9.9.9"}
+		req.Header["Forwarded_For"] = []string{"10.9.9.9"}
+		req.Header.Set("X-Kept", "yes")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(b), "_") || strings.Contains(string(b), "10.9.9.9") || !strings.Contains(string(b), "X-Kept=yes") {
+			t.Errorf("body %q: %d, upstream saw\n%s", body, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestGuardOpaqueTarget: a request target that is an opaque URI ("x:admin": no path, so the
+// root's rule was checked) is refused before it reaches the upstream; paths, absolute URLs and
+// OPTIONS * pass.
+func TestGuardOpaqueTarget(t *testing.T) {
+	// A raw upstream: Go's server would refuse "GET admin" itself; gunicorn takes it.
+	targets := make(chan string, 8)
+	up := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			h, err := readHead(br)
+			if err != nil {
+				return
+			}
+			line, _, _ := strings.Cut(h, "\r\n")
+			targets <- strings.TrimSuffix(strings.TrimPrefix(line, "GET "), " HTTP/1.1")
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); err != nil {
+				return
+			}
+		}
+	})
+	ts := front(t, "core", up)
+	for _, tc := range []struct {
+		target, want string
+		status     string
+	}{
+		{"x:admin", "", "HTTP/1.1 400"},
+		{"mailto:admin", "", "HTTP/1.1 400"},
+		{"/admin", "/admin", "HTTP/1.1 200"},
+		{"http://localhost/admin", "/admin", "HTTP/1.1 200"},
+	} {
+		out := rawDo(t, ts, "GET "+tc.target+" HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, tc.status) {
+			t.Errorf("GET %s: %q, want %s", tc.target, out, tc.status)
+		}
+		select {
+		case got := <-targets:
+			if got != tc.want {
+				t.Errorf("GET %s reached the upstream as %q, want %q", tc.target, got, tc.want)
+			}
+		default:
+			if tc.want != "" {
+				t.Errorf("GET %s did not reach the upstream", tc.target)
+			}
+		}
 	}
 }
