@@ -474,7 +474,7 @@ func TestGuardOpaqueTarget(t *testing.T) {
 	ts := front(t, "core", up)
 	for _, tc := range []struct {
 		target, want string
-		status     string
+		status       string
 	}{
 		{"x:admin", "", "HTTP/1.1 400"},
 		{"mailto:admin", "", "HTTP/1.1 400"},
