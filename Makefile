@@ -4,7 +4,7 @@
 # kept out of go.mod because it pulls in grpc).
 
 GO          ?= go
-GOSEC_VER   := v2.29.0
+GOSEC_VER   := v2.30.0
 BIN         := $(CURDIR)/.bin
 # Debian packages the test suite needs: gcc for the race detector (cgo), iproute2 (ip, ss) for
 # the namespace tests, prometheus for promtool, nginx for nginx -t and the end-to-end test,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/scan-realworld.sh: precision and recall of `bindguard scan` on real-world Python and
 # JavaScript that is not in this repository (Debian's packages: the Python 3.11 standard library
-# and everything in /usr/lib/python3/dist-packages, which must include the Python packages named
-# below; node-express, node-ws, node-sockjs, node-faye-websocket, node-http-proxy,
+# and the files under /usr/lib/python3/dist-packages of the Python packages named below and
+# their dependencies, whatever else is installed; node-express, node-ws, node-sockjs, node-faye-websocket, node-http-proxy,
 # node-http-server, node-connect with their examples), against the hand-labelled bind sites in
 # internal/scan/testdata/realworld-labels.txt, and bandit B104 (Debian's bandit) on the same
 # Python files in the same run. Scores are printed overall and per language.
@@ -24,7 +24,7 @@
 # Twisted (listenTCP, endpoints and strports strings) is not modelled by the scan
 # (docs/scan.md) and is left out of the sample, so the sample is the same where it is installed.
 #
-# Needs a cgo build, python3 and: apt-get install bandit gunicorn python3-flask python3-uvicorn
+# Needs a cgo build, python3 and: apt-get install bandit python3-pip gunicorn python3-flask python3-uvicorn
 #   python3-fastapi python3-aiohttp python3-tornado python3-waitress python3-bottle
 #   python3-cherrypy3 python3-cheroot python3-pyftpdlib python3-aiosmtpd python3-hypercorn
 #   python3-websockets python3-paste python3-dnslib python3-rpyc python3-livereload python3-pyro4
@@ -36,28 +36,44 @@ labels=internal/scan/testdata/realworld-labels.txt
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The sample: every .py / .js file under these directories (tests, vendored trees and Python 2
-# tooling left out by the same filters every time), copied with their absolute paths.
-py_roots=(/usr/lib/python3.11 /usr/lib/python3/dist-packages)
-for p in gunicorn flask werkzeug uvicorn fastapi starlette httplib2 aiohttp tornado waitress bottle.py \
-	cherrypy cheroot pyftpdlib aiosmtpd hypercorn websockets paste dnslib rpyc livereload Pyro4 aioftp; do
-	[ -e "/usr/lib/python3/dist-packages/$p" ] || py_roots+=("/usr/lib/python3/dist-packages/$p") # reported missing below
-done
+# The sample: the Python standard library, and every .py file the Debian packages below and
+# their dependencies (Depends and Pre-Depends, recursively) install under dist-packages, so
+# that other packages installed on the machine do not change it; every .js / .mjs / .ts file
+# of the node packages' directories. Tests, vendored trees and Python 2 tooling are left out
+# by the same filters every time.
+py_pkgs=(bandit gunicorn python3-flask python3-uvicorn python3-fastapi python3-aiohttp python3-tornado
+	python3-waitress python3-bottle python3-cherrypy3 python3-cheroot python3-pyftpdlib python3-aiosmtpd
+	python3-hypercorn python3-websockets python3-paste python3-dnslib python3-rpyc python3-livereload
+	python3-pyro4 python3-aioftp python3-pip)
 js_roots=(/usr/share/doc/node-express/examples /usr/share/doc/node-ws/examples /usr/share/doc/node-sockjs/examples
 	/usr/share/doc/node-faye-websocket/examples /usr/share/nodejs/express /usr/share/nodejs/ws /usr/share/nodejs/sockjs
 	/usr/share/nodejs/faye-websocket /usr/share/nodejs/http-proxy /usr/share/nodejs/http-server /usr/share/nodejs/connect)
-for r in "${py_roots[@]}" "${js_roots[@]}"; do
+for pkg in "${py_pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+		echo "scan-realworld: Debian package $pkg is not installed (install the packages named at the top)" >&2
+		exit 2
+	fi
+done
+for r in /usr/lib/python3.11 "${js_roots[@]}"; do
 	if [ ! -e "$r" ]; then
 		echo "scan-realworld: $r is missing (install the Debian packages named at the top)" >&2
 		exit 2
 	fi
 done
+closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+	--no-enhances "${py_pkgs[@]}" | grep -v '^ ' | sort -u)
 mkdir -p "$tmp/tree"
-find "${py_roots[@]}" -name '*.py' -not -path '*/__pycache__/*' -not -path '/usr/lib/python3.11/test/*' \
-	-not -path '*/tests/*' -not -path '*/test/*' -not -path '*/testing/*' -not -path '/usr/lib/python3.11/lib2to3/*' -not -path '/usr/lib/python3.11/idlelib/*' \
-	-not -path '/usr/lib/python3.11/tkinter/*' -not -path '/usr/lib/python3.11/turtledemo/*' \
-	-not -path '/usr/lib/python3.11/site-packages/*' -not -path '/usr/lib/python3.11/config-*' \
-	-not -path '/usr/lib/python3/dist-packages/twisted/*' >"$tmp/py.list"
+{
+	find /usr/lib/python3.11 -name '*.py' -not -path '*/__pycache__/*' -not -path '/usr/lib/python3.11/test/*' \
+		-not -path '*/tests/*' -not -path '*/test/*' -not -path '*/testing/*' -not -path '/usr/lib/python3.11/lib2to3/*' \
+		-not -path '/usr/lib/python3.11/idlelib/*' -not -path '/usr/lib/python3.11/tkinter/*' \
+		-not -path '/usr/lib/python3.11/turtledemo/*' -not -path '/usr/lib/python3.11/site-packages/*' \
+		-not -path '/usr/lib/python3.11/config-*'
+	for pkg in $closure; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' && dpkg -L "$pkg"
+	done | grep '^/usr/lib/python3/dist-packages/.*\.py$' | grep -v -e '/__pycache__/' -e '/tests/' -e '/test/' \
+		-e '/testing/' -e '^/usr/lib/python3/dist-packages/twisted/' | sort -u
+} >"$tmp/py.list"
 find "${js_roots[@]}" \( -name '*.js' -o -name '*.mjs' -o -name '*.ts' \) -not -path '*/node_modules/*' -not -name '*.min.js' >"$tmp/js.list"
 cat "$tmp/py.list" "$tmp/js.list" | rsync -a --files-from=- / "$tmp/tree/"
 echo "sample: $(wc -l <"$tmp/py.list") Python files, $(wc -l <"$tmp/js.list") JavaScript/TypeScript files"

@@ -460,6 +460,24 @@ func (p *pyFile) value(n *tsNode, depth int) tsValue {
 				}
 				return v
 			}
+		case strings.HasSuffix(fn, ".get") || strings.HasSuffix(fn, ".pop") || fn == "getattr":
+			// kw.get("host", "0.0.0.0"), settings.pop(...), getattr(opts, "host", "0.0.0.0"),
+			// configparser's get(section, option, fallback=...): the default, when it is an
+			// address or a number (configparser's second argument is an option's name).
+			d := kw["fallback"]
+			switch {
+			case fn == "getattr" && len(pos) == 3:
+				d = pos[2]
+			case fn != "getattr" && len(pos) == 2 && d == nil:
+				d = pos[1]
+			}
+			if d != nil && (p.isHostLiteral(d) || d.typ == "integer") {
+				v := p.value(d, depth+1)
+				if v.origin == "" {
+					v.origin = fmt.Sprintf("%s:%d: default of %s", p.name, n.line, fn)
+				}
+				return v
+			}
 		}
 	}
 	return tsValue{}
@@ -634,6 +652,9 @@ func (p *pyFile) call(n *tsNode) {
 	case (name == "create_server" || name == "start_server" || name == "create_datagram_endpoint") && (argAt(pos, kw, 1, "host") != nil || argAt(pos, kw, 2, "port") != nil) && kw["sock"] == nil:
 		// asyncio: host None is every interface.
 		p.bindHosts(line, kindPyListen, argAt(pos, kw, 1, "host"), "*", argAt(pos, kw, 2, "port"), 0, "asyncio "+name)
+	case (name == "start_http_server" || name == "start_wsgi_server") && (obj == "prometheus_client" || obj == "" && p.imports["prometheus_client"]):
+		// prometheus_client: addr="0.0.0.0" unless given.
+		p.bind(line, kindPyServer, "tcp", argAt(pos, kw, 1, "addr"), "0.0.0.0", "0.0.0.0", argAt(pos, kw, 0, "port"), 0, "prometheus_client "+name)
 	case name == "make_server" || name == "run_simple":
 		// wsgiref make_server(host, port, app), werkzeug run_simple(hostname, port, app).
 		// None is no host for either (socket's bind refuses it).
@@ -742,7 +763,59 @@ func (p *pyFile) sockBind(line int, obj string, arg *tsNode) {
 			family = txt
 		}
 	}
+	if proto == "tcp" && p.freePortProbe(obj, arg, a) {
+		return
+	}
 	p.bindAddr(line, kindPyListen, proto, a, family, "socket bind")
+}
+
+// freePortProbe says whether sock.bind(("", 0)) on a TCP socket only picks a free port: the
+// function asks the socket's name and never listens on it, hands it on or keeps it (zmq's
+// select_random_ports binds, reads getsockname and closes). A TCP socket that is bound and
+// never listens accepts nothing.
+func (p *pyFile) freePortProbe(obj string, arg *tsNode, a pyAddr) bool {
+	if obj == "" || strings.ContainsAny(obj, ".()[]") {
+		return false
+	}
+	if v := p.value(a.port, 0); !v.known || !v.isNum || v.num != 0 {
+		return false
+	}
+	fn := arg.enclosing("function_definition")
+	if fn == nil {
+		return false
+	}
+	named, listens, escapes := false, false, false
+	fn.each(func(n *tsNode) {
+		switch n.typ {
+		case "call":
+			f := n.get("function")
+			if f == nil || f.typ != "attribute" || f.get("object").text(p.src) != obj {
+				// The socket handed to another call (a server, a list) may be listened on there.
+				for _, x := range n.get("arguments").args() {
+					if x.typ == "identifier" && x.text(p.src) == obj {
+						escapes = true
+					}
+				}
+				return
+			}
+			switch f.get("attribute").text(p.src) {
+			case "getsockname":
+				named = true
+			case "listen", "accept", "detach", "dup", "makefile", "fileno":
+				listens = true
+			}
+		case "return_statement", "yield", "assignment", "keyword_argument", "list", "tuple", "dictionary", "set":
+			// return sock, self.s = sock, [sock]: the socket outlives the function.
+			n.each(func(k *tsNode) {
+				if k.typ != "identifier" || k.text(p.src) != obj || k.field == "left" ||
+					k.parent != nil && k.parent.typ == "attribute" && k.field == "object" {
+					return // the socket assigned, or one of its methods
+				}
+				escapes = true
+			})
+		}
+	})
+	return named && !listens && !escapes
 }
 
 // hostOptions are the command-line option names whose default is a listen address.
