@@ -218,6 +218,90 @@ type commitReq struct {
 	done   chan<- error // optional: told once the batch is durable (or failed)
 }
 
+// commitQueue holds the batches waiting for the committer, at most commitQueue of them (a
+// full queue makes the loop wait). It is a slice that grows with use, not a channel of
+// commitQueue slots: such a channel's buffer (9 MiB of pointers) was scanned by every
+// garbage collection, and the collections' mark phases were the events' judged tail.
+type commitQueue struct {
+	mu      sync.Mutex
+	notFull sync.Cond
+	q       []commitReq
+	closed  bool
+	ready   chan struct{} // a token when q became non-empty or the queue closed
+}
+
+func newCommitQueue() *commitQueue {
+	c := &commitQueue{ready: make(chan struct{}, 1)}
+	c.notFull.L = &c.mu
+	return c
+}
+
+// put queues r, waiting while the queue is full.
+func (c *commitQueue) put(r commitReq) {
+	c.mu.Lock()
+	for len(c.q) >= maxCommitQueue && !c.closed {
+		c.notFull.Wait()
+	}
+	c.q = append(c.q, r)
+	c.mu.Unlock()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the queue: the committer writes what is queued and returns.
+func (c *commitQueue) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.notFull.Broadcast()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+// wait blocks until a batch is queued; false once the queue is closed and empty.
+func (c *commitQueue) wait() bool {
+	for {
+		c.mu.Lock()
+		n, closed := len(c.q), c.closed
+		c.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		if closed {
+			return false
+		}
+		<-c.ready
+	}
+}
+
+// takeAll appends every queued batch, oldest first, to into.
+func (c *commitQueue) takeAll(into []commitReq) []commitReq {
+	c.mu.Lock()
+	into = append(into, c.q...)
+	clear(c.q)
+	c.q = c.q[:0]
+	c.mu.Unlock()
+	c.notFull.Broadcast()
+	return into
+}
+
+func (c *commitQueue) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// pending says whether batches are queued.
+func (c *commitQueue) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.q) > 0
+}
+
 // committer writes batches, gathering those that come within the commit window into one
 // transaction, and exports (logs, wakes the sinks) only what is durable. A failed write makes
 // the loop re-read the stored state (resync), so the next judgement re-derives what was lost.
@@ -225,30 +309,28 @@ type commitReq struct {
 // Batches that queued while the last transaction was written have waited for the disk
 // already: they are taken at once, with everything else queued, and written without waiting
 // the window again (the window only gathers a batch that starts when the committer is idle).
-func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
+func (m *Monitor) committer(in *commitQueue, resync chan<- struct{}) {
 	backlog := false // batches queued while the last transaction was written
-	for first := range in {
-		batch := []commitReq{first}
-		if backlog {
-			for n := len(in); n > 0; n-- { // this goroutine alone receives: n are there
-				batch = append(batch, <-in)
-			}
-		} else {
+	var batch []commitReq
+	for in.wait() {
+		if !backlog {
+			// The window: what the loop queues meanwhile joins this transaction (a close
+			// ends it early).
 			timer := time.NewTimer(m.cfg.CommitWindow)
 		gather:
 			for {
 				select {
-				case r, ok := <-in:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, r)
 				case <-timer.C:
 					break gather
+				case <-in.ready:
+					if in.isClosed() {
+						break gather
+					}
 				}
 			}
 			timer.Stop()
 		}
+		batch = in.takeAll(batch[:0])
 		var events []Event
 		full := false
 		up, drop := State{}, map[string]bool{}
@@ -290,7 +372,8 @@ func (m *Monitor) committer(in <-chan commitReq, resync chan<- struct{}) {
 				r.done <- err
 			}
 		}
-		backlog = len(in) > 0
+		clear(batch)
+		backlog = in.pending()
 	}
 }
 
@@ -373,9 +456,9 @@ func (m *Monitor) publish(rep *audit.Report, seq uint64, at time.Time) bool {
 	return true
 }
 
-// commitQueue is how many batches may wait for the committer: the judge never waits for the
-// disk (a slow fsync gathers more into the next transaction).
-const commitQueue = 1 << 16
+// maxCommitQueue is how many batches may wait for the committer: the judge never waits for
+// the disk (a slow fsync gathers more into the next transaction).
+const maxCommitQueue = 1 << 16
 
 // reportEvery is how long after the events go quiet kernel mode updates the whole report for
 // the metrics (the events themselves are judged at once, by group). While events keep coming,
@@ -423,7 +506,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			}
 		}
 	})
-	commits := make(chan commitReq, commitQueue)
+	commits := newCommitQueue()
 	resync := make(chan struct{}, 1)
 	var committed sync.WaitGroup
 	committed.Go(func() { m.committer(commits, resync) })
@@ -472,7 +555,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		cancel()
 		_ = src.Close()
 		readers.Wait()
-		close(commits)
+		commits.close()
 		committed.Wait()
 		close(reporterDone)
 		reporter.Wait()
@@ -544,7 +627,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 		m.publish(rep, box.rebase(base), at)
 		reportGroups = map[group]bool{} // the base has them
 		if len(events) > 0 || m.state == nil || done != nil {
-			commits <- commitReq{events: events, state: maps.Clone(next), done: done}
+			commits.put(commitReq{events: events, state: maps.Clone(next), done: done})
 		}
 		m.state, stateIx = next, indexState(next)
 		return rep
@@ -598,7 +681,7 @@ func (m *Monitor) runKernel(ctx context.Context, src EventSource) error {
 			schedule(deadline)
 		}
 		if len(events) > 0 {
-			commits <- commitReq{events: events, upsert: reported, drop: drop}
+			commits.put(commitReq{events: events, upsert: reported, drop: drop})
 		}
 		maps.Copy(reportGroups, groups)
 		lastEvent = time.Now()
