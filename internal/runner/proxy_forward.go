@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // forwarder is the lean path of Handler: it sends a request without a body (Content-Length 0:
@@ -33,8 +35,9 @@ import (
 // whose name holds "_" (see underscored), without
 // Content-Length and Transfer-Encoding (no body goes out, so nothing can be smuggled after
 // the header block; POST, PUT and PATCH say Content-Length: 0 as Go's client does), and with
-// X-Forwarded-For and X-Real-Ip set to the client bindguard resolved. A header value with
-// CR, LF or NUL (Go's server already refuses them) is refused again here.
+// X-Forwarded-For and X-Real-Ip set to the client bindguard resolved. A header name, value or
+// Host that Go's own client would refuse (httpguts: CR, LF, NUL and other controls; a name
+// that is not a token) is refused again here, though Go's server refused them already.
 type forwarder struct {
 	addr *net.UnixAddr
 	// idle connections, most recently used last; at most maxIdle, none older than idleMax.
@@ -162,7 +165,7 @@ var forwarding = map[string]bool{
 	"X-Forwarded-Proto": true, "Content-Length": true, "Host": true,
 }
 
-var errBadHeader = errors.New("header value with CR, LF or NUL")
+var errBadHeader = errors.New("invalid header name or value, or Host")
 
 // underscored reports whether a header name holds "_". Such headers are dropped on the way
 // to the upstream, as nginx does by default (underscores_in_headers off) and gunicorn 22 does
@@ -194,7 +197,7 @@ func appendRequest(b []byte, r *http.Request, client string) ([]byte, error) {
 	u.RawQuery = cleanQueryParams(u.RawQuery)
 	b = append(b, u.RequestURI()...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	if !validValue(r.Host) {
+	if !httpguts.ValidHostHeader(r.Host) {
 		return nil, errBadHeader
 	}
 	b = append(b, r.Host...)
@@ -205,7 +208,7 @@ func appendRequest(b []byte, r *http.Request, client string) ([]byte, error) {
 			continue
 		}
 		for _, v := range vv {
-			if !validValue(v) || !validName(k) {
+			if !httpguts.ValidHeaderFieldValue(v) || !httpguts.ValidHeaderFieldName(k) {
 				return nil, errBadHeader
 			}
 			b = append(b, k...)
@@ -227,28 +230,6 @@ func appendRequest(b []byte, r *http.Request, client string) ([]byte, error) {
 	b = append(b, client...)
 	b = append(b, "\r\n\r\n"...)
 	return b, nil
-}
-
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func validName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func headerContainsToken(hv []string, tok string) bool {

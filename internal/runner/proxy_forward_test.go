@@ -399,7 +399,7 @@ func TestForwarderClientGone(t *testing.T) {
 }
 
 func TestAppendRequestRefusesBadValues(t *testing.T) {
-	for _, h := range []http.Header{{"X-A": {"a\r\nX-Injected: 1"}}, {"X-A": {"a\nb"}}, {"X-A": {"a\x00"}}, {"Bad Name": {"v"}}} {
+	for _, h := range []http.Header{{"X-A": {"a\r\nX-Injected: 1"}}, {"X-A": {"a\nb"}}, {"X-A": {"a\x00"}}, {"X-A": {"a\x7fb"}}, {"X-A": {"a\x1bb"}}, {"Bad Name": {"v"}}, {"Bad:Name": {"v"}}, {"": {"v"}}} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header = h
 		if _, err := appendRequest(nil, r, "127.0.0.1"); !errors.Is(err, errBadHeader) {
@@ -410,6 +410,12 @@ func TestAppendRequestRefusesBadValues(t *testing.T) {
 	r.Host = "h\r\nX: y"
 	if _, err := appendRequest(nil, r, "127.0.0.1"); !errors.Is(err, errBadHeader) {
 		t.Errorf("Host with CRLF: %v", err)
+	}
+	for _, host := range []string{"h x", "h\x00", "h/x"} {
+		r.Host = host
+		if _, err := appendRequest(nil, r, "127.0.0.1"); !errors.Is(err, errBadHeader) {
+			t.Errorf("Host %q: %v", host, err)
+		}
 	}
 	r.Host = "h"
 	b, err := appendRequest(nil, r, "127.0.0.1")
