@@ -24,7 +24,8 @@ type clientKey struct{}
 // Handler admits requests g allows and reverse-proxies them to the HTTP server on the Unix
 // socket upstream; it answers the others 403 with access's problem+json body. Toward the
 // upstream, X-Forwarded-For and X-Real-IP hold the client g resolved (without a zone), and
-// every forwarding header the client sent (X-Forwarded-*, Forwarded) is dropped, with every
+// every forwarding header the client sent (X-Forwarded-*, Forwarded, X-Real-IP, and the
+// client-address headers of CDNs: True-Client-IP, CF-Connecting-IP...) is dropped, with every
 // header whose name holds "_" (a WSGI or CGI server would read X_Forwarded_For as
 // X-Forwarded-For). A request target that is not a path (an opaque URI) is a 400. The Host
 // header is kept; bodies stream both ways (responses are flushed as they come); HTTP/1.1
@@ -53,15 +54,14 @@ func Handler(g *access.Guard, upstream string, logger *slog.Logger) http.Handler
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			// Rewrite has removed X-Forwarded-For, -Host and -Proto already.
+			// Rewrite has removed X-Forwarded-For, -Host and -Proto already; the other
+			// claims about the client go too (as on the forwarder's path).
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = "upstream"
 			pr.Out.Host = pr.In.Host
 			h := pr.Out.Header
-			h.Del("Forwarded")
-			h.Del("X-Real-Ip")
 			for k := range h {
-				if underscored(k) {
+				if claimed(k) {
 					delete(h, k)
 				}
 			}

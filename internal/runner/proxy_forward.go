@@ -31,8 +31,8 @@ import (
 // client's bytes: the method (a token), the request URI re-encoded from the parsed URL (with
 // the ReverseProxy's cleanup of unparsable query parameters), Host, and the client's headers
 // without the hop-by-hop ones (RFC 9110 7.6.1, and those the client's Connection names),
-// without every forwarding header (X-Forwarded-*, Forwarded, X-Real-Ip), without any header
-// whose name holds "_" (see underscored), without
+// without every forwarding header or other claim about the client (see claimed: X-Forwarded-*,
+// Forwarded, X-Real-Ip, True-Client-Ip..., any name with "_"), without
 // Content-Length and Transfer-Encoding (no body goes out, so nothing can be smuggled after
 // the header block; POST, PUT and PATCH say Content-Length: 0 as Go's client does), and with
 // X-Forwarded-For and X-Real-Ip set to the client bindguard resolved. A header name, value or
@@ -160,9 +160,25 @@ var dropped = map[string]bool{
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
-var forwarding = map[string]bool{
-	"X-Forwarded-For": true, "X-Real-Ip": true, "Forwarded": true, "X-Forwarded-Host": true,
-	"X-Forwarded-Proto": true, "Content-Length": true, "Host": true,
+// framing are the headers the forwarder writes itself.
+var framing = map[string]bool{"Content-Length": true, "Host": true}
+
+// clientClaims are the headers besides X-Forwarded-* by which a proxy or CDN names a client
+// (and apps or their libraries read): the guard alone names the client, so what the client
+// sent of these is dropped on both paths. Keys are canonical.
+var clientClaims = map[string]bool{
+	"Forwarded": true, "X-Real-Ip": true, "True-Client-Ip": true, "X-Client-Ip": true,
+	"Cf-Connecting-Ip": true, "X-Cluster-Client-Ip": true, "Fastly-Client-Ip": true,
+	"Client-Ip": true, "X-Originating-Ip": true, "X-Remote-Ip": true, "X-Remote-Addr": true,
+	"X-Original-Forwarded-For": true, "X-Proxyuser-Ip": true,
+}
+
+// claimed reports whether the client's header k is dropped toward the upstream as a claim
+// about the client or the request's origin: every X-Forwarded-* (For, Host, Proto, Port,
+// Prefix, Server... as werkzeug's ProxyFix reads them), the headers of clientClaims, and any
+// name with "_" (see underscored).
+func claimed(k string) bool {
+	return strings.HasPrefix(k, "X-Forwarded-") || clientClaims[k] || underscored(k)
 }
 
 var errBadHeader = errors.New("invalid header name or value, or Host")
@@ -204,7 +220,7 @@ func appendRequest(b []byte, r *http.Request, client string) ([]byte, error) {
 	b = append(b, "\r\n"...)
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if dropped[k] || forwarding[k] || underscored(k) || (len(conn) > 0 && connectionListed(conn, k)) {
+		if dropped[k] || framing[k] || claimed(k) || (len(conn) > 0 && connectionListed(conn, k)) {
 			continue
 		}
 		for _, v := range vv {

@@ -426,7 +426,8 @@ func TestAppendRequestRefusesBadValues(t *testing.T) {
 
 // TestGuardUnderscoreHeaders: a header whose name holds "_" reaches the upstream on neither
 // path (without a body: the forwarder; with one: the ReverseProxy), since a WSGI server reads
-// X_Forwarded_For as X-Forwarded-For.
+// X_Forwarded_For as X-Forwarded-For; nor does any X-Forwarded-* (ProxyFix reads Port and
+// Prefix) or a CDN's client-address header.
 func TestGuardUnderscoreHeaders(t *testing.T) {
 	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -444,6 +445,10 @@ func TestGuardUnderscoreHeaders(t *testing.T) {
 		req.Header["X_Forwarded_For"] = []string{"10.9.9.9"}
 		req.Header["X_real_ip"] = []string{"10.9.9.9"}
 		req.Header["Forwarded_For"] = []string{"10.9.9.9"}
+		for _, k := range []string{"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Host", "X-Forwarded-Server",
+			"True-Client-IP", "CF-Connecting-IP", "X-Client-IP", "X-Cluster-Client-IP", "Client-IP", "X-Original-Forwarded-For"} {
+			req.Header.Set(k, "10.9.9.9")
+		}
 		req.Header.Set("X-Kept", "yes")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
