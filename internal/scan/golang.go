@@ -493,6 +493,8 @@ func (g *goPkg) call(c *ast.CallExpr) {
 		return nil
 	}
 	switch {
+	case pkg == "net" && name == "Listen" && g.freePortProbe(c, arg(1)):
+		// Listened on port 0 only to learn a free port, and closed.
 	case pkg == "net" && (name == "Listen" || name == "ListenPacket"):
 		g.addNet(c, arg(0), arg(1), "go-listen")
 	case pkg == "net" && (name == "ListenTCP" || name == "ListenUDP") && len(c.Args) == 2:
@@ -524,6 +526,92 @@ func (g *goPkg) call(c *ast.CallExpr) {
 			g.add(c, arg(0), "go-framework", "tcp", false)
 		}
 	}
+}
+
+// freePortProbe says whether net.Listen(network, addr) only picks a free port: addr's port is
+// statically 0, the listener is assigned to a variable, and in the enclosing function that
+// variable is only closed and asked its address (prometheus's testutil getPort: Listen(":0"),
+// Close, Addr().Port), never accepted on, served, handed on, returned or stored.
+func (g *goPkg) freePortProbe(c *ast.CallExpr, addr ast.Expr) bool {
+	if addr == nil {
+		return false
+	}
+	v, ok := g.evalTop(addr)
+	if !ok {
+		return false
+	}
+	if _, port, err := net.SplitHostPort(v.s); err != nil || port != "0" {
+		return false
+	}
+	// The enclosing function, and the assignment whose right side is c.
+	var body *ast.BlockStmt
+	var lhs *ast.Ident
+	var stack []ast.Node
+	ast.Inspect(g.file, func(n ast.Node) bool {
+		if n == nil {
+			stack = stack[:len(stack)-1]
+			return false
+		}
+		if body != nil || n.Pos() > c.Pos() || n.End() < c.End() {
+			return false
+		}
+		stack = append(stack, n)
+		if n != ast.Node(c) {
+			return true
+		}
+		for i := len(stack) - 2; i >= 0 && body == nil; i-- {
+			switch x := stack[i].(type) {
+			case *ast.AssignStmt:
+				if lhs == nil && len(x.Rhs) == 1 && x.Rhs[0] == ast.Expr(c) && len(x.Lhs) >= 1 {
+					lhs, _ = x.Lhs[0].(*ast.Ident)
+				}
+			case *ast.FuncDecl:
+				body = x.Body
+			case *ast.FuncLit:
+				body = x.Body
+			}
+		}
+		return false
+	})
+	if body == nil || lhs == nil {
+		return false
+	}
+	o := g.info.Defs[lhs]
+	if o == nil {
+		o = g.info.Uses[lhs]
+	}
+	if o == nil {
+		return false
+	}
+	closed, named, other := false, false, false
+	var parents []ast.Node
+	ast.Inspect(body, func(n ast.Node) bool {
+		if n == nil {
+			parents = parents[:len(parents)-1]
+			return false
+		}
+		parents = append(parents, n)
+		id, ok := n.(*ast.Ident)
+		if !ok || id == lhs || g.info.Uses[id] != o {
+			return true
+		}
+		// The only uses: l.Close() and l.Addr().
+		if len(parents) >= 2 {
+			if sel, ok := parents[len(parents)-2].(*ast.SelectorExpr); ok && sel.X == ast.Expr(id) {
+				switch sel.Sel.Name {
+				case "Close":
+					closed = true
+					return true
+				case "Addr":
+					named = true
+					return true
+				}
+			}
+		}
+		other = true
+		return true
+	})
+	return closed && named && !other
 }
 
 func unparen(e ast.Expr) ast.Expr {

@@ -54,6 +54,8 @@ func TestVerdicts(t *testing.T) {
 			"docker-compose.yml:7 compose-port allowed info public ",
 		}},
 		{"go-basic", nil, []string{
+			"freeport.go:23 go-listen reported medium public ",
+			"freeport.go:32 go-listen reported medium public ",
 			"main.go:24 go-http-listen reported critical public main.go:19: flag -addr default",
 			"main.go:26 go-listen reported critical public const.go:4",
 			"main.go:27 go-listen allowed info loopback const.go:5",
