@@ -54,6 +54,27 @@ func rawUpstream(t *testing.T, serve func(net.Conn)) string {
 	return path
 }
 
+// headsUpstream is a raw upstream that sends every request head it reads to heads and answers
+// each with answer.
+func headsUpstream(t *testing.T, answer string) (path string, heads chan string) {
+	t.Helper()
+	heads = make(chan string, 16)
+	path = rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			h, err := readHead(br)
+			if err != nil {
+				return
+			}
+			heads <- h
+			if _, err := io.WriteString(c, answer); err != nil {
+				return
+			}
+		}
+	})
+	return path, heads
+}
+
 // readHead reads one request head (through the blank line) from br.
 func readHead(br *bufio.Reader) (string, error) {
 	var b strings.Builder
@@ -133,20 +154,7 @@ func TestForwarderHopByHop(t *testing.T) {
 // request smuggled in it) never reach it as bytes, forged forwarding headers are gone, and
 // every request is answered in order.
 func TestForwarderWire(t *testing.T) {
-	heads := make(chan string, 16)
-	up := rawUpstream(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			h, err := readHead(br)
-			if err != nil {
-				return
-			}
-			heads <- h
-			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"); err != nil {
-				return
-			}
-		}
-	})
+	up, heads := headsUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
 	ts := front(t, "core", up)
 	// A body-less request with a bogus Content-Length 0 and X-Real-IP, then one whose
 	// Content-Length disagrees with Transfer-Encoding (Go's server takes chunked and drops
@@ -467,21 +475,7 @@ func TestGuardUnderscoreHeaders(t *testing.T) {
 // OPTIONS * pass.
 func TestGuardOpaqueTarget(t *testing.T) {
 	// A raw upstream: Go's server would refuse "GET admin" itself; gunicorn takes it.
-	targets := make(chan string, 8)
-	up := rawUpstream(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			h, err := readHead(br)
-			if err != nil {
-				return
-			}
-			line, _, _ := strings.Cut(h, "\r\n")
-			targets <- strings.TrimSuffix(strings.TrimPrefix(line, "GET "), " HTTP/1.1")
-			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); err != nil {
-				return
-			}
-		}
-	})
+	up, heads := headsUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	ts := front(t, "core", up)
 	for _, tc := range []struct {
 		target, want string
@@ -497,8 +491,9 @@ func TestGuardOpaqueTarget(t *testing.T) {
 			t.Errorf("GET %s: %q, want %s", tc.target, out, tc.status)
 		}
 		select {
-		case got := <-targets:
-			if got != tc.want {
+		case h := <-heads:
+			line, _, _ := strings.Cut(h, "\r\n")
+			if got := strings.TrimSuffix(strings.TrimPrefix(line, "GET "), " HTTP/1.1"); got != tc.want {
 				t.Errorf("GET %s reached the upstream as %q, want %q", tc.target, got, tc.want)
 			}
 		default:
