@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/bindguard/bindguard/internal/audit"
+	"github.com/bindguard/bindguard/internal/text"
 )
 
 // Rule is one kind of finding, with the help SARIF carries.
@@ -67,15 +68,18 @@ func (r *Result) Visible(all bool) []Finding {
 	return out
 }
 
-// WriteTable writes a table of findings.
+// WriteTable writes a table of findings. File names and values read from the scanned files
+// (a subject, an origin) are the scanned tree's author's: their control characters, bidirectional
+// overrides and invalid UTF-8 are written as "?" (text.Sanitize), so a file named with a
+// newline or a terminal escape cannot forge a line; the JSON and SARIF keep them, escaped.
 func WriteTable(w io.Writer, r *Result, all bool) error {
 	fs := r.Visible(all)
-	fmt.Fprintf(w, "bindguard scan against %s: %d files, %d findings shown (%d reported)\n", r.Policy, r.Files, len(fs), len(r.Visible(false)))
+	fmt.Fprintf(w, "bindguard scan against %s: %d files, %d findings shown (%d reported)\n", safe(r.Policy), r.Files, len(fs), len(r.Visible(false)))
 	for _, u := range r.Unscanned {
-		fmt.Fprintf(w, "not scanned: %s\n", u)
+		fmt.Fprintf(w, "not scanned: %s\n", safe(u))
 	}
 	for _, p := range r.Problems {
-		fmt.Fprintf(w, "problem: %s\n", p)
+		fmt.Fprintf(w, "problem: %s\n", safe(p.String()))
 	}
 	if len(fs) == 0 {
 		return nil
@@ -95,10 +99,12 @@ func WriteTable(w io.Writer, r *Result, all bool) error {
 		if f.Note != "" {
 			why += " [" + f.Note + "]"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Status, f.Severity, loc, f.Kind, string(f.Protocol)+"/"+hostPort(f), f.Reach, why)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Status, f.Severity, safe(loc), f.Kind, safe(string(f.Protocol)+"/"+hostPort(f)), f.Reach, safe(why))
 	}
 	return tw.Flush()
 }
+
+func safe(s string) string { return text.Sanitize(s, '?') }
 
 func hostPort(f Finding) string {
 	p := "?"

@@ -157,3 +157,36 @@ func TestHelmTemplatesAreNamed(t *testing.T) {
 		t.Errorf("problems = %v, want one naming the template", res.Problems)
 	}
 }
+
+// TestTableHostileNames: a scanned file's name with a newline and a terminal escape cannot
+// forge a line of the table (nor a problem line); the JSON keeps the name, escaped.
+func TestTableHostileNames(t *testing.T) {
+	dir := t.TempDir()
+	name := "x\x1b[31m\nreported  critical  forged.go"
+	src := "package main\n\nimport \"net\"\n\nfunc f() { _, _ = net.Listen(\"tcp\", \":81\") }\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+		t.Skipf("this file system refuses the name: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad\nname.go"), []byte("package main\nfunc {"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := scanDir(t, dir, nil)
+	var b strings.Builder
+	if err := scan.WriteTable(&b, res, true); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\r") || strings.Contains(out, "\nreported  critical  forged") || strings.Contains(out, "\nname.go") {
+		t.Errorf("a file name forged table lines:\n%q", out)
+	}
+	if !strings.Contains(out, "x?[31m?reported  critical  forged.go:5") || !strings.Contains(out, "problem: bad?name.go:") {
+		t.Errorf("finding or problem not shown with its name sanitized:\n%s", out)
+	}
+	var j strings.Builder
+	if err := scan.WriteJSON(&j, res, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(j.String(), `x\u001b[31m\nreported  critical  forged.go`) {
+		t.Errorf("JSON lost the exact name:\n%s", j.String())
+	}
+}
