@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/bindguard/bindguard/internal/audit"
@@ -106,6 +109,18 @@ func WriteTable(w io.Writer, r *Result, all bool) error {
 
 func safe(s string) string { return text.Sanitize(s, '?') }
 
+// sarifURI is a relative path as the relative URI reference SARIF's artifactLocation.uri must
+// be: each segment percent-encoded (a space, "#", "?" and "%" in a file name would otherwise end
+// or corrupt the path), and "./" before a first segment holding ":", which would read as a
+// scheme.
+func sarifURI(p string) string {
+	u := (&url.URL{Path: filepath.ToSlash(p)}).EscapedPath()
+	if first, _, _ := strings.Cut(u, "/"); strings.Contains(first, ":") {
+		u = "./" + u
+	}
+	return u
+}
+
 func hostPort(f Finding) string {
 	p := "?"
 	if f.Port > 0 {
@@ -176,7 +191,7 @@ func WriteSARIF(w io.Writer, r *Result, category, version string) error {
 		res := map[string]any{
 			"ruleId": ru.ID, "level": sarifLevel(f.Severity), "message": msg{text},
 			"locations": []any{map[string]any{"physicalLocation": map[string]any{
-				"artifactLocation": map[string]any{"uri": f.File, "uriBaseId": "%SRCROOT%"},
+				"artifactLocation": map[string]any{"uri": sarifURI(f.File), "uriBaseId": "%SRCROOT%"},
 				"region":           map[string]any{"startLine": max(f.Line, 1)},
 			}}},
 			"partialFingerprints": map[string]string{"bindguardFinding/v1": hex.EncodeToString(sum[:16])},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -227,4 +228,46 @@ func (v *validator) check(s map[string]any, x any, at string) {
 func asList(x any) []any {
 	l, _ := x.([]any)
 	return l
+}
+
+// TestSARIFURIEscaped: a file name with a space, "#", "%", "?", ":" or a newline is written
+// as a relative URI reference that resolves to it.
+func TestSARIFURIEscaped(t *testing.T) {
+	dir := t.TempDir()
+	name := "a b#c%d?e:f\n.go"
+	src := "package main\n\nimport \"net\"\n\nfunc f() { _, _ = net.Listen(\"tcp\", \":81\") }\n"
+	if err := os.WriteFile(dir+"/"+name, []byte(src), 0o600); err != nil {
+		t.Skipf("this file system refuses the name: %v", err)
+	}
+	res := scanDir(t, dir, nil)
+	var buf bytes.Buffer
+	if err := scan.WriteSARIF(&buf, res, "bindguard/scan", "test"); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Runs []struct {
+			Results []struct {
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct{ URI string } `json:"artifactLocation"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Runs) != 1 || len(doc.Runs[0].Results) != 1 {
+		t.Fatalf("want one result: %s", buf.String())
+	}
+	uri := doc.Runs[0].Results[0].Locations[0].PhysicalLocation.ArtifactLocation.URI
+	base, _ := url.Parse("file:///src/")
+	ref, err := url.Parse(uri)
+	if err != nil {
+		t.Fatalf("uri %q: %v", uri, err)
+	}
+	if got := base.ResolveReference(ref); got.Path != "/src/"+name || ref.Scheme != "" || ref.RawQuery != "" || ref.Fragment != "" {
+		t.Errorf("uri %q resolves to %q (scheme %q, query %q, fragment %q), want /src/%q", uri, got.Path, ref.Scheme, ref.RawQuery, ref.Fragment, name)
+	}
 }
