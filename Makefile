@@ -69,16 +69,11 @@ unit:
 
 # Run every fuzz target for FUZZTIME each (new crashers land in the package's testdata/fuzz).
 fuzz:
-	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzParseProcNet$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/socket -run '^$$' -fuzz '^FuzzDecodeDiagMsg$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/cgroup -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./access -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./access -run '^$$' -fuzz '^FuzzParseIPv4$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./access -run '^$$' -fuzz '^FuzzLocalHost$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./access -run '^$$' -fuzz '^FuzzNeedsClean$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/kernel -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/kernel -run '^$$' -fuzz '^FuzzDecodeDenial$$' -fuzztime $(FUZZTIME)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
 
 bench:
 	$(GO) test ./policy -run '^$$' -bench . -benchmem -count 5
