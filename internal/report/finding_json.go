@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/observed"
 )
 
@@ -12,7 +13,11 @@ import (
 // of the cost of a large audit's document: 47 % of BenchmarkJSON). TestFindingJSONMatches and
 // FuzzFindingJSON hold it to encoding/json's output; TestFindingJSONFields fails when a field
 // is added to the types it writes, so it cannot go stale silently.
-func (f *FindingV2) appendIndented(b []byte) []byte {
+func (f *FindingV2) appendIndented(b []byte) []byte { return appendFinding(b, &f.Finding, f.Netns) }
+
+// appendFinding appends f with netns as its namespace's label: what appendIndented writes
+// for a FindingV2 of them.
+func appendFinding(b []byte, f *audit.Finding, netns string) []byte {
 	const in1, in2, in3 = "\n      ", "\n        ", "\n          "
 	b = append(b, '{')
 	b = appendKey(b, in1, "status")
@@ -90,7 +95,7 @@ func (f *FindingV2) appendIndented(b []byte) []byte {
 	b = appendString(b, f.Reason)
 	b = append(b, ',')
 	b = appendKey(b, in1, "netns")
-	b = appendString(b, f.Netns)
+	b = appendString(b, netns)
 	return append(b, "\n    }"...)
 }
 
