@@ -149,6 +149,15 @@ func appendKey(b []byte, in, key string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte says which ASCII bytes appendString copies as they are: all but control
+// characters, '"', '\\', '<', '>' and '&' (and bytes from 0x80, which start UTF-8 sequences).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s quoted as encoding/json quotes a string (with its default HTML
 // escaping): control characters, '"', '\\', '<', '>', '&', U+2028 and U+2029 escaped, and
 // invalid UTF-8 replaced by U+FFFD.
@@ -156,11 +165,11 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if plainByte[s[i]] {
+			i++
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':
