@@ -112,10 +112,6 @@ func relocateOwners(spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, raw []byte)
 	if spec.ByteOrder == nil || spec.ByteOrder.Uint16([]byte{1, 0}) != binary.NativeEndian.Uint16([]byte{1, 0}) {
 		return nil, 0, errors.New("the program is not of this machine's byte order")
 	}
-	kb, err := parseRawBTF(raw)
-	if err != nil {
-		return nil, 0, err
-	}
 	// The local types the relocations start from, and every member name they could use.
 	structs := map[string]bool{}
 	members := map[string]bool{}
@@ -142,7 +138,7 @@ func relocateOwners(spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, raw []byte)
 		}
 	}
 	attachName := "bpf_iter_" + ps.AttachTo
-	found, err := kb.find(structs, attachName)
+	kb, found, err := parseRawBTF(raw, structs, attachName)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -291,29 +287,43 @@ const (
 	btfKindEnum64   = 19
 )
 
-// parseRawBTF checks the header and finds where every type starts.
-func parseRawBTF(b []byte) (*rawBTF, error) {
+// parseRawBTF checks the header, finds where every type starts and, in the same pass, the ids
+// of the structs and unions named in structs (flavours ___x included, as CO-RE matches them)
+// and of the functions named fn.
+func parseRawBTF(b []byte, structs map[string]bool, fn string) (*rawBTF, found, error) {
+	var f found
 	ne := binary.NativeEndian
 	if len(b) < 24 || ne.Uint16(b) != 0xeb9f {
-		return nil, errors.New("vmlinux BTF: bad header or byte order")
+		return nil, f, errors.New("vmlinux BTF: bad header or byte order")
 	}
 	hdr := uint64(ne.Uint32(b[4:]))
 	typeOff, typeLen := uint64(ne.Uint32(b[8:])), uint64(ne.Uint32(b[12:]))
 	strOff, strLen := uint64(ne.Uint32(b[16:])), uint64(ne.Uint32(b[20:]))
 	if hdr+typeOff+typeLen > uint64(len(b)) || hdr+strOff+strLen > uint64(len(b)) {
-		return nil, errors.New("vmlinux BTF: sections out of bounds")
+		return nil, f, errors.New("vmlinux BTF: sections out of bounds")
 	}
 	k := &rawBTF{types: b[hdr+typeOff : hdr+typeOff+typeLen], strs: b[hdr+strOff : hdr+strOff+strLen]}
 	k.offs = make([]uint32, 1, len(k.types)/24)
+	// Most names are none of those: a name's first byte rules it out before the lookup.
+	var first [256]bool
+	for n := range structs {
+		if n != "" {
+			first[n[0]] = true
+		}
+	}
+	if fn != "" {
+		first[fn[0]] = true
+	}
 	t := k.types
 	for off := 0; off < len(t); {
 		if off+12 > len(t) {
-			return nil, errors.New("vmlinux BTF: truncated type")
+			return nil, f, errors.New("vmlinux BTF: truncated type")
 		}
 		info := ne.Uint32(t[off+4:])
+		kind := (info >> 24) & 0x1f
 		vlen := int(info & 0xffff)
 		n := 12
-		switch (info >> 24) & 0x1f {
+		switch kind {
 		case btfKindInt, btfKindVar, btfKindDeclTag:
 			n += 4
 		case btfKindArray:
@@ -325,15 +335,38 @@ func parseRawBTF(b []byte) (*rawBTF, error) {
 		case btfKindPtr, btfKindFwd, btfKindTypedef, btfKindVolatile, btfKindConst, btfKindRestrict,
 			btfKindFunc, btfKindFloat, btfKindTypeTag:
 		default:
-			return nil, fmt.Errorf("vmlinux BTF: unknown kind %d", (info>>24)&0x1f)
+			return nil, f, fmt.Errorf("vmlinux BTF: unknown kind %d", kind)
 		}
 		if off+n > len(t) {
-			return nil, errors.New("vmlinux BTF: truncated type")
+			return nil, f, errors.New("vmlinux BTF: truncated type")
 		}
+		id := uint32(len(k.offs))
 		k.offs = append(k.offs, uint32(off))
+		if kind == btfKindStruct || kind == btfKindUnion || kind == btfKindFunc {
+			if nameOff := ne.Uint32(t[off:]); nameOff != 0 && int(nameOff) < len(k.strs) && first[k.strs[nameOff]] {
+				s := k.strs[nameOff:]
+				end := bytes.IndexByte(s, 0)
+				if end < 0 {
+					return nil, f, errors.New("vmlinux BTF: unterminated name")
+				}
+				name := s[:end]
+				if kind == btfKindFunc {
+					if string(name) == fn {
+						f.funcs = append(f.funcs, id)
+					}
+				} else {
+					if i := bytes.LastIndex(name, []byte("___")); i > 0 {
+						name = name[:i]
+					}
+					if structs[string(name)] {
+						f.structs = append(f.structs, id)
+					}
+				}
+			}
+		}
 		off += n
 	}
-	return k, nil
+	return k, f, nil
 }
 
 // name is the string at off in the string section.
@@ -360,55 +393,8 @@ func (k *rawBTF) header(id uint32) (nameOff, kind uint32, vlen int, kflag bool, 
 	return ne.Uint32(t), (info >> 24) & 0x1f, int(info & 0xffff), info>>31 == 1, ne.Uint32(t[8:]), t[12:], nil
 }
 
-// found is what find found: the ids of the structs and unions, and of the functions, named.
+// found is what parseRawBTF found: the ids of the structs and unions, and of the functions, named.
 type found struct{ structs, funcs []uint32 }
-
-// find returns the ids of the structs and unions named in structs (flavours ___x included,
-// as CO-RE matches them) and of the functions named fn.
-func (k *rawBTF) find(structs map[string]bool, fn string) (found, error) {
-	var f found
-	ne := binary.NativeEndian
-	// Most names are none of these: a name's first byte rules it out before the lookup.
-	var first [256]bool
-	for n := range structs {
-		if n != "" {
-			first[n[0]] = true
-		}
-	}
-	if fn != "" {
-		first[fn[0]] = true
-	}
-	for id := 1; id < len(k.offs); id++ {
-		t := k.types[k.offs[id]:]
-		kind := (ne.Uint32(t[4:]) >> 24) & 0x1f
-		if kind != btfKindStruct && kind != btfKindUnion && kind != btfKindFunc {
-			continue
-		}
-		off := ne.Uint32(t)
-		if off == 0 || int(off) >= len(k.strs) || !first[k.strs[off]] {
-			continue
-		}
-		s := k.strs[off:]
-		end := bytes.IndexByte(s, 0)
-		if end < 0 {
-			return f, errors.New("vmlinux BTF: unterminated name")
-		}
-		name := s[:end]
-		if kind == btfKindFunc {
-			if string(name) == fn {
-				f.funcs = append(f.funcs, uint32(id))
-			}
-			continue
-		}
-		if i := bytes.LastIndex(name, []byte("___")); i > 0 {
-			name = name[:i]
-		}
-		if structs[string(name)] {
-			f.structs = append(f.structs, uint32(id))
-		}
-	}
-	return f, nil
-}
 
 // btfConv makes cilium/ebpf types of kernel types, as much of them as CO-RE field and size
 // relocations look at: a struct keeps its size, the members named in members, its anonymous
