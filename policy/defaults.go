@@ -78,7 +78,7 @@ func applyDefaults(p *Policy, sm *sourceMap) {
 		}
 		if px.BodySize == "" && !vals.written("proxy.body_size") {
 			px.BodySize = DefaultProxyBodySize
-		} else if anySizeRE.MatchString(px.BodySize) {
+		} else if anySizeRE().MatchString(px.BodySize) {
 			px.BodySize = toLowerASCII(px.BodySize)
 		}
 		if st := px.Status; st != nil && st.Path == "" && !vals.written("proxy.status.path") {

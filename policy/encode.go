@@ -206,7 +206,7 @@ func yamlList(items []string, indent string) string {
 // yamlScalar writes names, IPs and CIDRs plain where YAML reads them back as the same string,
 // and quoted otherwise (IPv6 literals, which contain ':').
 func yamlScalar(s string) string {
-	if nameRE.MatchString(s) && s[0] >= 'a' && s[0] <= 'z' && !yamlKeywords[s] {
+	if nameRE().MatchString(s) && s[0] >= 'a' && s[0] <= 'z' && !yamlKeywords[s] {
 		return s
 	}
 	if _, err := netip.ParsePrefix(s); err == nil && !strings.Contains(s, ":") {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
@@ -54,7 +55,7 @@ func validateMonitor(ps *problems, p *Policy, at *locs) {
 	}
 }
 
-var redisHostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+var redisHostRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`) })
 
 // checkRedisURL says what is wrong with a Redis URL, or "".
 func checkRedisURL(s string) string {
@@ -65,7 +66,7 @@ func checkRedisURL(s string) string {
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Opaque != "" {
 		return "want redis://HOST:PORT/DB (or rediss:// for TLS)"
 	}
-	if h := u.Hostname(); !redisHostRE.MatchString(h) {
+	if h := u.Hostname(); !redisHostRE().MatchString(h) {
 		if _, err := netip.ParseAddr(h); err != nil || strings.Contains(h, "%") {
 			return "the host must be a host name or an IP address"
 		}

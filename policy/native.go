@@ -229,7 +229,7 @@ func (d *decoder) version(n ast.Node, path string) (int, bool) {
 	n = unwrap(n)
 	if v, ok := n.(*ast.IntegerNode); ok {
 		text := v.GetToken().Value
-		if decimalRE.MatchString(text) && (len(text) == 1 || text[0] != '0') && len(text) < 10 {
+		if decimalRE().MatchString(text) && (len(text) == 1 || text[0] != '0') && len(text) < 10 {
 			n, _ := strconv.Atoi(text)
 			return n, true
 		}

@@ -6,10 +6,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`) })
 
 // Lengths of free-text fields.
 const (
@@ -136,7 +137,7 @@ func validateNetworks(ps *problems, p *Policy, sm *sourceMap) map[string]*Networ
 	byName := make(map[string]*Network, len(p.Networks))
 	for i := range p.Networks {
 		n, l := &p.Networks[i], sm.networks[i]
-		if !nameRE.MatchString(n.Name) {
+		if !nameRE().MatchString(n.Name) {
 			ps.add(l.self.pos, l.self.path, "network name %q must match [a-z0-9][a-z0-9_.-]{0,62}", n.Name)
 		}
 		if first, dup := byName[n.Name]; dup {
@@ -180,7 +181,7 @@ func checkRequired(ps *problems, s *Service, sl *svcLoc) {
 // validateService checks one service; s is read, never written. derived says to check that
 // AllowPrefixes agrees with Allow (a decoded policy's was just computed from it).
 func validateService(ps *problems, p *Policy, s *Service, sl *svcLoc, networks map[string]*Network, badNetworks []string, budget *int, derived bool) {
-	if sl.ok("name") && !nameRE.MatchString(s.Name) {
+	if sl.ok("name") && !nameRE().MatchString(s.Name) {
 		l := sl.at("name")
 		ps.add(l.pos, l.path, "%q is not a valid service name: use [a-z0-9][a-z0-9_.-]{0,62} (lowercase letters, digits, _ . -)", s.Name)
 	}

@@ -5,18 +5,21 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 var (
 	// Values written into nginx configuration: nothing that could end a directive, open a
 	// block, start a comment or expand a variable.
-	urlPathRE    = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
-	serverNameRE = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$`)
-	filePathRE   = regexp.MustCompile(`^/[A-Za-z0-9._/+@-]+$`)
+	urlPathRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`) })
+	serverNameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$`)
+	})
+	filePathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._/+@-]+$`) })
 	// sizeRE is a size as Validate accepts it, in canonical lower case; anySizeRE also matches
 	// the upper-case spellings a file may use, which applyDefaults lowers.
-	sizeRE      = regexp.MustCompile(`^[1-9][0-9]{0,5}[kmg]?$`)
-	anySizeRE   = regexp.MustCompile(`^[1-9][0-9]{0,5}[kKmMgG]?$`)
+	sizeRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[1-9][0-9]{0,5}[kmg]?$`) })
+	anySizeRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[1-9][0-9]{0,5}[kKmMgG]?$`) })
 	httpMethods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 )
 
@@ -91,26 +94,26 @@ func validateProxy(ps *problems, p *Policy, at *locs, networks map[string]*Netwo
 		}
 	}
 	for i, s := range px.ServerNames {
-		if gp := indexPath("proxy.server_names", i); !serverNameRE.MatchString(s) || strings.Contains(s, "..") {
+		if gp := indexPath("proxy.server_names", i); !serverNameRE().MatchString(s) || strings.Contains(s, "..") {
 			l := at.at(gp)
 			ps.add(l.pos, l.path, "%q is not a host name or IP address", s)
 		}
 	}
-	httpOK := c.optional("proxy.http", px.HTTP) && c.text("proxy.http", px.HTTP, nameRE, whatService)
+	httpOK := c.optional("proxy.http", px.HTTP) && c.text("proxy.http", px.HTTP, nameRE(), whatService)
 	httpsOK := c.required("proxy.https", px.HTTPS == "", "missing; the public service nginx serves HTTPS as (address and port come from it)") &&
-		c.text("proxy.https", px.HTTPS, nameRE, whatService)
+		c.text("proxy.https", px.HTTPS, nameRE(), whatService)
 	for _, f := range []struct{ key, val string }{{"certificate", px.Certificate}, {"key", px.Key}} {
 		gp := "proxy." + f.key
 		if c.required(gp, f.val == "", "missing; the TLS "+f.key+" file nginx reads") {
-			c.text(gp, f.val, filePathRE, whatFile)
+			c.text(gp, f.val, filePathRE(), whatFile)
 		}
 	}
 	routeOK := make([]bool, len(px.Routes))
 	for i, r := range px.Routes {
 		rp := indexPath("proxy.routes", i)
-		pathOK := c.required(rp+".path", r.Path == "", "missing") && c.text(rp+".path", r.Path, urlPathRE, "a URL path such as /api/")
+		pathOK := c.required(rp+".path", r.Path == "", "missing") && c.text(rp+".path", r.Path, urlPathRE(), "a URL path such as /api/")
 		svcOK := c.required(rp+".service", r.Service == "", "missing; the policy service this path goes to") &&
-			c.text(rp+".service", r.Service, nameRE, whatService)
+			c.text(rp+".service", r.Service, nameRE(), whatService)
 		routeOK[i] = pathOK && svcOK
 		for j, m := range r.Methods {
 			if !slices.Contains(httpMethods, m) {
@@ -122,7 +125,7 @@ func validateProxy(ps *problems, p *Policy, at *locs, networks map[string]*Netwo
 	blockedOK := make([]bool, len(px.Blocked))
 	for i, b := range px.Blocked {
 		gp := indexPath("proxy.blocked", i)
-		if !c.text(gp, b, urlPathRE, "a URL path such as /internal/") {
+		if !c.text(gp, b, urlPathRE(), "a URL path such as /internal/") {
 			continue
 		}
 		if b == "/" {
@@ -133,7 +136,7 @@ func validateProxy(ps *problems, p *Policy, at *locs, networks map[string]*Netwo
 		blockedOK[i] = true
 	}
 	if c.optional("proxy.health", px.Health) {
-		c.text("proxy.health", px.Health, urlPathRE, "a URL path such as /health")
+		c.text("proxy.health", px.Health, urlPathRE(), "a URL path such as /health")
 	}
 	for _, f := range []struct {
 		key      string
@@ -152,12 +155,12 @@ func validateProxy(ps *problems, p *Policy, at *locs, networks map[string]*Netwo
 			ps.add(l.pos, l.path, "%d is out of range %d-%d", f.val, f.min, f.max)
 		}
 	}
-	c.text("proxy.body_size", px.BodySize, sizeRE, "a size such as 10m, 512k or 1g")
+	c.text("proxy.body_size", px.BodySize, sizeRE(), "a size such as 10m, 512k or 1g")
 	var statusOK, detailOK, detailSvcOK bool
 	if st := px.Status; st != nil {
 		statusOK = c.required("proxy.status.service", st.Service == "", "missing; the policy service nginx listens as for status (e.g. 8080)") &&
-			c.text("proxy.status.service", st.Service, nameRE, whatService)
-		c.text("proxy.status.path", st.Path, urlPathRE, "a URL path such as /nginx-status")
+			c.text("proxy.status.service", st.Service, nameRE(), whatService)
+		c.text("proxy.status.path", st.Path, urlPathRE(), "a URL path such as /nginx-status")
 		if c.required("proxy.status.allow", len(st.Allow) == 0, "missing; the monitoring hosts that may read the status") && len(st.Allow) == 0 {
 			l := at.at("proxy.status.allow")
 			ps.add(l.pos, l.path, "must name at least one monitoring host")
@@ -168,7 +171,7 @@ func validateProxy(ps *problems, p *Policy, at *locs, networks map[string]*Netwo
 				key, val string
 				re       *regexp.Regexp
 				what     string
-			}{{"path", st.DetailPath, urlPathRE, "a URL path"}, {"service", st.DetailService, nameRE, whatService}, {"upstream_path", st.DetailUpstream, urlPathRE, "a URL path"}} {
+			}{{"path", st.DetailPath, urlPathRE(), "a URL path"}, {"service", st.DetailService, nameRE(), whatService}, {"upstream_path", st.DetailUpstream, urlPathRE(), "a URL path"}} {
 				gp := "proxy.status.detail." + f.key
 				ok := c.required(gp, f.val == "", "missing") && c.text(gp, f.val, f.re, f.what)
 				if f.key == "service" {

@@ -49,7 +49,7 @@ func validateScopes(ps *problems, p *Policy, sm *sourceMap, networks map[string]
 			switch {
 			case sc.Name == HostScope:
 				fps.add(l.pos, l.path, "%q is reserved: the top-level services are the host's scope", HostScope)
-			case !nameRE.MatchString(sc.Name):
+			case !nameRE().MatchString(sc.Name):
 				fps.add(l.pos, l.path, "%q is not a valid scope name: use [a-z0-9][a-z0-9_.-]{0,62} (lowercase letters, digits, _ . -)", sc.Name)
 			default:
 				if f, dup := names[sc.Name]; dup {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
@@ -334,7 +335,7 @@ func (d *decoder) number(n ast.Node, path string) (int, bool) {
 	case *ast.IntegerNode:
 		return d.decimal(v.GetToken().Value, posOf(n), path)
 	case *ast.StringNode:
-		if v.GetToken().Type == token.StringType && decimalRE.MatchString(v.Value) {
+		if v.GetToken().Type == token.StringType && decimalRE().MatchString(v.Value) {
 			return d.decimal(v.Value, posOf(n), path)
 		}
 		if v.GetToken().Type == token.StringType {
@@ -352,7 +353,7 @@ func (d *decoder) number(n ast.Node, path string) (int, bool) {
 	return 0, false
 }
 
-var decimalRE = regexp.MustCompile(`^[0-9]+$`)
+var decimalRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+$`) })
 
 // portText checks the written form of an integer port and its range. Used for both formats.
 func (d *decoder) portText(text string, at Position, path string) (uint16, bool) {
@@ -370,7 +371,7 @@ func (d *decoder) portText(text string, at Position, path string) (uint16, bool)
 // decimal checks the written form of a whole number: plain decimal digits, no leading zero.
 func (d *decoder) decimal(text string, at Position, path string) (int, bool) {
 	switch {
-	case !decimalRE.MatchString(text):
+	case !decimalRE().MatchString(text):
 		d.ps.add(at, path, "%s is not a port: ports are plain decimal numbers 1-65535 (no sign, hex, octal, binary or \"_\")", text)
 		return 0, false
 	case len(text) > 1 && text[0] == '0':
@@ -490,10 +491,10 @@ func posOf(n ast.Node) Position {
 	return tokenPos(n.GetToken())
 }
 
-var plainPathRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var plainPathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 
 func joinPath(path, key string) string {
-	if !plainPathRE.MatchString(key) {
+	if !plainPathRE().MatchString(key) {
 		key = strconv.Quote(key)
 	}
 	if path == "" {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml/ast"
 )
@@ -26,7 +27,7 @@ type ZonedPrefix struct {
 // linkLocal is fe80::/10, the only addresses whose zone the kernel reports for a peer.
 var linkLocal = netip.MustParsePrefix("fe80::/10")
 
-var zoneRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,15}$`)
+var zoneRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,15}$`) })
 
 // String is the entry as a policy writes it: "fe80::1%eth0", "fe80::%eth0/64".
 func (z ZonedPrefix) String() string {
@@ -67,7 +68,7 @@ func parseZonedPrefix(s string) (ZonedPrefix, error) {
 		}
 		bits = v
 	}
-	if !zoneRE.MatchString(zone) {
+	if !zoneRE().MatchString(zone) {
 		return ZonedPrefix{}, fmt.Errorf("%q: zone %q must be an interface name of 1-15 characters A-Z a-z 0-9 _ . @ -", s, zone)
 	}
 	a, err := parseAddr(addr)

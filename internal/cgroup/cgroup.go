@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/bindguard/bindguard/internal/text"
 )
@@ -26,7 +27,7 @@ var containerPatterns = []*regexp.Regexp{
 
 // lxcPattern finds an LXC container name in /lxc.payload.NAME/... and /lxc.monitor.NAME (LXC 4+);
 // older LXC uses /lxc/NAME/....
-var lxcPattern = regexp.MustCompile(`^lxc\.(?:payload|monitor)\.(.+)$`)
+var lxcPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^lxc\.(?:payload|monitor)\.(.+)$`) })
 
 // Parse reads a /proc/PID/cgroup file and returns the innermost systemd unit (a
 // component ending in .service or .scope) and a container id or name, each empty when absent.
@@ -60,7 +61,7 @@ func Parse(b []byte) (unit, container string) {
 	parts := strings.Split(path, "/")
 	for i, c := range parts {
 		if container == "" {
-			if m := lxcPattern.FindStringSubmatch(c); m != nil {
+			if m := lxcPattern().FindStringSubmatch(c); m != nil {
 				container = Sanitize(m[1])
 			} else if c == "lxc" && i+1 < len(parts) && parts[i+1] != "" {
 				container = Sanitize(parts[i+1])

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -27,8 +28,22 @@ var defaultPolicyPaths = []string{"bindguard.yaml", "/etc/bindguard/bindguard.ya
 
 // auditGCPercent is the garbage collector's GOGC during an audit: at 10,000 listeners it saves
 // about a tenth of the wall time against the default 100, for ~5 MiB more peak RSS
-// (docs/performance.md).
-const auditGCPercent = 400
+// (docs/performance.md). With a soft memory limit (main sets 40 MiB unless GOMEMLIMIT is set)
+// the collector is off instead until the heap nears the limit (auditGCPercentLimited): an
+// audit of 10,000 listeners then never collects, and a larger one is bounded by the limit
+// either way (with GOGC 400 the limit was already what triggered its collections).
+const (
+	auditGCPercent        = 400
+	auditGCPercentLimited = -1
+)
+
+// auditGC is the GOGC an audit runs with, given the soft memory limit.
+func auditGC(limit int64) int {
+	if limit < math.MaxInt64 {
+		return auditGCPercentLimited
+	}
+	return auditGCPercent
+}
 
 // observeFlags are the flags that say what to observe, shared by audit and init.
 type observeFlags struct {
@@ -130,10 +145,10 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error (or, with
 				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
 			if os.Getenv("GOGC") == "" {
-				// An audit allocates its whole report once and exits: collect less often
-				// (the soft memory limit main sets still bounds the heap). Restored for
+				// An audit allocates its whole report once and exits: collect less often,
+				// or not at all below the soft memory limit main sets. Restored for
 				// callers that run more than one command in a process (tests).
-				defer debug.SetGCPercent(debug.SetGCPercent(auditGCPercent))
+				defer debug.SetGCPercent(debug.SetGCPercent(auditGC(debug.SetMemoryLimit(-1))))
 			}
 			if filepath.Clean(obs.procRoot) == proc.DefaultRoot {
 				// The owner scan's kernel part (loading the BPF program, walking every open
@@ -171,6 +186,7 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error (or, with
 				return err
 			}
 			if complete && !rep.Complete {
+
 				return &exitError{Code: ExitError, Err: fmt.Errorf("--require-complete: the audit could not see everything (%s); run as root", strings.Join(rep.Unseen, "; "))}
 			}
 			if !never && rep.Fails(threshold) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,5 +184,15 @@ func TestColourAllowed(t *testing.T) {
 	out, _, _ := runAt(t, append([]string{"audit", "--policy", auditPolicy, "--format", "table"}, fixtureArgs("basic")...)...)
 	if strings.Contains(out, "\x1b[") {
 		t.Error("escape codes in output to a non-terminal")
+	}
+}
+
+// TestAuditGC: the collector is off during an audit only when a soft memory limit bounds the heap.
+func TestAuditGC(t *testing.T) {
+	if got := auditGC(math.MaxInt64); got != auditGCPercent {
+		t.Errorf("without a memory limit: GOGC %d, want %d", got, auditGCPercent)
+	}
+	if got := auditGC(40 << 20); got != auditGCPercentLimited {
+		t.Errorf("with a 40 MiB limit: GOGC %d, want %d", got, auditGCPercentLimited)
 	}
 }

@@ -45,6 +45,10 @@ type SocketScanner struct {
 
 // NewSocketScanner loads the owner scan's program. Close frees it.
 func NewSocketScanner() (*SocketScanner, error) {
+	if prog, err := loadOwnersProgram(); err == nil {
+		return &SocketScanner{objs: ownersObjects{ownersPrograms: ownersPrograms{BindguardSocks: prog}}}, nil
+	}
+	// Whatever the fast load does not handle, cilium/ebpf's load does, and says why it fails.
 	spec, err := loadOwners()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSocketScan, err)

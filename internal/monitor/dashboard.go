@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bindguard/bindguard/internal/audit"
@@ -30,9 +31,11 @@ import (
 //go:embed web
 var webFS embed.FS
 
-var dashboardTmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"glyph": statusGlyph,
-}).ParseFS(webFS, "web/dashboard.html"))
+var dashboardTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"glyph": statusGlyph,
+	}).ParseFS(webFS, "web/dashboard.html"))
+})
 
 // DashboardCSP is the page's Content-Security-Policy: its own script, style and images only,
 // no inline script or style, requests to this server only, never framed.
@@ -413,7 +416,7 @@ func (m *Monitor) handleDashboard(mux *http.ServeMux, opts HandlerOptions) {
 				return
 			}
 			var b bytes.Buffer
-			if err := dashboardTmpl.ExecuteTemplate(&b, name, v); err != nil {
+			if err := dashboardTmpl().ExecuteTemplate(&b, name, v); err != nil {
 				m.log.Error("dashboard template", "error", err.Error())
 				http.Error(w, "rendering failed", http.StatusInternalServerError)
 				return

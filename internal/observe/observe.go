@@ -189,7 +189,13 @@ func Observe(o Options) (*Snapshot, error) {
 	if owners.KernelErr != nil {
 		snap.Warnings = append(snap.Warnings, fmt.Sprintf("the BPF owner scan could not run, so /proc was scanned instead: %v", owners.KernelErr))
 	}
-	hidden := 0
+	hidden, total := 0, 0
+	for _, g := range got {
+		total += len(g.sockets)
+	}
+	if total > 0 {
+		snap.Sockets = make([]observed.Listener, 0, total)
+	}
 	for _, g := range got {
 		for _, s := range g.sockets {
 			ob := observed.Listener{Socket: s, Netns: g.ns.Label}

@@ -75,15 +75,26 @@ func (s Socket) String() string { return fmt.Sprintf("%s %s", s.Protocol, s.Addr
 
 // Sort orders sockets by protocol, port, family, address and inode, so output is stable.
 func Sort(s []Socket) {
-	slices.SortFunc(s, func(a, b Socket) int {
-		return cmp.Or(
-			cmp.Compare(a.Protocol, b.Protocol),
-			cmp.Compare(a.Port, b.Port),
-			cmp.Compare(a.Family, b.Family),
-			a.Addr.Compare(b.Addr),
-			cmp.Compare(a.Inode, b.Inode),
-		)
-	})
+	// The keys are compared one at a time, not all first (cmp.Or's arguments): most pairs
+	// differ in the port already.
+	slices.SortFunc(s, func(a, b Socket) int { return compareSockets(&a, &b) })
+}
+
+// compareSockets is Sort's order.
+func compareSockets(a, b *Socket) int {
+	if a.Protocol != b.Protocol {
+		return cmp.Compare(a.Protocol, b.Protocol)
+	}
+	if a.Port != b.Port {
+		return cmp.Compare(a.Port, b.Port)
+	}
+	if a.Family != b.Family {
+		return cmp.Compare(a.Family, b.Family)
+	}
+	if c := a.Addr.Compare(b.Addr); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Inode, b.Inode)
 }
 
 // Process is what bindguard reports about a socket's owner. Fields it could not read are empty.

@@ -78,6 +78,7 @@ type earlyScan struct {
 	// auto with at least KernelScanMinProcs processes); recs or err is its result; sc is the
 	// loaded program, kept for a second walk, nil when loading failed.
 	tried bool
+	procs int // the processes auto counted to choose the kernel scan (0: not counted)
 	recs  []kernelRecord
 	err   error
 	sc    *kernel.SocketScanner
@@ -194,6 +195,7 @@ func StartOwnerScan(scan OwnerScan) (discard func()) {
 			if err != nil || len(pids) < KernelScanMinProcs {
 				return // Owners decides, and lists /proc again
 			}
+			e.procs = len(pids)
 		}
 		e.tried = true
 		e.walk()

@@ -125,15 +125,35 @@ const KernelScanMinProcs = 1000
 // cannot run.
 func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 	root := s.root()
-	pids, err := listPIDs(root)
-	if err != nil {
-		return nil, err
-	}
 	scan := cmp.Or(s.Scan, OwnerScanAuto)
+	realProc := filepath.Clean(root) == DefaultRoot
+	var (
+		early *earlyScan
+		read  map[int]procDetails // owners read during the early walk
+	)
+	if realProc && s.kernelScan == nil && s.kernelMin == 0 && slices.Contains(OwnerScans(), scan) {
+		early = takeEarlyScan(scan, want)
+	}
+	if early != nil && early.tried {
+		defer early.close()
+	}
+	// An early auto scan listed /proc to choose the kernel scan: its count stands for this
+	// listing unless /proc has to be scanned after all (listing 2,000 processes costs as
+	// much CPU as loading the program, taken from the walk on a small machine).
+	var pids []int
+	procs := 0
+	if early != nil && early.tried && early.procs > 0 {
+		procs = early.procs
+	} else {
+		var err error
+		if pids, err = listPIDs(root); err != nil {
+			return nil, err
+		}
+		procs = len(pids)
+	}
 	if !slices.Contains(OwnerScans(), scan) {
 		return nil, fmt.Errorf("proc: unknown owner scan %q", scan)
 	}
-	realProc := filepath.Clean(root) == DefaultRoot
 	if scan == OwnerScanBPF && !realProc {
 		return nil, fmt.Errorf("proc: the bpf owner scan reads the kernel, not %s", root)
 	}
@@ -145,31 +165,29 @@ func (s *Scanner) Owners(want map[uint64]bool) (*Owners, error) {
 	if s.kernelMin > 0 {
 		kernelMin = s.kernelMin
 	}
-	var (
-		early *earlyScan
-		read  map[int]procDetails // owners read during the early walk
-	)
-	if realProc && s.kernelScan == nil && s.kernelMin == 0 {
-		early = takeEarlyScan(scan, want)
-	}
 	if early != nil && early.tried {
-		defer early.close()
 		kernelScan = func() (recs []kernelRecord, err error) {
 			recs, read, err = early.records(want)
 			return recs, err
 		}
 	}
-	if (early != nil && early.tried) || scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && len(pids) >= kernelMin) {
+	if (early != nil && early.tried) || scan == OwnerScanBPF || (scan == OwnerScanAuto && realProc && procs >= kernelMin) {
 		recs, err := kernelScan()
 		if err == nil {
 			o := s.collect(kernelHolders(recs, want), read)
-			o.Scanned, o.Method = len(pids), OwnerScanBPF
+			o.Scanned, o.Method = procs, OwnerScanBPF
 			return o, nil
 		}
 		if scan == OwnerScanBPF {
 			return nil, err
 		}
 		kernelErr = err
+	}
+	if pids == nil {
+		var err error
+		if pids, err = listPIDs(root); err != nil {
+			return nil, err
+		}
 	}
 	o := s.collect(procfsHolders(root, pids, want, s.workers(len(pids))), nil)
 	o.Method, o.KernelErr = OwnerScanProcfs, kernelErr

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/observed"
 )
 
@@ -12,7 +13,11 @@ import (
 // of the cost of a large audit's document: 47 % of BenchmarkJSON). TestFindingJSONMatches and
 // FuzzFindingJSON hold it to encoding/json's output; TestFindingJSONFields fails when a field
 // is added to the types it writes, so it cannot go stale silently.
-func (f *FindingV2) appendIndented(b []byte) []byte {
+func (f *FindingV2) appendIndented(b []byte) []byte { return appendFinding(b, &f.Finding, f.Netns) }
+
+// appendFinding appends f with netns as its namespace's label: what appendIndented writes
+// for a FindingV2 of them.
+func appendFinding(b []byte, f *audit.Finding, netns string) []byte {
 	const in1, in2, in3 = "\n      ", "\n        ", "\n          "
 	b = append(b, '{')
 	b = appendKey(b, in1, "status")
@@ -90,7 +95,7 @@ func (f *FindingV2) appendIndented(b []byte) []byte {
 	b = appendString(b, f.Reason)
 	b = append(b, ',')
 	b = appendKey(b, in1, "netns")
-	b = appendString(b, f.Netns)
+	b = appendString(b, netns)
 	return append(b, "\n    }"...)
 }
 
@@ -144,6 +149,15 @@ func appendKey(b []byte, in, key string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte says which ASCII bytes appendString copies as they are: all but control
+// characters, '"', '\\', '<', '>' and '&' (and bytes from 0x80, which start UTF-8 sequences).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s quoted as encoding/json quotes a string (with its default HTML
 // escaping): control characters, '"', '\\', '<', '>', '&', U+2028 and U+2029 escaped, and
 // invalid UTF-8 replaced by U+FFFD.
@@ -151,11 +165,11 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if plainByte[s[i]] {
+			i++
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':

@@ -3,10 +3,13 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bindguard/bindguard/internal/audit"
 	"github.com/bindguard/bindguard/internal/observed"
@@ -101,6 +104,49 @@ func TestFindingJSONFields(t *testing.T) {
 	} {
 		if got := jsonFields(typ); !slices.Equal(got, want) {
 			t.Errorf("%s encodes %q; appendIndented writes %q", typ, got, want)
+		}
+	}
+}
+
+// TestJSONChunksMatch: the v2 document of many findings, encoded in chunks by several
+// workers (and by one), is byte for byte what writeDocument writes of NewDocumentV2's
+// document, and that is json.MarshalIndent's.
+func TestJSONChunksMatch(t *testing.T) {
+	m := Meta{Host: "h", Time: time.Unix(0, 0), Warnings: []string{"w"}}
+	for _, n := range []int{0, 1, findingChunk - 1, findingChunk, findingChunk + 1, 9*findingChunk + 7} {
+		r := bigReport(n)
+		for i := range r.Findings {
+			r.Findings[i].Netns = fmt.Sprintf("ns%d", i%3)
+		}
+		// what JSON wrote before it encoded in chunks: the findings copied as FindingV2
+		doc := NewDocumentV2(m, r)
+		findings := doc.Findings
+		doc.Findings = nil
+		var ref bytes.Buffer
+		if err := writeDocument(&ref, doc, len(findings), func(k int) any { return &findings[k] }); err != nil {
+			t.Fatal(err)
+		}
+		want := ref.Bytes()
+		if n > 0 { // with none, JSON writes [] where encoding/json writes null
+			std, err := json.MarshalIndent(NewDocumentV2(m, r), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if std = append(std, '\n'); !bytes.Equal(std, want) {
+				t.Fatalf("%d findings: writeDocument differs from encoding/json's document", n)
+			}
+		}
+		for _, procs := range []int{1, 2, 8} {
+			old := runtime.GOMAXPROCS(procs)
+			var b bytes.Buffer
+			err := JSON(&b, m, r)
+			runtime.GOMAXPROCS(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b.Bytes(), want) {
+				t.Fatalf("%d findings, GOMAXPROCS %d: JSON differs from writeDocument's (%d bytes, want %d)", n, procs, b.Len(), len(want))
+			}
 		}
 	}
 }

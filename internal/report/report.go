@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/bindguard/bindguard/internal/audit"
@@ -132,6 +133,19 @@ type FindingV2 struct {
 
 // NewDocumentV2 builds the v2 JSON document of a report.
 func NewDocumentV2(m Meta, r *audit.Report) DocumentV2 {
+	d := newHeadV2(m, r)
+	d.Findings = make([]FindingV2, 0, len(r.Findings))
+	for _, f := range r.Findings {
+		d.Findings = append(d.Findings, FindingV2{Finding: f, Netns: f.Netns})
+	}
+	if len(d.Findings) == 0 {
+		d.Findings = nil
+	}
+	return d
+}
+
+// newHeadV2 is the v2 document of a report without its findings (nil).
+func newHeadV2(m Meta, r *audit.Report) DocumentV2 {
 	d := DocumentV2{
 		Schema: SchemaAuditV2, Host: m.Host, Time: m.Time.UTC().Format(time.RFC3339), Policy: m.Policy,
 		Score: r.Score, ScoreRule: audit.HostScoreRule, Summary: r.Summary,
@@ -144,9 +158,6 @@ func NewDocumentV2(m Meta, r *audit.Report) DocumentV2 {
 			Scope: n.Scope, Matched: n.Matched, Score: n.Score, Summary: n.Summary,
 		})
 	}
-	for _, f := range r.Findings {
-		d.Findings = append(d.Findings, FindingV2{Finding: f, Netns: f.Netns})
-	}
 	return d
 }
 
@@ -157,13 +168,11 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// JSON writes the report as one indented bindguard.audit.v2 document. Findings are encoded
-// one at a time, so memory stays flat however many sockets listen.
+// JSON writes the report as one indented bindguard.audit.v2 document. The findings are
+// encoded straight from the report (no copy of them as FindingV2), in chunks on every CPU,
+// and written in order as they are ready, so memory stays flat however many sockets listen.
 func JSON(w io.Writer, m Meta, r *audit.Report) error {
-	doc := NewDocumentV2(m, r)
-	findings := doc.Findings
-	doc.Findings = nil
-	return writeDocument(w, doc, len(findings), func(k int) any { return &findings[k] })
+	return writeDocumentV2(w, newHeadV2(m, r), r.Findings)
 }
 
 // JSONv1 writes the report as one indented bindguard.audit.v1 document, for readers of the
@@ -217,6 +226,106 @@ func writeDocument(w io.Writer, head any, n int, finding func(int) any) error {
 	}
 	_, _ = bw.WriteString("],")
 	_, _ = bw.Write(hb[i+len(marker):])
+	_ = bw.WriteByte('\n')
+	return bw.Flush()
+}
+
+// splice encodes head, whose findings are null, and returns what goes before the findings'
+// list and what comes after it.
+func splice(head any) (before, after []byte, err error) {
+	hb, err := json.MarshalIndent(head, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("report: %w", err)
+	}
+	const marker = "\n  \"findings\": null,"
+	i := bytes.Index(hb, []byte(marker))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("report: findings placeholder not found")
+	}
+	return hb[:i], hb[i+len(marker):], nil
+}
+
+// findingChunk is how many findings one worker of writeDocumentV2 encodes at a time (~180 KiB
+// of JSON): large enough that handing chunks over costs nothing, small enough that the few in
+// flight keep memory flat.
+const findingChunk = 256
+
+// writeDocumentV2 writes head (whose findings are nil) with the findings spliced in, byte for
+// byte what writeDocument writes with them as FindingV2. Chunks of findings are encoded by a
+// worker per CPU into buffers of their own and written in order, a bounded number ahead.
+func writeDocumentV2(w io.Writer, head DocumentV2, findings []audit.Finding) error {
+	before, after, err := splice(head)
+	if err != nil {
+		return err
+	}
+	// bufio.Writer errors are sticky: Flush returns the first.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.Write(before)
+	_, _ = bw.WriteString("\n  \"findings\": [")
+	encode := func(b []byte, from, to int) []byte {
+		for k := from; k < to; k++ {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, "\n    "...)
+			b = appendFinding(b, &findings[k], findings[k].Netns)
+		}
+		return b
+	}
+	n := len(findings)
+	workers := min(runtime.GOMAXPROCS(0), 4, (n+findingChunk-1)/findingChunk)
+	if workers <= 1 {
+		buf := make([]byte, 0, 4<<10)
+		for k := 0; k < n; k += findingChunk {
+			buf = encode(buf[:0], k, min(k+findingChunk, n))
+			_, _ = bw.Write(buf)
+		}
+	} else {
+		type job struct {
+			from int
+			out  chan []byte
+		}
+		// Chunks go to the workers in order, and their results are written in the same
+		// order; at most 2*workers are encoded ahead of the writer. Buffers are reused.
+		jobs := make(chan job)
+		pending := make(chan chan []byte, 2*workers)
+		free := make(chan []byte, 3*workers)
+		for range workers {
+			go func() {
+				for j := range jobs {
+					var b []byte
+					select {
+					case b = <-free:
+					default:
+						b = make([]byte, 0, findingChunk*1024)
+					}
+					j.out <- encode(b[:0], j.from, min(j.from+findingChunk, n))
+				}
+			}()
+		}
+		go func() {
+			for k := 0; k < n; k += findingChunk {
+				out := make(chan []byte, 1)
+				pending <- out
+				jobs <- job{k, out}
+			}
+			close(jobs)
+			close(pending)
+		}()
+		for out := range pending {
+			b := <-out
+			_, _ = bw.Write(b)
+			select {
+			case free <- b:
+			default:
+			}
+		}
+	}
+	if n > 0 {
+		_, _ = bw.WriteString("\n  ")
+	}
+	_, _ = bw.WriteString("],")
+	_, _ = bw.Write(after)
 	_ = bw.WriteByte('\n')
 	return bw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bindguard/bindguard/internal/audit"
 )
@@ -47,7 +48,9 @@ const (
 	ZabbixMacroScope    = "{#SCOPE}"
 )
 
-var zabbixPrefixRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)
+var zabbixPrefixRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,3}$`)
+})
 
 // ZabbixKeys makes the item keys of one prefix.
 type ZabbixKeys struct{ Prefix string }
@@ -57,7 +60,7 @@ func NewZabbixKeys(prefix string) (ZabbixKeys, error) {
 	if prefix == "" {
 		prefix = DefaultZabbixPrefix
 	}
-	if !zabbixPrefixRE.MatchString(prefix) {
+	if !zabbixPrefixRE().MatchString(prefix) {
 		return ZabbixKeys{}, fmt.Errorf("--prefix %q: want lower-case words joined by dots, such as %s or aktienanalyse", prefix, DefaultZabbixPrefix)
 	}
 	return ZabbixKeys{Prefix: prefix}, nil

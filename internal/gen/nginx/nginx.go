@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/bindguard/bindguard/policy"
@@ -31,8 +32,8 @@ var (
 	//go:embed security.conf.tmpl
 	securityText string
 
-	siteTmpl     = template.Must(template.New("site").Parse(siteText))
-	securityTmpl = template.Must(template.New("security").Parse(securityText))
+	siteTmpl     = sync.OnceValue(func() *template.Template { return template.Must(template.New("site").Parse(siteText)) })
+	securityTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("security").Parse(securityText)) })
 )
 
 // File is one generated file.
@@ -152,10 +153,10 @@ func Generate(p *policy.Policy) ([]File, error) {
 		d.Status = s
 	}
 	var site, sec bytes.Buffer
-	if err := siteTmpl.Execute(&site, d); err != nil {
+	if err := siteTmpl().Execute(&site, d); err != nil {
 		return nil, err
 	}
-	if err := securityTmpl.Execute(&sec, d); err != nil {
+	if err := securityTmpl().Execute(&sec, d); err != nil {
 		return nil, err
 	}
 	return []File{{SiteFile, site.Bytes()}, {SecurityFile, sec.Bytes()}}, nil
@@ -230,7 +231,7 @@ func tcpService(p *policy.Policy, name, use string) (policy.Service, error) {
 		return svc, fmt.Errorf("no service %q", name)
 	case svc.Protocol != policy.TCP || !svc.Address.IsValid():
 		return svc, fmt.Errorf("service %s: nginx %s a tcp service with an address", name, use)
-	case !nameRE.MatchString(svc.Name) || !accessRE.MatchString(string(svc.Access)):
+	case !nameRE().MatchString(svc.Name) || !accessRE().MatchString(string(svc.Access)):
 		return svc, fmt.Errorf("service %s (access %s): not a service name and access class nginx configuration can carry", Comment(svc.Name), Comment(string(svc.Access)))
 	}
 	return svc, nil
@@ -289,14 +290,16 @@ func anyIPLiteral(names []string) bool {
 // policy: nothing that could end a directive, open a block, start a comment, quote, escape
 // or expand a variable.
 var (
-	urlPathRE    = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
-	serverNameRE = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^\[?[0-9A-Fa-f:.]+\]?$`)
-	filePathRE   = regexp.MustCompile(`^/[A-Za-z0-9._/+@-]+$`)
-	sizeRE       = regexp.MustCompile(`^[1-9][0-9]{0,5}[kKmMgG]?$`)
-	methodRE     = regexp.MustCompile(`^[A-Z]{1,20}$`)
-	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	accessRE     = regexp.MustCompile(`^[a-z_]{1,30}$`)
-	allowRE      = regexp.MustCompile(`^[A-Za-z0-9_.:/%-]{1,100}$`)
+	urlPathRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`) })
+	serverNameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^\[?[0-9A-Fa-f:.]+\]?$`)
+	})
+	filePathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._/+@-]+$`) })
+	sizeRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[1-9][0-9]{0,5}[kKmMgG]?$`) })
+	methodRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z]{1,20}$`) })
+	nameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`) })
+	accessRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_]{1,30}$`) })
+	allowRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.:/%-]{1,100}$`) })
 )
 
 // checkValues refuses a proxy section with a value nginx would read as more than one token,
@@ -305,7 +308,7 @@ func checkValues(px *policy.Proxy) error {
 	var errs []error
 	check := func(field, v string, re *regexp.Regexp, want string) {
 		bad := !re.MatchString(v)
-		if re == urlPathRE && (strings.Contains(v, "..") || strings.Contains(v, "//")) {
+		if re == urlPathRE() && (strings.Contains(v, "..") || strings.Contains(v, "//")) {
 			bad = true
 		}
 		if bad {
@@ -316,16 +319,16 @@ func checkValues(px *policy.Proxy) error {
 		errs = append(errs, errors.New("proxy server_names: none; nginx serves only the declared names, so declare at least one"))
 	}
 	for _, n := range px.ServerNames {
-		check("server_names", n, serverNameRE, "a host name or an IP address")
+		check("server_names", n, serverNameRE(), "a host name or an IP address")
 	}
-	check("certificate", px.Certificate, filePathRE, "an absolute path of [A-Za-z0-9._/+@-]")
-	check("key", px.Key, filePathRE, "an absolute path of [A-Za-z0-9._/+@-]")
-	check("body_size", px.BodySize, sizeRE, "a size such as 10m")
+	check("certificate", px.Certificate, filePathRE(), "an absolute path of [A-Za-z0-9._/+@-]")
+	check("key", px.Key, filePathRE(), "an absolute path of [A-Za-z0-9._/+@-]")
+	check("body_size", px.BodySize, sizeRE(), "a size such as 10m")
 	for _, b := range px.Blocked {
-		check("blocked", b, urlPathRE, "a URL path of [A-Za-z0-9._~/-] without .. or //")
+		check("blocked", b, urlPathRE(), "a URL path of [A-Za-z0-9._~/-] without .. or //")
 	}
 	if px.Health != "" {
-		check("health", px.Health, urlPathRE, "a URL path of [A-Za-z0-9._~/-] without .. or //")
+		check("health", px.Health, urlPathRE(), "a URL path of [A-Za-z0-9._~/-] without .. or //")
 	}
 	for name, n := range map[string]int{"rate": px.Rate, "burst": px.Burst, "connections": px.Connections, "timeout": px.Timeout} {
 		if n < 0 {
@@ -333,22 +336,22 @@ func checkValues(px *policy.Proxy) error {
 		}
 	}
 	for _, r := range px.Routes {
-		check("routes.path", r.Path, urlPathRE, "a URL path of [A-Za-z0-9._~/-] without .. or //")
-		check("routes.service", r.Service, nameRE, "a service name")
+		check("routes.path", r.Path, urlPathRE(), "a URL path of [A-Za-z0-9._~/-] without .. or //")
+		check("routes.service", r.Service, nameRE(), "a service name")
 		for _, m := range r.Methods {
-			check("routes.methods", m, methodRE, "an upper-case HTTP method")
+			check("routes.methods", m, methodRE(), "an upper-case HTTP method")
 		}
 		for _, a := range r.Allow {
-			check("routes.allow", a, allowRE, "an IP, a CIDR or a network name")
+			check("routes.allow", a, allowRE(), "an IP, a CIDR or a network name")
 		}
 	}
 	if st := px.Status; st != nil {
-		check("status.service", st.Service, nameRE, "a service name")
-		check("status.path", st.Path, urlPathRE, "a URL path of [A-Za-z0-9._~/-] without .. or //")
+		check("status.service", st.Service, nameRE(), "a service name")
+		check("status.path", st.Path, urlPathRE(), "a URL path of [A-Za-z0-9._~/-] without .. or //")
 		if st.DetailPath != "" {
-			check("status.detail.path", st.DetailPath, urlPathRE, "a URL path of [A-Za-z0-9._~/-] without .. or //")
-			check("status.detail.service", st.DetailService, nameRE, "a service name")
-			check("status.detail.upstream_path", st.DetailUpstream, urlPathRE, "a URL path of [A-Za-z0-9._~/-] without .. or //")
+			check("status.detail.path", st.DetailPath, urlPathRE(), "a URL path of [A-Za-z0-9._~/-] without .. or //")
+			check("status.detail.service", st.DetailService, nameRE(), "a service name")
+			check("status.detail.upstream_path", st.DetailUpstream, urlPathRE(), "a URL path of [A-Za-z0-9._~/-] without .. or //")
 		}
 	}
 	return errors.Join(errs...)

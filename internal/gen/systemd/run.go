@@ -47,7 +47,7 @@ func bindguardPaths(o Options) (bg, pol string, err error) {
 		pol = "/etc/bindguard/bindguard.yaml"
 	}
 	for _, v := range []struct{ what, path string }{{"bindguard path", bg}, {"policy path", pol}} {
-		if !policyPathRE.MatchString(v.path) || strings.Contains(v.path, "..") {
+		if !policyPathRE().MatchString(v.path) || strings.Contains(v.path, "..") {
 			return "", "", fmt.Errorf("%s %s: want an absolute path of [A-Za-z0-9._/@+,:=~-] (without spaces, quotes, $, %%, ; or backslashes) for a command line", v.what, comment(v.path))
 		}
 	}

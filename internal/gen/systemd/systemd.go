@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"unicode"
 
@@ -24,7 +25,7 @@ import (
 //go:embed unit.tmpl
 var unitText string
 
-var unitTmpl = template.Must(template.New("unit").Parse(unitText))
+var unitTmpl = sync.OnceValue(func() *template.Template { return template.Must(template.New("unit").Parse(unitText)) })
 
 // DefaultSelfPort is where `bindguard serve` listens when the policy does not declare bindguard.
 const DefaultSelfPort = 9847
@@ -81,15 +82,15 @@ type unit struct {
 }
 
 var (
-	execRE = regexp.MustCompile(`^/[^\x00-\x1f\x7f]*$`)
-	userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	execRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[^\x00-\x1f\x7f]*$`) })
+	userRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`) })
 	// The self unit's policy path goes into ExecStart=: nothing systemd would split, quote,
 	// escape or expand ($VAR, %x, ";", quotes, backslashes, spaces).
-	policyPathRE = regexp.MustCompile(`^/[A-Za-z0-9._/@+,:=~-]+$`)
+	policyPathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._/@+,:=~-]+$`) })
 	// A serve argument of the self unit: the same characters, one token.
-	serveArgRE = regexp.MustCompile(`^[A-Za-z0-9._/@+,:=~-]+$`)
-	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	accessRE   = regexp.MustCompile(`^[a-z_]{1,30}$`)
+	serveArgRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._/@+,:=~-]+$`) })
+	nameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`) })
+	accessRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_]{1,30}$`) })
 )
 
 // comment renders a free-text value (the policy's file name) for a comment line: quoted, with
@@ -111,7 +112,7 @@ func printable(s string) bool {
 // checkService refuses a service whose name, access class or protocol would not be one token
 // in a unit file (only a policy built by a program can hold one).
 func checkService(s policy.Service) error {
-	if !nameRE.MatchString(s.Name) || !accessRE.MatchString(string(s.Access)) || (s.Protocol != policy.TCP && s.Protocol != policy.UDP) {
+	if !nameRE().MatchString(s.Name) || !accessRE().MatchString(string(s.Access)) || (s.Protocol != policy.TCP && s.Protocol != policy.UDP) {
 		return fmt.Errorf("service %s (access %s, protocol %s): not a name, access class and protocol a unit file can carry", comment(s.Name), comment(string(s.Access)), comment(string(s.Protocol)))
 	}
 	return nil
@@ -119,10 +120,10 @@ func checkService(s policy.Service) error {
 
 // Generate renders the unit (or drop-in).
 func Generate(p *policy.Policy, o Options) ([]byte, error) {
-	if o.Exec != "" && (!execRE.MatchString(o.Exec) || strings.ContainsAny(o.Exec, "\\") || !printable(o.Exec)) {
+	if o.Exec != "" && (!execRE().MatchString(o.Exec) || strings.ContainsAny(o.Exec, "\\") || !printable(o.Exec)) {
 		return nil, fmt.Errorf("--exec %s: want an absolute path and arguments on one line, without backslashes or unprintable characters", comment(o.Exec))
 	}
-	if o.User != "" && !userRE.MatchString(o.User) {
+	if o.User != "" && !userRE().MatchString(o.User) {
 		return nil, fmt.Errorf("--user %s is not a user name", comment(o.User))
 	}
 	if o.Self {
@@ -170,7 +171,7 @@ func Generate(p *policy.Policy, o Options) ([]byte, error) {
 	u.Families = serviceFamilies
 	u.IPAllow, u.IPFilterNote = ipAllow(p, svc, o.Egress)
 	var b bytes.Buffer
-	if err := unitTmpl.Execute(&b, u); err != nil {
+	if err := unitTmpl().Execute(&b, u); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -245,7 +246,7 @@ func self(p *policy.Policy, o Options) ([]byte, error) {
 	if policyPath == "" {
 		policyPath = "/etc/bindguard/bindguard.yaml"
 	}
-	if !policyPathRE.MatchString(policyPath) || strings.Contains(policyPath, "..") {
+	if !policyPathRE().MatchString(policyPath) || strings.Contains(policyPath, "..") {
 		return nil, fmt.Errorf("policy path %s: want an absolute path of [A-Za-z0-9._/@+,:=~-] (without spaces, quotes, $, %%, ; or backslashes) for ExecStart=", comment(policyPath))
 	}
 	port, addr := uint16(DefaultSelfPort), netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -266,7 +267,7 @@ func self(p *policy.Policy, o Options) ([]byte, error) {
 		args = DefaultServeArgs
 	}
 	for _, a := range args {
-		if !serveArgRE.MatchString(a) {
+		if !serveArgRE().MatchString(a) {
 			return nil, fmt.Errorf("serve argument %s: want one token of [A-Za-z0-9._/@+,:=~-] (without spaces, quotes, $, %%, ; or backslashes) for ExecStart=", comment(a))
 		}
 	}
@@ -289,7 +290,7 @@ func self(p *policy.Policy, o Options) ([]byte, error) {
 	}
 	u.IPAllow, u.IPFilterNote = ipAllow(p, svc, o.Egress)
 	var b bytes.Buffer
-	if err := unitTmpl.Execute(&b, u); err != nil {
+	if err := unitTmpl().Execute(&b, u); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/bindguard/bindguard/internal/report"
@@ -33,11 +34,15 @@ var (
 
 	funcs = template.FuncMap{"uuid": uuid}
 
-	userParamsTmpl = template.Must(template.New("userparams").Funcs(funcs).Parse(userParamsText))
-	templateTmpl   = template.Must(template.New("template").Funcs(funcs).Parse(templateText))
+	userParamsTmpl = sync.OnceValue(func() *template.Template {
+		return template.Must(template.New("userparams").Funcs(funcs).Parse(userParamsText))
+	})
+	templateTmpl = sync.OnceValue(func() *template.Template {
+		return template.Must(template.New("template").Funcs(funcs).Parse(templateText))
+	})
 
-	pathRE = regexp.MustCompile(`^/[A-Za-z0-9._/+-]+$`)
-	urlRE  = regexp.MustCompile(`^https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?$`)
+	pathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._/+-]+$`) })
+	urlRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?$`) })
 )
 
 // Options say what to generate.
@@ -67,10 +72,10 @@ func Generate(o Options) ([]File, error) {
 		o.Bindguard = "/usr/local/bin/bindguard"
 	}
 	// A zabbix agent reads configuration lines of at most 2048 bytes: keep each value short.
-	if !pathRE.MatchString(o.Bindguard) || len(o.Bindguard) > 256 {
+	if !pathRE().MatchString(o.Bindguard) || len(o.Bindguard) > 256 {
 		return nil, fmt.Errorf("--bindguard %q: want an absolute path (letters, digits, ._/+-) of at most 256 bytes", o.Bindguard)
 	}
-	if o.URL != "" && (!urlRE.MatchString(o.URL) || len(o.URL) > 256) {
+	if o.URL != "" && (!urlRE().MatchString(o.URL) || len(o.URL) > 256) {
 		return nil, fmt.Errorf("--url %q: want http://HOST:PORT, at most 256 bytes", o.URL)
 	}
 	// The keys come from the one key scheme (report.ZabbixKeys), shared with
@@ -80,10 +85,10 @@ func Generate(o Options) ([]File, error) {
 		Keys report.ZabbixKeys
 	}{o, keys}
 	var up, tpl bytes.Buffer
-	if err := userParamsTmpl.Execute(&up, data); err != nil {
+	if err := userParamsTmpl().Execute(&up, data); err != nil {
 		return nil, err
 	}
-	if err := templateTmpl.Execute(&tpl, data); err != nil {
+	if err := templateTmpl().Execute(&tpl, data); err != nil {
 		return nil, err
 	}
 	return []File{{UserParamsFile, up.Bytes()}, {TemplateFile, tpl.Bytes()}}, nil
