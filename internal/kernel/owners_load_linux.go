@@ -303,7 +303,7 @@ func parseRawBTF(b []byte, structs map[string]bool, fn string) (*rawBTF, found, 
 		return nil, f, errors.New("vmlinux BTF: sections out of bounds")
 	}
 	k := &rawBTF{types: b[hdr+typeOff : hdr+typeOff+typeLen], strs: b[hdr+strOff : hdr+strOff+strLen]}
-	k.offs = make([]uint32, 1, len(k.types)/24)
+	k.offs = make([]uint32, 1, 1+len(k.types)/24)
 	// Most names are none of those: a name's first byte rules it out before the lookup.
 	var first [256]bool
 	for n := range structs {
@@ -404,12 +404,31 @@ type found struct{ structs, funcs []uint32 }
 type btfConv struct {
 	kb      *rawBTF
 	members map[string]bool
+	// done holds each type once converted: types reached through several members are
+	// converted once (anonymous members fanning out level after level would otherwise cost
+	// exponential time in malformed BTF).
+	done map[uint32]btf.Type
 }
 
 // maxConvDepth bounds the nesting of embedded structs and arrays.
 const maxConvDepth = 32
 
 func (c *btfConv) typ(id uint32, depth int) (btf.Type, error) {
+	if t, ok := c.done[id]; ok {
+		return t, nil
+	}
+	t, err := c.conv(id, depth)
+	if err != nil {
+		return nil, err
+	}
+	if c.done == nil {
+		c.done = map[uint32]btf.Type{}
+	}
+	c.done[id] = t
+	return t, nil
+}
+
+func (c *btfConv) conv(id uint32, depth int) (btf.Type, error) {
 	if id == 0 {
 		return &btf.Void{}, nil
 	}

@@ -115,3 +115,39 @@ func TestOwnersProgramLoads(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRawBTF: the fast loader's reading of raw BTF (header, type table, the search for the
+// program's structs and attach function, the conversion of what it finds) returns an error or
+// a result for any bytes, never a panic or a hang. Seeded with BTF cilium/ebpf writes.
+func FuzzRawBTF(f *testing.F) {
+	inner := &btf.Struct{Name: "inner", Size: 8, Members: []btf.Member{{Name: "f_inode", Type: &btf.Int{Name: "int", Size: 4}}}}
+	outer := &btf.Struct{Name: "task_struct", Size: 24, Members: []btf.Member{
+		{Name: "", Type: inner}, {Name: "files", Type: &btf.Pointer{Target: inner}, Offset: 64},
+		{Name: "tail", Type: &btf.Array{Type: &btf.Int{Name: "char", Size: 1}, Index: &btf.Int{Name: "int", Size: 4}, Nelems: 8}, Offset: 128},
+	}}
+	fn := &btf.Func{Name: "bpf_iter_task_file", Type: &btf.FuncProto{Return: &btf.Int{Name: "int", Size: 4}}}
+	b, err := btf.NewBuilder([]btf.Type{outer, fn, &btf.Typedef{Name: "t", Type: outer}, &btf.Enum{Name: "e", Size: 4}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed, err := b.Marshal(nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:30])
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		structs := map[string]bool{"task_struct": true, "inner": true}
+		kb, found, err := parseRawBTF(raw, structs, "bpf_iter_task_file")
+		if err != nil {
+			return
+		}
+		c := &btfConv{kb: kb, members: map[string]bool{"f_inode": true, "files": true}}
+		for _, id := range found.structs {
+			_, _ = c.typ(id, 0)
+		}
+		for id := uint32(1); id < uint32(len(kb.offs)) && id < 4096; id++ {
+			_, _ = c.typ(id, 0)
+		}
+	})
+}
