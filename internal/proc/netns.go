@@ -48,7 +48,7 @@ func (f NamespaceFinder) Current() (Namespace, error) {
 	root := cmp.Or(f.Root, DefaultRoot)
 	buf := make([]byte, 64)
 	self := filepath.Join(root, "self")
-	ino := netnsInode(self, buf)
+	ino := netnsInode(SelfTask(root), buf)
 	if ino == 0 {
 		return Namespace{}, fmt.Errorf("proc: cannot read %s", filepath.Join(self, "ns", "net"))
 	}
@@ -76,7 +76,7 @@ func (f NamespaceFinder) Current() (Namespace, error) {
 func (f NamespaceFinder) All() ([]Namespace, error) {
 	root := cmp.Or(f.Root, DefaultRoot)
 	buf := make([]byte, 64)
-	self := netnsInode(filepath.Join(root, "self"), buf)
+	self := netnsInode(SelfTask(root), buf)
 	hostIno := netnsInode(filepath.Join(root, "1"), buf)
 	pids, err := listPIDs(root)
 	if err != nil {
@@ -129,6 +129,18 @@ func (f NamespaceFinder) All() ([]Namespace, error) {
 		return strings.Compare(a.Label, b.Label)
 	})
 	return out, nil
+}
+
+// SelfTask is the procfs directory of the calling thread (/proc/thread-self) on the real
+// procfs, and root/self in another tree (a fixture). The process's directory shows the
+// namespaces of its main thread, which a goroutine locked to it may have moved for a while
+// (InNetNS, a test's setns); a thread that runs unlocked goroutines is always in the process's
+// own namespaces.
+func SelfTask(root string) string {
+	if filepath.Clean(root) == DefaultRoot {
+		return filepath.Join(root, "thread-self")
+	}
+	return filepath.Join(root, "self")
 }
 
 // pin is a namespace pinned in the netns directory.
