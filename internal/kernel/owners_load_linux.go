@@ -236,15 +236,15 @@ func progLoad(code []byte, license, name string, attachID btf.TypeID) (int, erro
 	lic := append([]byte(license), 0)
 	attr := progLoadAttr{
 		progType:           unix.BPF_PROG_TYPE_TRACING,
-		insnCnt:            uint32(len(code) / asm.InstructionSize),
-		insns:              uint64(uintptr(unsafe.Pointer(&code[0]))),
-		license:            uint64(uintptr(unsafe.Pointer(&lic[0]))),
+		insnCnt:            uint32(len(code) / asm.InstructionSize),   // #nosec G115 -- a program of at most a million instructions
+		insns:              uint64(uintptr(unsafe.Pointer(&code[0]))), // #nosec G103 -- bpf_attr takes the instructions' address
+		license:            uint64(uintptr(unsafe.Pointer(&lic[0]))),  // #nosec G103 -- and the license string's
 		expectedAttachType: unix.BPF_TRACE_ITER,
 		attachBtfID:        uint32(attachID),
 	}
 	copy(attr.progName[:unix.BPF_OBJ_NAME_LEN-1], name)
 	for {
-		fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr)) // #nosec G103 -- the bpf(2) call takes bpf_attr by address
 		runtime.KeepAlive(code)
 		runtime.KeepAlive(lic)
 		if errno == unix.EINTR || errno == unix.EAGAIN {
@@ -340,8 +340,8 @@ func parseRawBTF(b []byte, structs map[string]bool, fn string) (*rawBTF, found, 
 		if off+n > len(t) {
 			return nil, f, errors.New("vmlinux BTF: truncated type")
 		}
-		id := uint32(len(k.offs))
-		k.offs = append(k.offs, uint32(off))
+		id := uint32(len(k.offs))            // #nosec G115 -- ids are bounded by the type section's size, itself a uint32
+		k.offs = append(k.offs, uint32(off)) // #nosec G115 -- an offset into a section of uint32 length
 		if kind == btfKindStruct || kind == btfKindUnion || kind == btfKindFunc {
 			if nameOff := ne.Uint32(t[off:]); nameOff != 0 && int(nameOff) < len(k.strs) && first[k.strs[nameOff]] {
 				s := k.strs[nameOff:]
