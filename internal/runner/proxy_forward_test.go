@@ -129,12 +129,7 @@ func TestForwarderHopByHop(t *testing.T) {
 	req.Header.Set("Te", "trailers, deflate")
 	req.Header.Set("Proxy-Connection", "keep-alive")
 	req.Header.Set("X-Kept", "yes")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
+	resp, b := do(t, req)
 	want := "Connection=\nKeep-Alive=\nX-Secret=\nProxy-Authorization=\nTe=trailers\nTrailer=\nUpgrade=\nProxy-Connection=\nX-Kept=yes\n"
 	if string(b) != want {
 		t.Errorf("upstream saw\n%s\nwant\n%s", b, want)
@@ -231,12 +226,7 @@ func TestForwarderKeepAlive(t *testing.T) {
 		method := []string{"DELETE", "GET"}[i%2]
 		req, _ := http.NewRequest(method, ts.URL, nil)
 		req.Header.Set("X-Forwarded-For", "127.0.0.1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
+		resp, b := do(t, req)
 		if resp.StatusCode != 200 || string(b) != "ok\n" {
 			t.Fatalf("request %d (%s): %d %q", i, method, resp.StatusCode, b)
 		}
@@ -458,12 +448,7 @@ func TestGuardUnderscoreHeaders(t *testing.T) {
 			req.Header.Set(k, "10.9.9.9")
 		}
 		req.Header.Set("X-Kept", "yes")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
+		resp, b := do(t, req)
 		if resp.StatusCode != http.StatusOK || strings.Contains(string(b), "_") || strings.Contains(string(b), "10.9.9.9") || !strings.Contains(string(b), "X-Kept=yes") {
 			t.Errorf("body %q: %d, upstream saw\n%s", body, resp.StatusCode, b)
 		}

@@ -152,6 +152,18 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "host="+r.Host+"\n")
 })
 
+// do sends req and reads the whole response.
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
 func get(t *testing.T, url string, hdr ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
@@ -161,13 +173,8 @@ func get(t *testing.T, url string, hdr ...string) (int, string) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, b := do(t, req)
+	return resp.StatusCode, b
 }
 
 func TestHandlerHeaders(t *testing.T) {
