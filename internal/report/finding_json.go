@@ -8,15 +8,12 @@ import (
 	"github.com/bindguard/bindguard/internal/observed"
 )
 
-// appendIndented appends f as json.MarshalIndent(f, "    ", "  ") writes it, byte for byte,
+// appendFinding appends f (a FindingV2 of it, with netns as its label) as
+// json.MarshalIndent(f, "    ", "  ") writes it, byte for byte,
 // without reflection and without MarshalIndent's second pass over the output (which was most
 // of the cost of a large audit's document: 47 % of BenchmarkJSON). TestFindingJSONMatches and
 // FuzzFindingJSON hold it to encoding/json's output; TestFindingJSONFields fails when a field
 // is added to the types it writes, so it cannot go stale silently.
-func (f *FindingV2) appendIndented(b []byte) []byte { return appendFinding(b, &f.Finding, f.Netns) }
-
-// appendFinding appends f with netns as its namespace's label: what appendIndented writes
-// for a FindingV2 of them.
 func appendFinding(b []byte, f *audit.Finding, netns string) []byte {
 	const in1, in2, in3 = "\n      ", "\n        ", "\n          "
 	b = append(b, '{')

@@ -17,15 +17,15 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// checkFinding fails unless appendIndented writes f exactly as json.MarshalIndent does.
+// checkFinding fails unless appendFinding writes f exactly as json.MarshalIndent does.
 func checkFinding(t *testing.T, f *FindingV2) {
 	t.Helper()
 	want, err := json.MarshalIndent(f, "    ", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.appendIndented(nil); !bytes.Equal(got, want) {
-		t.Fatalf("appendIndented:\n%s\nencoding/json:\n%s", got, want)
+	if got := appendFinding(nil, &f.Finding, f.Netns); !bytes.Equal(got, want) {
+		t.Fatalf("appendFinding:\n%s\nencoding/json:\n%s", got, want)
 	}
 }
 
@@ -94,7 +94,7 @@ func jsonFields(t reflect.Type) []string {
 }
 
 // TestFindingJSONFields fails when a field is added to, removed from or renamed in the types
-// appendIndented writes by hand: update it (and TestFindingJSONMatches) with the type.
+// appendFinding writes by hand: update it (and TestFindingJSONMatches) with the type.
 func TestFindingJSONFields(t *testing.T) {
 	for typ, want := range map[reflect.Type][]string{
 		reflect.TypeFor[FindingV2]():        {"status", "severity", "service", "protocol", "expected", "actual", "reason", "netns"},
@@ -103,7 +103,7 @@ func TestFindingJSONFields(t *testing.T) {
 		reflect.TypeFor[observed.Process](): {"pid", "name", "exe", "user", "group", "container_pid", "container_uid", "unit", "container"},
 	} {
 		if got := jsonFields(typ); !slices.Equal(got, want) {
-			t.Errorf("%s encodes %q; appendIndented writes %q", typ, got, want)
+			t.Errorf("%s encodes %q; appendFinding writes %q", typ, got, want)
 		}
 	}
 }

@@ -184,36 +184,20 @@ func JSONv1(w io.Writer, m Meta, r *audit.Report) error {
 	return writeDocument(w, doc, len(findings), func(k int) any { return &findings[k] })
 }
 
-// indentedAppender is a finding that writes itself as json.MarshalIndent(f, "    ", "  ") would.
-type indentedAppender interface{ appendIndented([]byte) []byte }
-
 // writeDocument writes head (whose findings are null) with the n findings spliced in.
 func writeDocument(w io.Writer, head any, n int, finding func(int) any) error {
-	hb, err := json.MarshalIndent(head, "", "  ")
+	before, after, err := splice(head)
 	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	// Splice the findings in where the empty list was encoded.
-	const marker = "\n  \"findings\": null,"
-	i := bytes.Index(hb, []byte(marker))
-	if i < 0 {
-		return fmt.Errorf("report: findings placeholder not found")
+		return err
 	}
 	// bufio.Writer errors are sticky: Flush returns the first.
 	bw := bufio.NewWriterSize(w, 64<<10)
-	_, _ = bw.Write(hb[:i])
+	_, _ = bw.Write(before)
 	_, _ = bw.WriteString("\n  \"findings\": [")
-	var buf []byte
 	for k := range n {
-		var b []byte
-		if f, ok := finding(k).(indentedAppender); ok {
-			buf = f.appendIndented(buf[:0])
-			b = buf
-		} else {
-			var err error
-			if b, err = json.MarshalIndent(finding(k), "    ", "  "); err != nil {
-				return fmt.Errorf("report: %w", err)
-			}
+		b, err := json.MarshalIndent(finding(k), "    ", "  ")
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
 		}
 		if k > 0 {
 			_ = bw.WriteByte(',')
@@ -221,11 +205,16 @@ func writeDocument(w io.Writer, head any, n int, finding func(int) any) error {
 		_, _ = bw.WriteString("\n    ")
 		_, _ = bw.Write(b)
 	}
+	return finishDocument(bw, n, after)
+}
+
+// finishDocument closes the findings' list of n and writes the rest of the document.
+func finishDocument(bw *bufio.Writer, n int, after []byte) error {
 	if n > 0 {
 		_, _ = bw.WriteString("\n  ")
 	}
 	_, _ = bw.WriteString("],")
-	_, _ = bw.Write(hb[i+len(marker):])
+	_, _ = bw.Write(after)
 	_ = bw.WriteByte('\n')
 	return bw.Flush()
 }
@@ -321,11 +310,5 @@ func writeDocumentV2(w io.Writer, head DocumentV2, findings []audit.Finding) err
 			}
 		}
 	}
-	if n > 0 {
-		_, _ = bw.WriteString("\n  ")
-	}
-	_, _ = bw.WriteString("],")
-	_, _ = bw.Write(after)
-	_ = bw.WriteByte('\n')
-	return bw.Flush()
+	return finishDocument(bw, n, after)
 }
