@@ -186,7 +186,6 @@ Exit codes: 0 compliant, 1 a finding at or above --fail-on, 2 error (or, with
 				return err
 			}
 			if complete && !rep.Complete {
-
 				return &exitError{Code: ExitError, Err: fmt.Errorf("--require-complete: the audit could not see everything (%s); run as root", strings.Join(rep.Unseen, "; "))}
 			}
 			if !never && rep.Fails(threshold) {

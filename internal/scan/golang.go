@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/tools/go/ast/astutil"
+
 	"github.com/bindguard/bindguard/policy"
 )
 
@@ -546,33 +548,22 @@ func (g *goPkg) freePortProbe(c *ast.CallExpr, addr ast.Expr) bool {
 	// The enclosing function, and the assignment whose right side is c.
 	var body *ast.BlockStmt
 	var lhs *ast.Ident
-	var stack []ast.Node
-	ast.Inspect(g.file, func(n ast.Node) bool {
-		if n == nil {
-			stack = stack[:len(stack)-1]
-			return false
-		}
-		if body != nil || n.Pos() > c.Pos() || n.End() < c.End() {
-			return false
-		}
-		stack = append(stack, n)
-		if n != ast.Node(c) {
-			return true
-		}
-		for i := len(stack) - 2; i >= 0 && body == nil; i-- {
-			switch x := stack[i].(type) {
-			case *ast.AssignStmt:
-				if lhs == nil && len(x.Rhs) == 1 && x.Rhs[0] == ast.Expr(c) && len(x.Lhs) >= 1 {
-					lhs, _ = x.Lhs[0].(*ast.Ident)
-				}
-			case *ast.FuncDecl:
-				body = x.Body
-			case *ast.FuncLit:
-				body = x.Body
+	path, _ := astutil.PathEnclosingInterval(g.file, c.Pos(), c.End())
+	for _, n := range path {
+		switch x := n.(type) {
+		case *ast.AssignStmt:
+			if lhs == nil && len(x.Rhs) == 1 && x.Rhs[0] == ast.Expr(c) {
+				lhs, _ = x.Lhs[0].(*ast.Ident)
 			}
+		case *ast.FuncDecl:
+			body = x.Body
+		case *ast.FuncLit:
+			body = x.Body
 		}
-		return false
-	})
+		if body != nil {
+			break
+		}
+	}
 	if body == nil || lhs == nil {
 		return false
 	}
