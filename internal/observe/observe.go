@@ -257,13 +257,9 @@ func readProcfs(root string, ns proc.Namespace) ([]observed.Socket, []string, er
 	)
 	switch {
 	case ns.Current:
-		// The calling thread's tables: root/net is the main thread's, which a locked
+		// The calling thread's tables: /proc/net is the main thread's, which a locked
 		// goroutine may have moved to another namespace for a while.
-		dir := filepath.Join(root, "net")
-		if filepath.Clean(root) == proc.DefaultRoot {
-			dir = "/proc/thread-self/net"
-		}
-		res, err = socket.ReadProcNet(dir)
+		res, err = socket.ReadProcNet(proc.CurrentNetDir(root))
 	case ns.PID > 0:
 		res, err = socket.ReadProcNet(filepath.Join(root, strconv.Itoa(ns.PID), "net"))
 	default:

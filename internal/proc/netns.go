@@ -143,6 +143,15 @@ func SelfTask(root string) string {
 	return filepath.Join(root, "self")
 }
 
+// CurrentNetDir is the /proc/net directory of the namespace SelfTask is in: the calling
+// thread's on the real procfs, root/net in another tree.
+func CurrentNetDir(root string) string {
+	if filepath.Clean(root) == DefaultRoot {
+		return filepath.Join(SelfTask(root), "net")
+	}
+	return filepath.Join(root, "net")
+}
+
 // pin is a namespace pinned in the netns directory.
 type pin struct{ name, path string }
 
