@@ -39,7 +39,9 @@ proxies, the client-IP header walked right to left, 403 problem+json) and
 reverse-proxies admitted requests to CMD, which must listen on the Unix socket
 named by $BINDGUARD_UPSTREAM (in a new 0700 directory of the running user).
 X-Forwarded-For and X-Real-IP then hold the client bindguard resolved; what the
-client sent in forwarding headers is dropped. bindguard stays CMD's parent:
+client sent in forwarding headers (every X-Forwarded-*, Forwarded, X-Real-IP and
+CDN client-address headers) and in any header named with "_" is dropped, and a
+request target that is not a path is refused (400). bindguard stays CMD's parent:
 it forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 and exits
 with CMD's code (128+signal if a signal killed it). --guard refuses UDP
 services, public services and services the policy's proxy routes mark
