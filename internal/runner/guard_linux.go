@@ -129,7 +129,7 @@ func Guard(ctx context.Context, c GuardConfig) (int, error) {
 		}
 		close(ready)
 		logger.Info("guarding", "service", c.Service, "addr", l.Addr().String(), "upstream", upstream, "pid", cmd.Process.Pid)
-		served <- srv.Serve(l)
+		served <- srv.Serve(newFrontListener(l))
 	}()
 
 	for {

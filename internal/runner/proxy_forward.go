@@ -117,7 +117,7 @@ func (f *forwarder) get() (*upConn, bool, error) {
 		f.mu.Lock()
 	}
 	f.mu.Unlock()
-	c, err := net.DialUnix("unix", nil, f.addr)
+	c, err := dialUpstream(f.addr)
 	if err != nil {
 		return nil, false, err
 	}

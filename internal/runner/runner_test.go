@@ -139,7 +139,9 @@ func front(t *testing.T, service, up string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(Handler(g, up, nil))
+	ts := httptest.NewUnstartedServer(Handler(g, up, nil))
+	ts.Listener = newFrontListener(ts.Listener) // as Guard serves
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts
 }

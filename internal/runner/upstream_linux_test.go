@@ -1,0 +1,373 @@
+package runner
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// unixServer is rawUpstream's socket as an address.
+func unixServer(t *testing.T, serve func(net.Conn)) *net.UnixAddr {
+	t.Helper()
+	return &net.UnixAddr{Name: rawUpstream(t, serve), Net: "unix"}
+}
+
+// openFDs is the number of this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(ents)
+}
+
+// within runs f and fails the test if it has not returned after a long while (a hang guard,
+// not a measurement).
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: still blocked after 20 s", what)
+	}
+}
+
+func TestUpstreamConnReadWriteEOF(t *testing.T) {
+	addr := unixServer(t, func(c net.Conn) {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		_, _ = c.Write(append([]byte("got "), buf...))
+	})
+	c, err := dialUpstream(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*upstreamConn); !ok {
+		t.Fatalf("dialUpstream gave a %T, want the reactor's connection", c)
+	}
+	if n, err := c.Write([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	var got []byte
+	within(t, "read to EOF", func() { got, err = io.ReadAll(c) })
+	if err != nil || string(got) != "got hello" {
+		t.Fatalf("read %q, %v; want \"got hello\" then EOF", got, err)
+	}
+	if n, err := c.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after EOF = %d, %v; want io.EOF", n, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// A read waiting for an upstream that does not answer ends when its deadline passes, or at
+// once when a deadline in the past is set from another goroutine (the forwarder's cancel
+// hook), with an error that is a timeout; clearing the deadline lets the next read wait again.
+func TestUpstreamConnDeadlines(t *testing.T) {
+	release := make(chan struct{})
+	addr := unixServer(t, func(c net.Conn) {
+		<-release
+		_, _ = c.Write([]byte("late"))
+	})
+	t.Cleanup(func() { close(release) })
+	c, err := dialUpstream(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+
+	isTimeout := func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(30 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "read past its deadline", func() { _, err = c.Read(make([]byte, 4)) })
+	if !isTimeout(err) {
+		t.Fatalf("read past its deadline: %v, want a timeout", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" || oe.Addr.String() != addr.Name {
+		t.Fatalf("error %#v, want a *net.OpError read on %s", err, addr.Name)
+	}
+
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 4)); errc <- err }()
+	time.Sleep(20 * time.Millisecond) // let it wait (either way the deadline below ends it)
+	if err := c.SetDeadline(aLongTimeAgo); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "read interrupted by a past deadline", func() { err = <-errc })
+	if !isTimeout(err) {
+		t.Fatalf("interrupted read: %v, want a timeout", err)
+	}
+	if _, err := c.Write([]byte("x")); !isTimeout(err) {
+		t.Fatalf("write with a past deadline: %v, want a timeout", err)
+	}
+
+	// Cleared again, the read gets what the upstream sends.
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	release <- struct{}{}
+	buf := make([]byte, 4)
+	within(t, "read after clearing", func() { _, err = io.ReadFull(c, buf) })
+	if err != nil || string(buf) != "late" {
+		t.Fatalf("read after clearing the deadline: %q, %v", buf, err)
+	}
+}
+
+// A write larger than the socket's buffers waits for the upstream to read (EAGAIN, then the
+// reactor's wakeup) and delivers every byte in order.
+func TestUpstreamConnLargeWrite(t *testing.T) {
+	sum := make(chan [32]byte, 1)
+	addr := unixServer(t, func(c net.Conn) {
+		h := sha256.New()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(buf)
+			h.Write(buf[:n])
+			if err != nil {
+				break
+			}
+			time.Sleep(50 * time.Microsecond) // a slow reader
+		}
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		sum <- s
+	})
+	c, err := dialUpstream(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+	var n int
+	within(t, "8 MiB write", func() { n, err = c.Write(data) })
+	if n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d", n, err, len(data))
+	}
+	_ = c.Close()
+	if got := <-sum; got != sha256.Sum256(data) {
+		t.Fatal("the upstream received other bytes than were written")
+	}
+}
+
+func TestUpstreamConnAlive(t *testing.T) {
+	say, hang := make(chan string, 1), make(chan struct{})
+	addr := unixServer(t, func(c net.Conn) {
+		switch <-say {
+		case "bytes":
+			_, _ = c.Write([]byte("unsolicited"))
+			<-hang
+		case "close":
+		}
+	})
+	t.Cleanup(func() { close(hang) })
+	c, err := dialUpstream(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alive(c) {
+		t.Fatal("a fresh connection is not alive")
+	}
+	say <- "bytes"
+	waitFor(t, "unsolicited bytes seen", func() bool { return !alive(c) })
+	_ = c.Close()
+
+	c, err = dialUpstream(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	say <- "close"
+	waitFor(t, "a closed upstream seen", func() bool { return !alive(c) })
+	_ = c.Close()
+	if alive(c) {
+		t.Fatal("a closed connection is alive")
+	}
+}
+
+// waitFor polls cond until it holds (a hang guard of 20 s).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not after 20 s", what)
+		}
+	}
+}
+
+// A dial that fails names the socket and the call, and leaves no descriptor behind.
+func TestDialUpstreamErrors(t *testing.T) {
+	if _, err := getReactor(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	before := openFDs(t)
+	missing := &net.UnixAddr{Name: filepath.Join(dir, "none.sock"), Net: "unix"}
+	for range 100 {
+		_, err := dialUpstream(missing)
+		if err == nil || !strings.Contains(err.Error(), missing.Name) || !strings.Contains(err.Error(), "connect") {
+			t.Fatalf("dial to a missing socket: %v", err)
+		}
+	}
+	// A socket file nobody listens on any more: refused.
+	path := filepath.Join(dir, "gone.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = l.Close()
+	if _, err := dialUpstream(&net.UnixAddr{Name: path, Net: "unix"}); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("dial to a socket without listener: %v, want connection refused", err)
+	}
+	long := &net.UnixAddr{Name: "/" + strings.Repeat("x", 200), Net: "unix"}
+	if _, err := dialUpstream(long); err == nil {
+		t.Fatal("a path longer than sockaddr_un holds was dialed")
+	}
+	if _, err := dialUpstream(&net.UnixAddr{Net: "unix"}); err == nil {
+		t.Fatal("an empty path was dialed")
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open after failed dials, %d before", after, before)
+	}
+}
+
+// Many connections at once, each a request and its answer, through one reactor: every one
+// gets its own answer, and none stays open.
+func TestUpstreamConnConcurrent(t *testing.T) {
+	addr := unixServer(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		_, _ = c.Write(bytes.ToUpper(buf[:n]))
+	})
+	reactor, err := getReactor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onReactor := func() int { reactor.mu.Lock(); defer reactor.mu.Unlock(); return len(reactor.conns) }
+	before, beforeConns := openFDs(t), onReactor()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				c, err := dialUpstream(addr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				msg := strings.Repeat(string(rune('a'+g)), 1+i%40)
+				if _, err := c.Write([]byte(msg)); err != nil {
+					errs <- err
+				}
+				got, err := io.ReadAll(c)
+				if err != nil || string(got) != strings.ToUpper(msg) {
+					errs <- errors.New("connection " + msg + " read " + string(got))
+				}
+				_ = c.Close()
+			}
+		}()
+	}
+	within(t, "800 exchanges", wg.Wait)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if left := onReactor(); left != beforeConns {
+		t.Errorf("%d connections on the reactor after, %d before", left, beforeConns)
+	}
+	if after := openFDs(t); after > before {
+		t.Errorf("%d descriptors open after, %d before", after, before)
+	}
+}
+
+// The front server's connections are the raw ones, and keep the net package's contract:
+// bytes both ways, deadlines that are timeouts (*net.OpError "read"), EOF when the client
+// closes.
+func TestFrontListenerConn(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := newFrontListener(l)
+	defer func() { _ = fl.Close() }()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Close() }()
+	sc, err := fl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sc.Close() }()
+	if _, ok := sc.(*rawTCPConn); !ok {
+		t.Fatalf("Accept gave a %T, want *rawTCPConn", sc)
+	}
+	if sc.RemoteAddr().String() != client.LocalAddr().String() {
+		t.Fatalf("RemoteAddr %s, want the client's %s", sc.RemoteAddr(), client.LocalAddr())
+	}
+	if _, err := client.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	within(t, "read", func() { _, err = io.ReadFull(sc, buf) })
+	if err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	big := bytes.Repeat([]byte("z"), 8<<20) // more than the socket buffers: waits for the reader
+	go func() { _, _ = io.Copy(io.Discard, io.LimitReader(client, int64(len(big)))) }()
+	var n int
+	within(t, "8 MiB write", func() { n, err = sc.Write(big) })
+	if n != len(big) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+
+	if err := sc.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "read past its deadline", func() { _, err = sc.Read(buf) })
+	var ne net.Error
+	var oe *net.OpError
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &oe) || oe.Op != "read" || oe.Net != "tcp" {
+		t.Fatalf("read past its deadline: %#v, want a *net.OpError read that is a timeout", err)
+	}
+	if err := sc.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.Close()
+	within(t, "read to EOF", func() { _, err = sc.Read(buf) })
+	if err != io.EOF {
+		t.Fatalf("read after the client closed: %v, want io.EOF", err)
+	}
+}
