@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -23,17 +24,19 @@ import (
 // can be made as raw system calls, which keep the P: the kernel's work is CPU work the
 // proxy has to do anyway, and nothing else waits behind it.
 
-// rawIO reads and writes the non-blocking socket behind rc with raw system calls; Read and
-// Write may run at once (one of each), as on a net.Conn. Its callbacks are bound once, so a
-// call allocates nothing.
+// rawIO reads and writes the non-blocking socket behind rc with raw system calls; reads and
+// writes may run at once from any goroutines, as on a net.Conn (each direction one call at a
+// time). Its callbacks are bound once, so a call allocates nothing.
 type rawIO struct {
 	rc syscall.RawConn
 
+	rmu    sync.Mutex
 	rbuf   []byte
 	rn     int
 	rerrno syscall.Errno
 	readFn func(uintptr) bool
 
+	wmu     sync.Mutex
 	wbuf    []byte
 	wn      int
 	werrno  syscall.Errno
@@ -56,8 +59,11 @@ func (r *rawIO) doRead(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			return false
+		case 0:
+			r.rn = int(n) // #nosec G115 -- at most len(rbuf)
+		default:
+			r.rerrno = e // n is -1 here: never a count
 		}
-		r.rn, r.rerrno = int(n), e // #nosec G115 -- at most len(rbuf)
 		return true
 	}
 }
@@ -85,6 +91,8 @@ func (r *rawIO) doWrite(fd uintptr) bool {
 // read is Read's work: n bytes, EOF as (0, nil, true), an errno, or the poller's error
 // (deadline, closed).
 func (r *rawIO) read(p []byte) (n int, errno syscall.Errno, err error) {
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
 	r.rbuf, r.rn, r.rerrno = p, 0, 0
 	err = r.rc.Read(r.readFn)
 	n, errno = r.rn, r.rerrno
@@ -94,6 +102,8 @@ func (r *rawIO) read(p []byte) (n int, errno syscall.Errno, err error) {
 
 // write is Write's work: how much was written, and an errno or the poller's error.
 func (r *rawIO) write(p []byte) (n int, errno syscall.Errno, err error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	r.wbuf, r.wn, r.werrno = p, 0, 0
 	err = r.rc.Write(r.writeFn)
 	n, errno = r.wn, r.werrno

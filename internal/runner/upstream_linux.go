@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,35 +23,50 @@ import (
 // closes one per request; through the net package that was also an epoll_ctl each way,
 // getsockname and getpeername, and a close that woke sysmon from its sleep each time.
 
-// reactor is the epoll instance the upstream connections wait on; started once.
+// reactor is the epoll instance the upstream connections wait on.
 type reactor struct {
 	ep   *os.File // the epoll descriptor, non-blocking, on Go's poller (never closed)
 	epfd int
 	rc   syscall.RawConn
 
-	mu    sync.Mutex
-	conns map[uint64]*upstreamConn
-	next  uint64
+	mu      sync.Mutex
+	wakers  map[uint64]*waker
+	next    uint64
+	stopped bool // under mu: the loop has ended (broken is its lock-free copy)
 
 	events [64]unix.EpollEvent
 	n      int
 	errno  syscall.Errno // epoll_pwait's failure, which ends the reactor
 	waitFn func(uintptr) bool
-	// broken is set when the reactor has stopped: every connection's wait ends with errBroken.
 	broken atomic.Bool
 }
+
+// waker is how the reactor wakes one connection: a token in each direction's channel
+// (capacity 1). The reactor holds wakers, not connections, so a connection nobody holds
+// any more can be collected (and its descriptor closed by its cleanup).
+type waker struct{ r, w chan struct{} }
 
 var errReactor = errors.New("upstream reactor stopped")
 
 var (
-	theReactor    *reactor
-	theReactorErr error
-	reactorOnce   sync.Once
+	reactorMu  sync.Mutex
+	theReactor *reactor
 )
 
+// getReactor is the running reactor, started on first use and again after a failure to
+// start or a stop: an error is never kept.
 func getReactor() (*reactor, error) {
-	reactorOnce.Do(func() { theReactor, theReactorErr = newReactor() })
-	return theReactor, theReactorErr
+	reactorMu.Lock()
+	defer reactorMu.Unlock()
+	if theReactor != nil && !theReactor.broken.Load() {
+		return theReactor, nil
+	}
+	r, err := newReactor()
+	if err != nil {
+		return nil, err
+	}
+	theReactor = r
+	return r, nil
 }
 
 func newReactor() (*reactor, error) {
@@ -68,7 +84,7 @@ func newReactor() (*reactor, error) {
 		_ = ep.Close()
 		return nil, err
 	}
-	r := &reactor{ep: ep, epfd: fd, rc: rc, conns: make(map[uint64]*upstreamConn)}
+	r := &reactor{ep: ep, epfd: fd, rc: rc, wakers: make(map[uint64]*waker)}
 	r.waitFn = r.wait
 	go r.loop()
 	return r, nil
@@ -80,14 +96,14 @@ func (r *reactor) wait(fd uintptr) bool {
 	for {
 		// #nosec G103 -- the events array for epoll_pwait(2); it outlives the call
 		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&r.events[0])), uintptr(len(r.events)), 0, 0, 0)
-		if e == unix.EINTR {
+		switch e {
+		case unix.EINTR:
 			continue
+		case 0:
+			r.n = int(n) // #nosec G115 -- at most len(events)
+			return n > 0
 		}
-		if e != 0 || n == 0 {
-			r.n, r.errno = 0, e
-			return e != 0
-		}
-		r.n = int(n) // #nosec G115 -- at most len(events)
+		r.n, r.errno = 0, e
 		return true
 	}
 }
@@ -95,32 +111,47 @@ func (r *reactor) wait(fd uintptr) bool {
 func (r *reactor) loop() {
 	for {
 		// The epoll descriptor is never closed, and epoll_pwait fails only on a bad
-		// argument: should it happen, the reactor stops rather than spin, and every
-		// connection on it fails.
+		// argument: should it happen, the reactor stops rather than spin, every
+		// connection on it fails, and the next dial starts a new one.
 		if err := r.rc.Read(r.waitFn); err != nil || r.errno != 0 {
-			r.broken.Store(true)
 			r.mu.Lock()
-			for _, c := range r.conns {
-				wake(c.rready)
-				wake(c.wready)
+			r.stopped = true
+			r.broken.Store(true)
+			for _, w := range r.wakers {
+				wake(w.r)
+				wake(w.w)
 			}
 			r.mu.Unlock()
+			_ = r.ep.Close()
 			return
 		}
 		r.mu.Lock()
 		for _, ev := range r.events[:r.n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32 // #nosec G115 -- the id's halves
-			if c := r.conns[id]; c != nil {
+			if w := r.wakers[id]; w != nil {
 				if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-					wake(c.rready)
+					wake(w.r)
 				}
 				if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-					wake(c.wready)
+					wake(w.w)
 				}
 			}
 		}
 		r.mu.Unlock()
 	}
+}
+
+// add registers a new connection's waker and gives its id; false when the reactor has
+// stopped.
+func (r *reactor) add(w *waker) (uint64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return 0, false
+	}
+	r.next++
+	r.wakers[r.next] = w
+	return r.next, true
 }
 
 // wake leaves a token in ch (capacity 1) unless one is there.
@@ -132,104 +163,157 @@ func wake(ch chan struct{}) {
 }
 
 // upstreamConn is a connection to the upstream's Unix socket on the reactor. One goroutine
-// reads, writes and closes it; SetDeadline may be called from any (the forwarder's cancel
+// reads, writes and closes it; the deadlines may be set from any (the forwarder's cancel
 // hook does). That is the forwarder's use; http.Transport, which reads, writes and closes
-// from goroutines of its own, dials with the net package. Its errors are the net package's (*net.OpError, io.EOF, deadlines that are
-// Timeout()).
+// from goroutines of its own, dials with the net package. A connection dropped without
+// Close is closed when it is collected, as an os.File is.
 type upstreamConn struct {
-	fd     int
-	id     uint64
-	r      *reactor
-	addr   *net.UnixAddr
-	rready chan struct{}
-	wready chan struct{}
-	closed bool
+	fd      int
+	id      uint64
+	r       *reactor
+	w       *waker
+	addr    *net.UnixAddr
+	closed  bool
+	cleanup runtime.Cleanup
+	rd, wd  deadline
+}
 
-	// deadline: expired is set by the timer (or a deadline in the past), which then wakes
-	// both directions.
-	dmu     sync.Mutex
+// deadline is one direction's: expired is set when it passes (by its timer, or at once for
+// a time past), which wakes that direction's wait. gen tells a timer that fires late, after
+// the deadline was moved or cleared, that it is stale.
+type deadline struct {
+	mu      sync.Mutex
 	timer   *time.Timer
+	gen     uint64
 	expired atomic.Bool
+}
+
+// set makes t the deadline (the zero time: none); wakeup is the direction's channel.
+func (d *deadline) set(t time.Time, wakeup chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cancel()
+	if t.IsZero() {
+		d.expired.Store(false)
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		d.expired.Store(false)
+		gen := d.gen
+		d.timer = time.AfterFunc(dur, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.gen == gen {
+				d.expired.Store(true)
+				wake(wakeup)
+			}
+		})
+		return
+	}
+	d.expired.Store(true)
+	wake(wakeup)
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cancel()
+}
+
+// cancel stops the timer and makes one that already fired stale (d.mu held).
+func (d *deadline) cancel() {
+	d.gen++
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
+
+// closeDesc takes a connection off its reactor and closes its descriptor (which leaves the
+// epoll set): Close's work, and the cleanup's for a connection nobody closed.
+type closeDesc struct {
+	r  *reactor
+	id uint64
+	fd int
+}
+
+func (d closeDesc) run() {
+	d.r.mu.Lock()
+	delete(d.r.wakers, d.id)
+	d.r.mu.Unlock()
+	_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(d.fd), 0, 0) // #nosec G115 -- a descriptor
 }
 
 // dialUpstream connects to the Unix socket at addr. A Unix connect does not wait: a full
 // backlog is EAGAIN, an error, as with net.DialUnix.
 func dialUpstream(addr *net.UnixAddr) (net.Conn, error) {
+	fail := func(err error) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: err}
+	}
+	sa, salen, err := sockaddrUnix(addr.Name)
+	if err != nil {
+		return fail(err)
+	}
 	r, err := getReactor()
-	if err == nil && r.broken.Load() {
-		err = errReactor
-	}
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: err}
-	}
-	sa, err := sockaddrUnix(addr.Name)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: err}
+		return fail(err)
 	}
 	s, _, e := unix.RawSyscall(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if e != 0 {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: os.NewSyscallError("socket", e)}
+		return fail(os.NewSyscallError("socket", e))
 	}
-	c := &upstreamConn{fd: int(s), r: r, addr: addr, rready: make(chan struct{}, 1), wready: make(chan struct{}, 1)} // #nosec G115 -- a descriptor
-	r.mu.Lock()
-	r.next++
-	c.id = r.next
-	r.conns[c.id] = c
-	r.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(uint32(c.id)), Pad: int32(uint32(c.id >> 32))} // #nosec G115 -- the id's halves
+	w := &waker{r: make(chan struct{}, 1), w: make(chan struct{}, 1)}
+	id, ok := r.add(w)
+	if !ok {
+		_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, s, 0, 0)
+		return fail(errReactor)
+	}
+	cd := closeDesc{r: r, id: id, fd: int(s)}                                                                                                         // #nosec G115 -- a descriptor
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))} // #nosec G115 -- the id's halves
 	// #nosec G103 -- the event for epoll_ctl(2); it outlives the call
-	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(r.epfd), unix.EPOLL_CTL_ADD, s, uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
-		c.release()
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: os.NewSyscallError("epoll_ctl", e)}
+	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(r.epfd), unix.EPOLL_CTL_ADD, s, uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 { // #nosec G115 -- a descriptor
+		cd.run()
+		return fail(os.NewSyscallError("epoll_ctl", e))
 	}
 	for {
 		// #nosec G103 -- the address for connect(2); it outlives the call
-		_, _, e = unix.RawSyscall(unix.SYS_CONNECT, s, uintptr(unsafe.Pointer(&sa)), uintptr(sockaddrUnixLen(addr.Name)))
+		_, _, e = unix.RawSyscall(unix.SYS_CONNECT, s, uintptr(unsafe.Pointer(&sa)), uintptr(salen))
 		if e != unix.EINTR {
 			break
 		}
 	}
 	if e != 0 {
-		c.release()
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: os.NewSyscallError("connect", e)}
+		cd.run()
+		return fail(os.NewSyscallError("connect", e))
 	}
+	c := &upstreamConn{fd: cd.fd, id: id, r: r, w: w, addr: addr}
+	c.cleanup = runtime.AddCleanup(c, closeDesc.run, cd)
 	return c, nil
 }
 
-// sockaddrUnix is path as a struct sockaddr_un (a path that does not fit is an error).
-func sockaddrUnix(path string) (unix.RawSockaddrUnix, error) {
+// sockaddrUnix is path as a struct sockaddr_un and its length, as the net package makes
+// them: the path and its terminating NUL must fit in sun_path (107 bytes at most).
+func sockaddrUnix(path string) (unix.RawSockaddrUnix, int, error) {
 	var sa unix.RawSockaddrUnix
 	if path == "" || len(path) >= len(sa.Path) {
-		return sa, os.NewSyscallError("connect", unix.EINVAL)
+		return sa, 0, os.NewSyscallError("connect", unix.EINVAL)
 	}
 	sa.Family = unix.AF_UNIX
 	for i := 0; i < len(path); i++ {
 		sa.Path[i] = int8(path[i]) // #nosec G115 -- bytes of the path
 	}
-	return sa, nil
-}
-
-func sockaddrUnixLen(path string) int { return 2 + len(path) + 1 }
-
-// release takes c off the reactor and closes its descriptor (which leaves the epoll set).
-func (c *upstreamConn) release() {
-	c.r.mu.Lock()
-	delete(c.r.conns, c.id)
-	c.r.mu.Unlock()
-	_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(c.fd), 0, 0) // #nosec G115 -- a descriptor
+	return sa, 2 + len(path) + 1, nil
 }
 
 func (c *upstreamConn) Close() error {
 	if c.closed {
-		return net.ErrClosed
+		return c.opError("close", net.ErrClosed)
 	}
 	c.closed = true
-	c.dmu.Lock()
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	c.dmu.Unlock()
-	c.release()
+	c.rd.stop()
+	c.wd.stop()
+	c.cleanup.Stop()
+	closeDesc{r: c.r, id: c.id, fd: c.fd}.run()
 	return nil
 }
 
@@ -241,11 +325,12 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		if c.closed {
 			return 0, c.opError("read", net.ErrClosed)
 		}
-		if c.expired.Load() {
+		if c.rd.expired.Load() {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 		// #nosec G103 -- the buffer's address for read(2); it outlives the call
 		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) // #nosec G115 -- a descriptor
+		runtime.KeepAlive(c)                                                                                      // its cleanup must not close fd during the call
 		switch e {
 		case 0:
 			if n == 0 {
@@ -254,7 +339,7 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 			return int(n), nil // #nosec G115 -- at most len(p)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			<-c.rready
+			<-c.w.r
 			if c.r.broken.Load() {
 				return 0, c.opError("read", errReactor)
 			}
@@ -270,18 +355,19 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		if c.closed {
 			return done, c.opError("write", net.ErrClosed)
 		}
-		if c.expired.Load() {
+		if c.wd.expired.Load() {
 			return done, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		q := p[done:]
 		// #nosec G103 -- the buffer's address for write(2); it outlives the call
 		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(c.fd), uintptr(unsafe.Pointer(&q[0])), uintptr(len(q))) // #nosec G115 -- a descriptor
+		runtime.KeepAlive(c)
 		switch e {
 		case 0:
 			done += int(n) // #nosec G115 -- at most len(q)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			<-c.wready
+			<-c.w.w
 			if c.r.broken.Load() {
 				return done, c.opError("write", errReactor)
 			}
@@ -292,36 +378,16 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	return done, nil
 }
 
-// SetDeadline interrupts a read or write waiting at t (now, for a time past); the zero time
-// clears it.
+// SetDeadline sets both directions' deadlines: a wait still blocked at t ends with a
+// timeout (at once, for a time past); the zero time clears them.
 func (c *upstreamConn) SetDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	if t.IsZero() {
-		c.expired.Store(false)
-		return nil
-	}
-	if d := time.Until(t); d > 0 {
-		c.expired.Store(false)
-		c.timer = time.AfterFunc(d, c.expire)
-		return nil
-	}
-	c.expire()
+	c.rd.set(t, c.w.r)
+	c.wd.set(t, c.w.w)
 	return nil
 }
 
-func (c *upstreamConn) expire() {
-	c.expired.Store(true)
-	wake(c.rready)
-	wake(c.wready)
-}
-
-func (c *upstreamConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }
-func (c *upstreamConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
+func (c *upstreamConn) SetReadDeadline(t time.Time) error  { c.rd.set(t, c.w.r); return nil }
+func (c *upstreamConn) SetWriteDeadline(t time.Time) error { c.wd.set(t, c.w.w); return nil }
 func (c *upstreamConn) LocalAddr() net.Addr                { return &net.UnixAddr{Net: "unix"} }
 func (c *upstreamConn) RemoteAddr() net.Addr               { return c.addr }
 
@@ -337,6 +403,7 @@ func (c *upstreamConn) alive() bool {
 	}
 	var b [1]byte
 	// #nosec G103 -- the buffer's address for recvfrom(2); it outlives the call
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0) // #nosec G115 -- a descriptor
-	return n == ^uintptr(0) && e == unix.EAGAIN
+	_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0) // #nosec G115 -- a descriptor
+	runtime.KeepAlive(c)
+	return e == unix.EAGAIN
 }

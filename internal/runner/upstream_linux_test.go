@@ -1,17 +1,26 @@
 package runner
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bindguard/bindguard/access"
 )
 
 // unixServer is rawUpstream's socket as an address.
@@ -272,7 +281,7 @@ func TestUpstreamConnConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	onReactor := func() int { reactor.mu.Lock(); defer reactor.mu.Unlock(); return len(reactor.conns) }
+	onReactor := func() int { reactor.mu.Lock(); defer reactor.mu.Unlock(); return len(reactor.wakers) }
 	before, beforeConns := openFDs(t), onReactor()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -315,22 +324,7 @@ func TestUpstreamConnConcurrent(t *testing.T) {
 // bytes both ways, deadlines that are timeouts (*net.OpError "read"), EOF when the client
 // closes.
 func TestFrontListenerConn(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := newFrontListener(l)
-	defer func() { _ = fl.Close() }()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Close() }()
-	sc, err := fl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sc.Close() }()
+	sc, client := frontPair(t)
 	if _, ok := sc.(*rawTCPConn); !ok {
 		t.Fatalf("Accept gave a %T, want *rawTCPConn", sc)
 	}
@@ -341,6 +335,7 @@ func TestFrontListenerConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 4)
+	var err error
 	within(t, "read", func() { _, err = io.ReadFull(sc, buf) })
 	if err != nil || string(buf) != "ping" {
 		t.Fatalf("read %q, %v", buf, err)
@@ -370,4 +365,274 @@ func TestFrontListenerConn(t *testing.T) {
 	if err != io.EOF {
 		t.Fatalf("read after the client closed: %v, want io.EOF", err)
 	}
+}
+
+// reset closes c with a TCP reset (SO_LINGER 0).
+func reset(t *testing.T, c net.Conn) {
+	t.Helper()
+	if err := c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+}
+
+// A client that resets its connection makes the front's Read fail with a count of 0, never
+// read(2)'s -1 (bufio panics on a negative count; in the Transport's body copy, which nothing
+// recovers, that killed the guard).
+func TestFrontListenerReset(t *testing.T) {
+	sc, client := frontPair(t)
+	if _, err := sc.Write([]byte("unread")); err != nil { // unread at the client: its close resets
+		t.Fatal(err)
+	}
+	reset(t, client)
+	var n int
+	var err error
+	waitFor(t, "the reset seen", func() bool {
+		_ = sc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		n, err = sc.Read(make([]byte, 16))
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	})
+	var oe *net.OpError
+	if n != 0 || !errors.Is(err, syscall.ECONNRESET) || !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("Read after a reset = %d, %v; want 0 and a read error ECONNRESET", n, err)
+	}
+	if n, err := sc.Write([]byte("more")); err == nil || n < 0 {
+		t.Fatalf("Write after a reset = %d, %v; want an error and no negative count", n, err)
+	}
+}
+
+// Resets at every stage of a request through the guard: while it reads the head, while the
+// ReverseProxy copies a body to the upstream, on an idle keep-alive connection. The guard
+// lives on (a panic in the Transport's goroutines would end this test binary), serves the
+// next client, and logs no panic.
+func TestGuardClientResets(t *testing.T) {
+	got := make(chan int64, 4)
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		select {
+		case got <- n:
+		default:
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	g, err := access.NewGuard(mustPolicy(t), "core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ts := httptest.NewUnstartedServer(Handler(g, up, nil))
+	ts.Config.ErrorLog = log.New(&logs, "", 0)
+	ts.Listener = newFrontListener(ts.Listener)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	addr := ts.Listener.Addr().String()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	c := dial() // in the middle of a head
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-For: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHo")
+	time.Sleep(50 * time.Millisecond)
+	reset(t, c)
+
+	c = dial() // a body being copied to the upstream
+	_, _ = io.WriteString(c, "POST /a HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-For: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n"+strings.Repeat("a", 10))
+	time.Sleep(100 * time.Millisecond)
+	reset(t, c)
+	select {
+	case n := <-got:
+		if n >= 1000000 {
+			t.Fatalf("the upstream got a whole body (%d bytes) from a client that sent 10", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream's request did not end after the client's reset")
+	}
+
+	c = dial() // idle after an answer
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	reset(t, c)
+	time.Sleep(50 * time.Millisecond)
+
+	if code, body := get(t, ts.URL+"/", "X-Forwarded-For", "127.0.0.1"); code != 200 || body != "ok\n" {
+		t.Fatalf("after the resets: %d %q", code, body)
+	}
+	if s := logs.String(); strings.Contains(s, "panic") {
+		t.Fatalf("the front server logged a panic:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Two reads at once on a front connection (a net.Conn allows it) each get bytes of their
+// own: the raw reads take turns (run with -race).
+func TestFrontConnConcurrentReads(t *testing.T) {
+	sc, client := frontPair(t)
+	res := make(chan string, 2)
+	for range 2 {
+		go func() {
+			b := make([]byte, 4)
+			n, err := io.ReadFull(sc, b)
+			res <- string(b[:n]) + errString(err)
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	_, _ = client.Write([]byte("abcd"))
+	time.Sleep(20 * time.Millisecond)
+	_, _ = client.Write([]byte("efgh"))
+	var got []string
+	within(t, "two reads", func() { got = append(got, <-res, <-res) })
+	if !(got[0] == "abcd" && got[1] == "efgh" || got[0] == "efgh" && got[1] == "abcd") {
+		t.Fatalf("the two reads got %q", got)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " " + err.Error()
+}
+
+// A deadline's timer that fires as the deadline is cleared or moved does not leave the
+// connection expired.
+func TestUpstreamConnStaleDeadlineTimer(t *testing.T) {
+	c, err := dialUpstream(unixServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	uc := c.(*upstreamConn)
+	stale := 0
+	for i := range 2000 {
+		_ = c.SetDeadline(time.Now().Add(time.Duration(i%50) * time.Microsecond))
+		time.Sleep(time.Duration(i%7) * time.Microsecond)
+		if i%2 == 0 {
+			_ = c.SetDeadline(time.Time{})
+		} else {
+			_ = c.SetDeadline(time.Now().Add(time.Hour))
+		}
+		time.Sleep(20 * time.Microsecond)
+		if uc.rd.expired.Load() || uc.wd.expired.Load() {
+			stale++
+		}
+	}
+	if stale > 0 {
+		t.Fatalf("%d of 2000 times a connection was expired after its deadline was cleared or moved an hour ahead", stale)
+	}
+	if _, err := c.Write([]byte("still writable")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A connection dropped without Close is closed when collected: its descriptor and its place
+// on the reactor go.
+func TestUpstreamConnCollected(t *testing.T) {
+	var eofs atomic.Int32
+	addr := unixServer(t, func(c net.Conn) {
+		if _, err := io.Copy(io.Discard, c); err == nil {
+			eofs.Add(1) // the dropped connection's descriptor was closed
+		}
+	})
+	reactor, err := getReactor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	func() {
+		for range 10 {
+			c, err := dialUpstream(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, c.(*upstreamConn).id)
+		}
+	}()
+	onReactor := func() (n int) {
+		reactor.mu.Lock()
+		defer reactor.mu.Unlock()
+		for _, id := range ids {
+			if reactor.wakers[id] != nil {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "dropped connections collected", func() bool {
+		runtime.GC()
+		return onReactor() == 0 && eofs.Load() == 10
+	})
+}
+
+// The longest socket path the net package takes (107 bytes and the NUL fill sun_path) is
+// dialed; one byte more is refused, by both.
+func TestDialUpstreamLongestPath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, strings.Repeat("s", 107-len(dir)-1))
+	if len(path) != 107 {
+		t.Skipf("temporary directory %s too long for a 107-byte path", dir)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	c, err := dialUpstream(&net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	longer := path + "x"
+	if _, err := net.Dial("unix", longer); err == nil {
+		t.Fatal("the net package dialed a 108-byte path")
+	}
+	if _, err := dialUpstream(&net.UnixAddr{Name: longer, Net: "unix"}); err == nil {
+		t.Fatal("a 108-byte path was dialed")
+	}
+}
+
+// frontPair is a connection accepted through newFrontListener on loopback and its client's
+// end; both are closed at the end of the test.
+func frontPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := newFrontListener(l)
+	t.Cleanup(func() { _ = fl.Close() })
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err = fl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return server, client
 }
