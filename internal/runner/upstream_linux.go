@@ -122,7 +122,8 @@ func (r *reactor) loop() {
 				wake(w.w)
 			}
 			r.mu.Unlock()
-			_ = r.ep.Close()
+			// r.ep stays open: a dial that took r before it stopped may still name
+			// epfd, which must not become another descriptor.
 			return
 		}
 		r.mu.Lock()
@@ -328,9 +329,10 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		if c.rd.expired.Load() {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
-		// #nosec G103 -- the buffer's address for read(2); it outlives the call
+		// #nosec G103 -- the buffer's address for read(2); it outlives the call. c is kept
+		// alive past it: its cleanup must not close fd during the call.
 		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) // #nosec G115 -- a descriptor
-		runtime.KeepAlive(c)                                                                                      // its cleanup must not close fd during the call
+		runtime.KeepAlive(c)
 		switch e {
 		case 0:
 			if n == 0 {
@@ -339,10 +341,10 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 			return int(n), nil // #nosec G115 -- at most len(p)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			<-c.w.r
 			if c.r.broken.Load() {
 				return 0, c.opError("read", errReactor)
 			}
+			<-c.w.r
 		default:
 			return 0, c.opError("read", os.NewSyscallError("read", e))
 		}
@@ -367,10 +369,10 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 			done += int(n) // #nosec G115 -- at most len(q)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			<-c.w.w
 			if c.r.broken.Load() {
 				return done, c.opError("write", errReactor)
 			}
+			<-c.w.w
 		default:
 			return done, c.opError("write", os.NewSyscallError("write", e))
 		}
