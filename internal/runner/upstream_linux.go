@@ -398,9 +398,10 @@ func (c *upstreamConn) opError(op string, err error) error {
 }
 
 // alive is alive's peek for this connection: recv(2) with MSG_PEEK|MSG_DONTWAIT sees neither
-// EOF nor bytes.
+// EOF nor bytes, and its reactor still runs (the pool must not hand out a connection that
+// can no longer wait).
 func (c *upstreamConn) alive() bool {
-	if c.closed {
+	if c.closed || c.r.broken.Load() {
 		return false
 	}
 	var b [1]byte

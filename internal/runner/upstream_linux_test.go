@@ -636,3 +636,68 @@ func frontPair(t *testing.T) (server, client net.Conn) {
 	t.Cleanup(func() { _ = server.Close() })
 	return server, client
 }
+
+// breakReactor makes the running reactor take its failure path (its epoll descriptor closed
+// under the parked loop, as no code of bindguard's does) and waits until it has stopped.
+func breakReactor(t *testing.T) *reactor {
+	t.Helper()
+	r, err := getReactor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.ep.Close()
+	waitFor(t, "the reactor stopped", r.broken.Load)
+	return r
+}
+
+// When the reactor stops, its connections fail every wait (the first and any later one)
+// with errReactor and are not alive for the pool; the next dial starts a new reactor, and
+// the forwarder, its pool full of the old one's connections, still serves.
+func TestUpstreamReactorFailure(t *testing.T) {
+	path := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(20 * time.Millisecond) // the guard's read waits
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	f := newForwarder(path)
+	get := func(p string) int {
+		rec := httptest.NewRecorder()
+		f.serve(rec, httptest.NewRequest("GET", "http://x"+p, nil), "127.0.0.1", func(w http.ResponseWriter, _ *http.Request, err error) {
+			t.Logf("upstream failed: %v", err)
+			w.WriteHeader(http.StatusBadGateway)
+		})
+		return rec.Code
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = get("/slow") }()
+	}
+	wg.Wait()
+	c, err := dialUpstream(&net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+
+	old := breakReactor(t)
+	if alive(c) {
+		t.Fatal("a stopped reactor's connection is alive")
+	}
+	for i := range 2 {
+		var err error
+		within(t, "a read on a stopped reactor", func() { _, err = c.Read(make([]byte, 1)) })
+		if !errors.Is(err, errReactor) {
+			t.Fatalf("read %d on a stopped reactor: %v, want errReactor", i+1, err)
+		}
+	}
+	for i := range 2 {
+		if code := get("/slow"); code != http.StatusOK {
+			t.Fatalf("request %d after the reactor stopped: %d, want 200", i+1, code)
+		}
+	}
+	if r, err := getReactor(); err != nil || r == old {
+		t.Fatalf("no new reactor after the failure: %v", err)
+	}
+}
