@@ -12,10 +12,14 @@ import (
 )
 
 // Limits of the front server Guard runs on the service's socket. There is no read or write
-// timeout on a whole request: bodies and responses stream, and WebSockets stay open.
+// timeout on a whole request: bodies and responses stream, and WebSockets stay open. But a
+// client that takes no byte of what bindguard writes to it for SendTimeout (nginx's
+// send_timeout) loses its connection, so one that stops reading cannot hold the guard and
+// the service's worker behind it for ever (Linux: rawio_linux.go).
 const (
 	ReadHeaderTimeout = 10 * time.Second
 	IdleTimeout       = 120 * time.Second
+	SendTimeout       = 60 * time.Second
 	MaxHeaderBytes    = 64 << 10
 )
 

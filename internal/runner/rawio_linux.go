@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +42,15 @@ type rawIO struct {
 	wn      int
 	werrno  syscall.Errno
 	writeFn func(uintptr) bool
+
+	// sendTimeout, when set, bounds how long a write may wait without the peer taking a
+	// byte (nginx's send_timeout): the first time a write must wait, and again each time it
+	// must wait after progress, setWriteDeadline moves the deadline sendTimeout ahead; the
+	// write clears it when done. armedAt is wn when it was last moved.
+	sendTimeout      time.Duration
+	setWriteDeadline func(time.Time) error
+	armed            bool
+	armedAt          int
 }
 
 func (r *rawIO) init(rc syscall.RawConn) {
@@ -79,6 +89,10 @@ func (r *rawIO) doWrite(fd uintptr) bool {
 			r.wn += int(n) // #nosec G115 -- at most len(p)
 		case unix.EINTR:
 		case unix.EAGAIN:
+			if r.sendTimeout > 0 && (!r.armed || r.armedAt != r.wn) {
+				_ = r.setWriteDeadline(time.Now().Add(r.sendTimeout))
+				r.armed, r.armedAt = true, r.wn
+			}
 			return false
 		default:
 			r.werrno = e
@@ -108,14 +122,22 @@ func (r *rawIO) write(p []byte) (n int, errno syscall.Errno, err error) {
 	err = r.rc.Write(r.writeFn)
 	n, errno = r.wn, r.werrno
 	r.wbuf = nil
+	if r.armed {
+		_ = r.setWriteDeadline(time.Time{})
+		r.armed = false
+	}
 	return n, errno, err
 }
 
 // frontListener gives the front server connections that read and write with raw system
-// calls (rawTCPConn); other connections pass as they are.
-type frontListener struct{ net.Listener }
+// calls (rawTCPConn), their writes bounded by sendTimeout; other connections pass as they are.
+type frontListener struct {
+	net.Listener
+	sendTimeout time.Duration
+}
 
-func newFrontListener(l net.Listener) net.Listener { return frontListener{l} }
+// newFrontListener is l's connections as the front server serves them, with SendTimeout.
+func newFrontListener(l net.Listener) net.Listener { return frontListener{l, SendTimeout} }
 
 func (l frontListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -132,6 +154,7 @@ func (l frontListener) Accept() (net.Conn, error) {
 	}
 	rt := &rawTCPConn{TCPConn: tc}
 	rt.io.init(rc)
+	rt.io.sendTimeout, rt.io.setWriteDeadline = l.sendTimeout, tc.SetWriteDeadline
 	return rt, nil
 }
 

@@ -618,23 +618,7 @@ func TestDialUpstreamLongestPath(t *testing.T) {
 // end; both are closed at the end of the test.
 func frontPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := newFrontListener(l)
-	t.Cleanup(func() { _ = fl.Close() })
-	client, err = net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	server, err = fl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = server.Close() })
-	return server, client
+	return frontPairTimeout(t, SendTimeout)
 }
 
 // breakReactor makes the running reactor take its failure path (its epoll descriptor closed
@@ -699,5 +683,97 @@ func TestUpstreamReactorFailure(t *testing.T) {
 	}
 	if r, err := getReactor(); err != nil || r == old {
 		t.Fatalf("no new reactor after the failure: %v", err)
+	}
+}
+
+// frontPairTimeout is a connection accepted on loopback through a frontListener whose send
+// timeout is d, and its client's end; both are closed at the end of the test.
+func frontPairTimeout(t *testing.T, d time.Duration) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := frontListener{l, d}
+	t.Cleanup(func() { _ = fl.Close() })
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err = fl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return server, client
+}
+
+// A client that takes nothing for the send timeout ends the write with a timeout; one that
+// reads slowly but keeps taking bytes gets everything, however long the whole write lasts.
+func TestFrontSendTimeout(t *testing.T) {
+	sc, _ := frontPairTimeout(t, 100*time.Millisecond)
+	big := make([]byte, 64<<20)
+	var n int
+	var err error
+	within(t, "a write to a client that does not read", func() { n, err = sc.Write(big) })
+	var ne net.Error
+	var oe *net.OpError
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &oe) || oe.Op != "write" || n <= 0 || n >= len(big) {
+		t.Fatalf("Write to a client that does not read = %d, %v; want part written and a write timeout", n, err)
+	}
+
+	sc, client := frontPairTimeout(t, 200*time.Millisecond)
+	start := time.Now()
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			time.Sleep(60 * time.Millisecond)
+			if _, err := io.ReadFull(client, buf); err != nil {
+				return
+			}
+		}
+	}()
+	data := make([]byte, 16<<20)
+	within(t, "a write to a slow reader", func() { n, err = sc.Write(data) })
+	if n != len(data) || err != nil {
+		t.Fatalf("Write to a slow reader = %d, %v after %v; want all of it", n, err, time.Since(start))
+	}
+	t.Logf("16 MiB to a reader taking 1 MiB every 60 ms: %v (send timeout 200 ms)", time.Since(start))
+	// The deadline is cleared once the write is done.
+	time.Sleep(300 * time.Millisecond)
+	if _, err := sc.Write([]byte("x")); err != nil {
+		t.Fatalf("a small write after the send timeout's span: %v", err)
+	}
+}
+
+// Through the guard, a client that asks for a large response and reads none of it loses its
+// connection after the send timeout, and the upstream's worker is released.
+func TestGuardSendTimeout(t *testing.T) {
+	done := make(chan error, 1)
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := w.Write(make([]byte, 64<<20))
+		done <- err
+	}))
+	g, err := access.NewGuard(mustPolicy(t), "core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(Handler(g, up, nil))
+	ts.Listener = frontListener{ts.Listener, 200 * time.Millisecond}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_, _ = io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+ts.Listener.Addr().String()+"\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n")
+	if _, err := c.Read(make([]byte, 1)); err != nil { // the response has begun
+		t.Fatal(err)
+	}
+	within(t, "the upstream's write of a response nobody reads", func() { err = <-done })
+	if err == nil {
+		t.Fatal("the upstream wrote 64 MiB to a client that read nothing")
 	}
 }
