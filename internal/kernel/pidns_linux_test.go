@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -30,7 +31,8 @@ type watchReport struct {
 }
 
 // runWatchHelper: open a Watcher, say "ready", read the parent's listener port from stdin,
-// open a listener of its own on 127.0.0.1:0, and report the pids both events carry.
+// open a listener of its own on 127.0.0.1:0, report the pids both events carry, and wait for
+// stdin to close.
 func runWatchHelper(cgroup string) int {
 	var rep watchReport
 	out := json.NewEncoder(os.Stdout)
@@ -41,7 +43,8 @@ func runWatchHelper(cgroup string) int {
 	}
 	defer func() { _ = w.Close() }()
 	fmt.Println("ready")
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	in := bufio.NewReader(os.Stdin)
+	line, err := in.ReadString('\n')
 	if err != nil {
 		return fail(err)
 	}
@@ -73,6 +76,9 @@ func runWatchHelper(cgroup string) int {
 		}
 	}
 	_ = out.Encode(rep)
+	// Alive until the test closes stdin: it reads this process's /proc status after the
+	// report (exiting at once made that read race the exit).
+	_, _ = io.Copy(io.Discard, in)
 	return 0
 }
 
