@@ -1,4 +1,4 @@
-//go:build unix
+//go:build unix && !linux
 
 package runner
 
@@ -12,9 +12,6 @@ import (
 // closes idle keep-alive connections after its own timeout (uvicorn 5 s); without this, the
 // next request on it would fail, and only a replayable one could be sent again.
 func alive(c net.Conn) bool {
-	if a, ok := c.(interface{ alive() bool }); ok {
-		return a.alive()
-	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true

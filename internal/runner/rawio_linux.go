@@ -25,108 +25,39 @@ import (
 // can be made as raw system calls, which keep the P: the kernel's work is CPU work the
 // proxy has to do anyway, and nothing else waits behind it.
 
-// rawIO reads and writes the non-blocking socket behind rc with raw system calls; reads and
-// writes may run at once from any goroutines, as on a net.Conn (each direction one call at a
-// time). Its callbacks are bound once, so a call allocates nothing.
-type rawIO struct {
-	rc syscall.RawConn
-
-	rmu    sync.Mutex
-	rbuf   []byte
-	rn     int
-	rerrno syscall.Errno
-	readFn func(uintptr) bool
-
-	wmu     sync.Mutex
-	wbuf    []byte
-	wn      int
-	werrno  syscall.Errno
-	writeFn func(uintptr) bool
-
-	// sendTimeout, when set, bounds how long a write may wait without the peer taking a
-	// byte (nginx's send_timeout): the first time a write must wait, and again each time it
-	// must wait after progress, setWriteDeadline moves the deadline sendTimeout ahead; the
-	// write clears it when done. armedAt is wn when it was last moved.
-	sendTimeout      time.Duration
-	setWriteDeadline func(time.Time) error
-	armed            bool
-	armedAt          int
-}
-
-func (r *rawIO) init(rc syscall.RawConn) {
-	r.rc = rc
-	r.readFn = r.doRead
-	r.writeFn = r.doWrite
-}
-
-// doRead is one read(2); false (wait for the poller) on EAGAIN.
-func (r *rawIO) doRead(fd uintptr) bool {
+// sysRead is read(2) of fd into p (not empty), again on EINTR: the count (0 at EOF), or 0
+// and the errno (EAGAIN included), never read(2)'s -1 as a count.
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
 		// #nosec G103 -- the buffer's address for read(2); it outlives the call
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.rbuf[0])), uintptr(len(r.rbuf)))
+		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
 		case 0:
-			r.rn = int(n) // #nosec G115 -- at most len(rbuf)
+			return int(n), 0 // #nosec G115 -- at most len(p)
+		case unix.EINTR:
 		default:
-			r.rerrno = e // n is -1 here: never a count
+			return 0, e
 		}
-		return true
 	}
 }
 
-// doWrite writes what is left of wbuf; false (wait for the poller) on EAGAIN.
-func (r *rawIO) doWrite(fd uintptr) bool {
-	for r.wn < len(r.wbuf) {
-		p := r.wbuf[r.wn:]
+// sysWrite is write(2) of p to fd until all of it is written or an errno (EAGAIN included)
+// stops it, again on EINTR: how much was written, and the errno.
+func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	done := 0
+	for done < len(p) {
+		q := p[done:]
 		// #nosec G103 -- the buffer's address for write(2); it outlives the call
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q[0])), uintptr(len(q)))
 		switch e {
 		case 0:
-			r.wn += int(n) // #nosec G115 -- at most len(p)
+			done += int(n) // #nosec G115 -- at most len(q)
 		case unix.EINTR:
-		case unix.EAGAIN:
-			if r.sendTimeout > 0 && (!r.armed || r.armedAt != r.wn) {
-				_ = r.setWriteDeadline(time.Now().Add(r.sendTimeout))
-				r.armed, r.armedAt = true, r.wn
-			}
-			return false
 		default:
-			r.werrno = e
-			return true
+			return done, e
 		}
 	}
-	return true
-}
-
-// read is Read's work: n bytes, EOF as (0, nil, true), an errno, or the poller's error
-// (deadline, closed).
-func (r *rawIO) read(p []byte) (n int, errno syscall.Errno, err error) {
-	r.rmu.Lock()
-	defer r.rmu.Unlock()
-	r.rbuf, r.rn, r.rerrno = p, 0, 0
-	err = r.rc.Read(r.readFn)
-	n, errno = r.rn, r.rerrno
-	r.rbuf = nil
-	return n, errno, err
-}
-
-// write is Write's work: how much was written, and an errno or the poller's error.
-func (r *rawIO) write(p []byte) (n int, errno syscall.Errno, err error) {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	r.wbuf, r.wn, r.werrno = p, 0, 0
-	err = r.rc.Write(r.writeFn)
-	n, errno = r.wn, r.werrno
-	r.wbuf = nil
-	if r.armed {
-		_ = r.setWriteDeadline(time.Time{})
-		r.armed = false
-	}
-	return n, errno, err
+	return done, 0
 }
 
 // frontListener gives the front server connections that read and write with raw system
@@ -152,49 +83,103 @@ func (l frontListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, nil
 	}
-	rt := &rawTCPConn{TCPConn: tc}
-	rt.io.init(rc)
-	rt.io.sendTimeout, rt.io.setWriteDeadline = l.sendTimeout, tc.SetWriteDeadline
+	rt := &rawTCPConn{TCPConn: tc, rc: rc, sendTimeout: l.sendTimeout}
+	rt.readFn, rt.writeFn = rt.doRead, rt.doWrite
 	return rt, nil
 }
 
 // rawTCPConn is a client's connection to the front server: Read and Write are raw system
-// calls on the poller (rawIO), everything else (addresses, deadlines, Close, CloseWrite) is
-// the TCPConn's. Its errors are the net package's: *net.OpError "read" and "write", deadline
-// errors that are Timeout(), io.EOF.
+// calls (sysRead, sysWrite) inside the RawConn's callbacks, so the poller parks them when
+// they must wait; everything else (addresses, deadlines, Close, CloseWrite) is the
+// TCPConn's. Reads and writes may run at once from any goroutines, as on a net.Conn (each
+// direction one call at a time); the callbacks are bound once, so a call allocates nothing.
+// Its errors are the net package's: *net.OpError "read" and "write", deadline errors that
+// are Timeout(), io.EOF.
 type rawTCPConn struct {
 	*net.TCPConn
-	io rawIO
+	rc syscall.RawConn
+	// sendTimeout, when set, bounds how long a write may wait without the client taking a
+	// byte (nginx's send_timeout): the first time a write must wait, and again each time it
+	// must wait after progress, the write deadline is moved sendTimeout ahead; the write
+	// clears it when done. armedAt is wn when it was last moved.
+	sendTimeout time.Duration
+	armed       bool
+	armedAt     int
+
+	rmu    sync.Mutex
+	rbuf   []byte
+	rn     int
+	rerrno syscall.Errno
+	readFn func(uintptr) bool
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(uintptr) bool
+}
+
+// doRead is one read; false (wait for the poller) on EAGAIN.
+func (c *rawTCPConn) doRead(fd uintptr) bool {
+	c.rn, c.rerrno = sysRead(fd, c.rbuf)
+	return c.rerrno != unix.EAGAIN
+}
+
+// doWrite writes what is left of wbuf; false (wait for the poller) on EAGAIN.
+func (c *rawTCPConn) doWrite(fd uintptr) bool {
+	n, e := sysWrite(fd, c.wbuf[c.wn:])
+	c.wn += n
+	if e != unix.EAGAIN {
+		c.werrno = e
+		return true
+	}
+	if c.sendTimeout > 0 && (!c.armed || c.armedAt != c.wn) {
+		_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.sendTimeout))
+		c.armed, c.armedAt = true, c.wn
+	}
+	return false
 }
 
 func (c *rawTCPConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, errno, err := c.io.read(p)
-	if n == 0 && errno == 0 && err == nil {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rbuf, c.rn, c.rerrno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, c.opError("read", err)
+	case c.rerrno != 0:
+		return 0, c.opError("read", os.NewSyscallError("read", c.rerrno))
+	case c.rn == 0:
 		return 0, io.EOF
 	}
-	return c.result("read", n, errno, err)
+	return c.rn, nil
 }
 
 func (c *rawTCPConn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, errno, err := c.io.write(p)
-	return c.result("write", n, errno, err)
-}
-
-// result is n with the errno or the poller's error as the net package reports them for op.
-func (c *rawTCPConn) result(op string, n int, errno syscall.Errno, err error) (int, error) {
-	if err == nil && errno != 0 {
-		err = os.NewSyscallError(op, errno)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werrno = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	c.wbuf = nil
+	if c.armed {
+		_ = c.TCPConn.SetWriteDeadline(time.Time{})
+		c.armed = false
+	}
+	if err == nil && c.werrno != 0 {
+		err = os.NewSyscallError("write", c.werrno)
 	}
 	if err != nil {
-		return n, c.opError(op, err)
+		return c.wn, c.opError("write", err)
 	}
-	return n, nil
+	return c.wn, nil
 }
 
 // opError is err as the net package reports it for op; the poller's own errors come wrapped

@@ -29,15 +29,15 @@ type reactor struct {
 	epfd int
 	rc   syscall.RawConn
 
-	mu      sync.Mutex
-	wakers  map[uint64]*waker
-	next    uint64
-	stopped bool // under mu: the loop has ended (broken is its lock-free copy)
+	mu     sync.Mutex
+	wakers map[uint64]*waker
+	next   uint64
 
 	events [64]unix.EpollEvent
 	n      int
 	errno  syscall.Errno // epoll_pwait's failure, which ends the reactor
 	waitFn func(uintptr) bool
+	// broken is set (under mu) when the loop has stopped.
 	broken atomic.Bool
 }
 
@@ -49,23 +49,26 @@ type waker struct{ r, w chan struct{} }
 var errReactor = errors.New("upstream reactor stopped")
 
 var (
-	reactorMu  sync.Mutex
-	theReactor *reactor
+	reactorMu  sync.Mutex // held to start one
+	theReactor atomic.Pointer[reactor]
 )
 
 // getReactor is the running reactor, started on first use and again after a failure to
-// start or a stop: an error is never kept.
+// start or a stop: an error is never kept. A dial takes no lock while it runs.
 func getReactor() (*reactor, error) {
+	if r := theReactor.Load(); r != nil && !r.broken.Load() {
+		return r, nil
+	}
 	reactorMu.Lock()
 	defer reactorMu.Unlock()
-	if theReactor != nil && !theReactor.broken.Load() {
-		return theReactor, nil
+	if r := theReactor.Load(); r != nil && !r.broken.Load() {
+		return r, nil
 	}
 	r, err := newReactor()
 	if err != nil {
 		return nil, err
 	}
-	theReactor = r
+	theReactor.Store(r)
 	return r, nil
 }
 
@@ -115,7 +118,6 @@ func (r *reactor) loop() {
 		// connection on it fails, and the next dial starts a new one.
 		if err := r.rc.Read(r.waitFn); err != nil || r.errno != 0 {
 			r.mu.Lock()
-			r.stopped = true
 			r.broken.Store(true)
 			for _, w := range r.wakers {
 				wake(w.r)
@@ -147,7 +149,7 @@ func (r *reactor) loop() {
 func (r *reactor) add(w *waker) (uint64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped {
+	if r.broken.Load() {
 		return 0, false
 	}
 	r.next++
@@ -329,17 +331,15 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		if c.rd.expired.Load() {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
-		// #nosec G103 -- the buffer's address for read(2); it outlives the call. c is kept
-		// alive past it: its cleanup must not close fd during the call.
-		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) // #nosec G115 -- a descriptor
+		n, e := sysRead(uintptr(c.fd), p) // #nosec G115 -- a descriptor
+		// c is kept alive past the call: its cleanup must not close fd during it.
 		runtime.KeepAlive(c)
 		switch e {
 		case 0:
 			if n == 0 {
 				return 0, io.EOF
 			}
-			return int(n), nil // #nosec G115 -- at most len(p)
-		case unix.EINTR:
+			return n, nil
 		case unix.EAGAIN:
 			if c.r.broken.Load() {
 				return 0, c.opError("read", errReactor)
@@ -353,21 +353,19 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
 	var done int
-	for done < len(p) {
+	for {
 		if c.closed {
 			return done, c.opError("write", net.ErrClosed)
 		}
 		if c.wd.expired.Load() {
 			return done, c.opError("write", os.ErrDeadlineExceeded)
 		}
-		q := p[done:]
-		// #nosec G103 -- the buffer's address for write(2); it outlives the call
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(c.fd), uintptr(unsafe.Pointer(&q[0])), uintptr(len(q))) // #nosec G115 -- a descriptor
+		n, e := sysWrite(uintptr(c.fd), p[done:]) // #nosec G115 -- a descriptor
 		runtime.KeepAlive(c)
+		done += n
 		switch e {
 		case 0:
-			done += int(n) // #nosec G115 -- at most len(q)
-		case unix.EINTR:
+			return done, nil
 		case unix.EAGAIN:
 			if c.r.broken.Load() {
 				return done, c.opError("write", errReactor)
@@ -377,7 +375,6 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 			return done, c.opError("write", os.NewSyscallError("write", e))
 		}
 	}
-	return done, nil
 }
 
 // SetDeadline sets both directions' deadlines: a wait still blocked at t ends with a
@@ -395,6 +392,13 @@ func (c *upstreamConn) RemoteAddr() net.Addr               { return c.addr }
 
 func (c *upstreamConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "unix", Addr: c.addr, Err: err}
+}
+
+// alive reports whether an idle upstream connection may be used again (the forwarder's
+// connections are upstreamConns here; see proxy_alive_unix.go for the other systems).
+func alive(c net.Conn) bool {
+	uc, ok := c.(*upstreamConn)
+	return ok && uc.alive()
 }
 
 // alive is alive's peek for this connection: recv(2) with MSG_PEEK|MSG_DONTWAIT sees neither
