@@ -3,10 +3,11 @@
 # directly (bindguard run, exec in place: gunicorn owns the socket) and through --guard
 # (bindguard's access check and reverse proxy in front of gunicorn on a Unix socket), side by
 # side under the same load generator (wrk, on loopback inside a network namespace of its own),
-# in alternating rounds; medians at the end. The peer: nginx (one worker, as the guard runs on
-# one P on two CPUs) as the reverse proxy in front of the same app, with the access check
-# nginx can do (allow 127.0.0.1) and X-Forwarded-For/X-Real-IP set to the client, in the same
-# rounds; every proxy column gives its CPU per request and its ratio to nginx.
+# in rounds of rotating order; medians at the end. The peer: nginx (one worker, as the guard
+# runs on one P on two CPUs) as the reverse proxy in front of the same app, with the access
+# check nginx does on the peer address (allow 127.0.0.1) and X-Forwarded-For/X-Real-IP set
+# to the client, in the same rounds. Every proxy column gives its CPU per request; the last
+# lines give each against direct and the guard's req/s as a ratio to nginx's.
 #
 #   sudo bench/run-guard.sh [ROUNDS] [SECONDS] [CONNECTIONS] [WORKERS]   (defaults: 5 10 16 2)
 #

@@ -416,16 +416,8 @@ func TestGuardClientResets(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	}))
-	g, err := access.NewGuard(mustPolicy(t), "core")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	ts := httptest.NewUnstartedServer(Handler(g, up, nil))
-	ts.Config.ErrorLog = log.New(&logs, "", 0)
-	ts.Listener = newFrontListener(ts.Listener)
-	ts.Start()
-	t.Cleanup(ts.Close)
+	ts := guardFront(t, up, SendTimeout, log.New(&logs, "", 0))
 	addr := ts.Listener.Addr().String()
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", addr)
@@ -755,14 +747,7 @@ func TestGuardSendTimeout(t *testing.T) {
 		_, err := w.Write(make([]byte, 64<<20))
 		done <- err
 	}))
-	g, err := access.NewGuard(mustPolicy(t), "core")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(Handler(g, up, nil))
-	ts.Listener = frontListener{ts.Listener, 200 * time.Millisecond}
-	ts.Start()
-	t.Cleanup(ts.Close)
+	ts := guardFront(t, up, 200*time.Millisecond, nil)
 	c, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -776,4 +761,20 @@ func TestGuardSendTimeout(t *testing.T) {
 	if err == nil {
 		t.Fatal("the upstream wrote 64 MiB to a client that read nothing")
 	}
+}
+
+// guardFront serves the core service's guard in front of up as Guard does, on connections
+// whose send timeout is d, logging the server's errors to errLog (nil: the log package's).
+func guardFront(t *testing.T, up string, d time.Duration, errLog *log.Logger) *httptest.Server {
+	t.Helper()
+	g, err := access.NewGuard(mustPolicy(t), "core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(Handler(g, up, nil))
+	ts.Config.ErrorLog = errLog
+	ts.Listener = frontListener{ts.Listener, d}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
 }
